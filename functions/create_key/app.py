@@ -1,0 +1,43 @@
+"""POST /keys: create a key and show it in full, this one time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from apikeys import logic
+from apikeys.api import caller_account_id, json_response, make_resolver, parse_body
+from apikeys.models import CreatedKeyOut, CreateKeyRequest
+from apikeys.observability import make_logger, make_metrics
+
+logger = make_logger()
+metrics = make_metrics()
+app = make_resolver(logger)
+
+
+@app.post("/keys")
+def create_key() -> Any:
+    account_id = caller_account_id(app)
+    request = parse_body(app, CreateKeyRequest)
+    created = logic.create_key(account_id, request.name)
+    record = created.record
+    logger.info("key created", extra={"key_id": record.key_id})
+    metrics.add_metric(name="KeyCreated", unit=MetricUnit.Count, value=1)
+    body = CreatedKeyOut(
+        id=record.key_id,
+        name=record.name,
+        key=created.secret,
+        display=record.display,
+        created_at=record.created_at,
+        last_used_at=record.last_used_at,
+    )
+    return json_response(201, body.model_dump())
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

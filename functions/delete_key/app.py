@@ -1,0 +1,32 @@
+"""DELETE /keys/{key_id}: revoke a key; the authorizer refuses it on the very next request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from apikeys import logic
+from apikeys.api import caller_account_id, make_resolver
+from apikeys.observability import make_logger, make_metrics
+
+logger = make_logger()
+metrics = make_metrics()
+app = make_resolver(logger)
+
+
+@app.delete("/keys/<key_id>")
+def delete_key(key_id: str) -> Response:
+    logic.delete_key(caller_account_id(app), key_id)
+    logger.info("key deleted", extra={"key_id": key_id})
+    metrics.add_metric(name="KeyDeleted", unit=MetricUnit.Count, value=1)
+    return Response(status_code=204, body="", headers={"Cache-Control": "no-store"})
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,1 @@
+"""Shared domain code for the API key service, shipped to every function as one Lambda layer."""

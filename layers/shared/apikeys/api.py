@@ -1,0 +1,98 @@
+"""HTTP glue shared by the management handlers: the resolver, the caller's identity,
+body parsing, and the one mapping from domain errors to the contract's error shape."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any, TypeVar
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from pydantic import BaseModel, ValidationError
+
+from apikeys.config import get_settings
+from apikeys.errors import ApiKeyError, InvalidRequest, NotFound, ServiceUnavailable, Unauthorized
+
+MAX_BODY_BYTES = 10 * 1024
+ModelT = TypeVar("ModelT", bound=BaseModel)
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        status_code=status,
+        content_type="application/json",
+        body=json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+        headers={**_NO_STORE, **(headers or {})},
+    )
+
+
+def error_response(error: ApiKeyError) -> Response:
+    headers = {"Retry-After": str(error.retry_after_seconds)} if isinstance(error, ServiceUnavailable) else None
+    if isinstance(error, Unauthorized):
+        headers = {"WWW-Authenticate": "Bearer"}
+    return json_response(error.status, {"error": {"code": error.code, "message": error.message}}, headers)
+
+
+def make_resolver(logger: Logger) -> APIGatewayRestResolver:
+    app = APIGatewayRestResolver()
+
+    @app.exception_handler(ApiKeyError)
+    def _domain_error(error: ApiKeyError) -> Response:
+        logger.info("request refused", extra={"error_code": error.code, "status": error.status})
+        return error_response(error)
+
+    @app.exception_handler(Exception)
+    def _unexpected(error: Exception) -> Response:
+        logger.exception("unhandled error")
+        return error_response(ApiKeyError("Something went wrong on our side. Please retry later."))
+
+    @app.not_found
+    def _not_found(_: Exception) -> Response:
+        return error_response(NotFound("No such route."))
+
+    return app
+
+
+def caller_account_id(app: APIGatewayRestResolver) -> str:
+    """The account from the Cognito authorizer's claims; no identity means 401."""
+    context = app.current_event.get("requestContext")
+    authorizer = context.get("authorizer") if isinstance(context, dict) else None
+    claims = authorizer.get("claims") if isinstance(authorizer, dict) else None
+    account = claims.get(get_settings().account_id_claim) if isinstance(claims, dict) else None
+    if not isinstance(account, str) or not account.strip():
+        raise Unauthorized("Sign in to manage API keys.")
+    return account
+
+
+def parse_body(app: APIGatewayRestResolver, model: type[ModelT]) -> ModelT:
+    """Size check first, then JSON, then the model: a bad body is refused before any I/O."""
+    raw = app.current_event.get("body")
+    if raw is None or raw == "":
+        raise InvalidRequest("Request body must be a JSON object.")
+    if not isinstance(raw, str):
+        raise InvalidRequest("Request body must be a JSON object.")
+    if len(raw) > MAX_BODY_BYTES * 2:
+        raise InvalidRequest(f"Request body exceeds {MAX_BODY_BYTES} bytes.")
+    data = raw.encode("utf-8", "surrogatepass")
+    if app.current_event.get("isBase64Encoded") is True:
+        try:
+            data = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidRequest("Request body is not valid base64.") from None
+    if len(data) > MAX_BODY_BYTES:
+        raise InvalidRequest(f"Request body exceeds {MAX_BODY_BYTES} bytes.")
+    try:
+        parsed = json.loads(data)
+    except (ValueError, RecursionError):
+        raise InvalidRequest("Request body is not valid JSON.") from None
+    if not isinstance(parsed, dict):
+        raise InvalidRequest("Request body must be a JSON object.")
+    try:
+        return model.model_validate(parsed)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        field = ".".join(str(part) for part in first["loc"]) or "body"
+        raise InvalidRequest(f"{field}: {first['msg']}.") from None

@@ -1,0 +1,77 @@
+"""Bearer-token validation for the authorizer. Kept free of pydantic and the HTTP resolver:
+this import path is the cold start of every API that attaches the authorizer."""
+
+from __future__ import annotations
+
+import functools
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import timedelta
+
+from apikeys import clock, keys
+from apikeys.config import get_settings
+from apikeys.store import Principal, Store
+
+MAX_HEADER_BYTES = 8192
+LAST_USED_EVERY = timedelta(minutes=1)
+_last_touched: dict[str, float] = {}
+_touch_lock = threading.Lock()
+
+
+def bearer_token(header: str | None) -> str | None:
+    """`Bearer <token>`, scheme case-insensitive, exactly one token; anything else is None."""
+    if not header or len(header) > MAX_HEADER_BYTES:
+        return None
+    parts = header.split()
+    if len(parts) != 2 or parts[0].lower() != "bearer":
+        return None
+    return parts[1]
+
+
+def authorize(token: str | None) -> Principal | None:
+    """The principal of a live key, or None. Malformed and tampered keys cost no I/O;
+    a well-formed key costs exactly one strongly consistent GetItem. Store errors propagate:
+    the caller must fail closed."""
+    settings = get_settings()
+    if token is None or not keys.is_well_formed(token, settings.key_prefix):
+        return None
+    principal = Store(settings.table_name).get_principal(keys.digest(token))
+    if principal is not None:
+        _record_use(settings.table_name, principal)
+    return principal
+
+
+@functools.cache
+def _executor() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="last-used")
+
+
+def _record_use(table_name: str, principal: Principal) -> Future[None] | None:
+    """Update last_used_at off the request path, at most once a minute per key per container
+    (the store's condition makes it once a minute across containers). Never raises."""
+    now = clock.now()
+    with _touch_lock:
+        last = _last_touched.get(principal.key_id)
+        if last is not None and now.timestamp() - last < LAST_USED_EVERY.total_seconds():
+            return None
+        if len(_last_touched) > 10_000:
+            _last_touched.clear()
+        _last_touched[principal.key_id] = now.timestamp()
+
+    def touch() -> None:
+        try:
+            Store(table_name).touch_last_used(
+                principal.account_id,
+                principal.key_id,
+                clock.iso(now),
+                clock.iso(now - LAST_USED_EVERY),
+            )
+        except Exception:  # noqa: BLE001 - best effort by contract; a failure only loses a timestamp
+            return
+
+    return _executor().submit(touch)
+
+
+def wait_for_background_updates() -> None:
+    """Let pending last-used updates finish (tests, and the local server's shutdown)."""
+    _executor().submit(lambda: None).result(timeout=10)

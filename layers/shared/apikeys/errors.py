@@ -1,0 +1,36 @@
+"""Domain errors. Each carries the public error code and HTTP status of the contract,
+so every entry point maps them the same way and none leaks internals."""
+
+from __future__ import annotations
+
+
+class ApiKeyError(Exception):
+    code = "internal_error"
+    status = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidRequest(ApiKeyError):
+    code, status = "invalid_request", 400
+
+
+class Unauthorized(ApiKeyError):
+    code, status = "unauthorized", 401
+
+
+class KeyLimitReached(ApiKeyError):
+    code, status = "key_limit_reached", 403
+
+
+class NotFound(ApiKeyError):
+    code, status = "not_found", 404
+
+
+class ServiceUnavailable(ApiKeyError):
+    """DynamoDB still failing after the SDK's retries and ours; the client should retry."""
+
+    code, status = "service_unavailable", 503
+    retry_after_seconds = 1

@@ -1,0 +1,66 @@
+"""API key format: prefix + 32 base62 random characters + 6 base62 CRC32 checksum.
+
+The checksum (as in GitHub's token format) lets the authorizer reject typos and forgeries
+offline, before any I/O, and lets secret scanners match the pattern with few false positives.
+Keys carry ~190 bits from the CSPRNG, so a fast SHA-256 digest is enough at rest: a slow
+password hash protects low-entropy secrets, and these cannot be guessed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import string
+import time
+import zlib
+
+ALPHABET = string.digits + string.ascii_uppercase + string.ascii_lowercase  # ASCII-sorted
+RANDOM_LEN = 32  # 32 * log2(62) ~ 190 bits of entropy
+CHECKSUM_LEN = 6  # 62**6 > 2**32, so any CRC32 fits
+_ALPHABET_SET = frozenset(ALPHABET)
+
+
+def _base62(number: int, width: int) -> str:
+    chars = []
+    while number:
+        number, rem = divmod(number, 62)
+        chars.append(ALPHABET[rem])
+    return "".join(reversed(chars)).rjust(width, "0")
+
+
+def _checksum(prefix: str, body: str) -> str:
+    return _base62(zlib.crc32(f"{prefix}{body}".encode()), CHECKSUM_LEN)
+
+
+def generate(prefix: str) -> str:
+    """A new full key. It is returned to the caller once and never stored."""
+    body = "".join(secrets.choice(ALPHABET) for _ in range(RANDOM_LEN))
+    return f"{prefix}{body}{_checksum(prefix, body)}"
+
+
+def is_well_formed(token: str, prefix: str) -> bool:
+    """Format and checksum check: cheap, constant work, no I/O. Tampered keys fail here."""
+    if len(token) != len(prefix) + RANDOM_LEN + CHECKSUM_LEN or not token.startswith(prefix):
+        return False
+    rest = token[len(prefix) :]
+    if not _ALPHABET_SET.issuperset(rest):
+        return False
+    body, check = rest[:RANDOM_LEN], rest[RANDOM_LEN:]
+    return secrets.compare_digest(check, _checksum(prefix, body))
+
+
+def digest(token: str) -> str:
+    """SHA-256 of the full key: the only form of the key that is ever stored."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def display(token: str, prefix: str) -> str:
+    """Masked form for listings: prefix, first 4 and last 4 characters (8 of 38 revealed)."""
+    rest = token[len(prefix) :]
+    return f"{prefix}{rest[:4]}…{rest[-4:]}"
+
+
+def new_key_id() -> str:
+    """Public key id, sortable by creation time (microseconds) so listings are newest first."""
+    micros = time.time_ns() // 1000
+    return "key_" + _base62(micros, 10) + "".join(secrets.choice(ALPHABET) for _ in range(10))

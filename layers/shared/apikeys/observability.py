@@ -1,0 +1,50 @@
+"""Logger and metrics shared by every function, with key material redacted from every line.
+
+Handlers never log keys; the redaction is defence in depth for the day someone logs an
+event (POWERTOOLS_LOGGER_LOG_EVENT=true) or an exception that carries a header.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+import sys
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+
+_KEY_RE = re.compile(r"\b[a-z][a-z0-9]{0,9}_[A-Za-z0-9]{30,}")
+_BEARER_RE = re.compile(r"(?i)\b(bearer)\s+[^\s\"',]+")
+_AUTH_FIELD_RE = re.compile(r"(?i)(\"authorization(?:token)?\"\s*:\s*)(\"(?:[^\"\\]|\\.)*\"|\[[^\]]*\])")
+
+
+def redact(text: str) -> str:
+    text = _AUTH_FIELD_RE.sub(r'\1"[REDACTED]"', text)
+    text = _BEARER_RE.sub(r"\1 [REDACTED]", text)
+    return _KEY_RE.sub("[REDACTED]", text)
+
+
+class RedactingFormatter(LambdaPowertoolsFormatter):
+    def serialize(self, log: dict[str, Any]) -> str:
+        return redact(super().serialize(log))
+
+
+class StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stdout is when a line is emitted, so a replaced stdout (a test's
+    capture, the local server's) gets every line instead of a stale, closed stream."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stdout
+        super().emit(record)
+
+
+@functools.cache
+def make_logger() -> Logger:
+    """One Powertools logger per process: it configures the shared `apikeys` service logger once."""
+    return Logger(logger_formatter=RedactingFormatter(), logger_handler=StdoutHandler(sys.stdout))
+
+
+def make_metrics() -> Metrics:
+    return Metrics(namespace="ApiKeys")

@@ -1,0 +1,396 @@
+"""All DynamoDB access, and the only module that knows the item layout.
+
+One table, three item types:
+
+    pk = ACCOUNT#<account_id>  sk = ACCOUNT           plan, key_count, version
+    pk = ACCOUNT#<account_id>  sk = KEY#<key_id>      name, display, created_at, last_used_at, digest
+    pk = DIGEST#<sha256 hex>   sk = DIGEST            account_id, key_id, plan  (the authorizer's one read)
+
+Key items sort by key id, which sorts by creation time, so one descending Query lists an
+account newest first. Every write that changes the set of keys is one TransactWriteItems
+whose condition on the account item enforces the plan limit inside DynamoDB; `version`
+counts those writes so a plan change can prove it saw every key.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from apikeys.errors import ServiceUnavailable
+
+ACCOUNT_SK = "ACCOUNT"
+DIGEST_SK = "DIGEST"
+# Transaction cancellations that say "try again" rather than "the condition is false".
+_RETRYABLE_REASONS = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
+_UNAVAILABLE_CODES = {
+    "ThrottlingException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "TransactionInProgressException",
+}
+TX_ATTEMPTS = 10
+_BACKOFF_BASE, _BACKOFF_CAP = 0.02, 0.5
+
+
+@functools.cache
+def dynamodb_client() -> Any:
+    """One client per container. botocore's standard retry mode retries throttling, 5xx and
+    connection errors with jittered backoff; the timeouts keep that inside a Lambda timeout.
+    The endpoint comes from the standard SDK settings (AWS_ENDPOINT_URL_DYNAMODB)."""
+    config = Config(
+        retries={"mode": "standard", "max_attempts": 3},
+        connect_timeout=1,
+        read_timeout=2,
+        tcp_keepalive=True,
+    )
+    return boto3.client("dynamodb", config=config)
+
+
+@dataclass(frozen=True)
+class Account:
+    account_id: str
+    plan: str | None
+    key_count: int
+    version: int
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    key_id: str
+    name: str
+    display: str
+    created_at: str
+    last_used_at: str | None
+    digest: str
+
+
+@dataclass(frozen=True)
+class Principal:
+    """What the authorizer returns: all of it lives on the digest item."""
+
+    account_id: str
+    key_id: str
+    plan: str
+
+
+class AccountMismatch(Exception):
+    """The account item failed a write's condition; carries what DynamoDB says it holds."""
+
+    def __init__(self, account: Account | None) -> None:
+        super().__init__("account condition failed")
+        self.account = account
+
+
+def _account_pk(account_id: str) -> dict[str, str]:
+    return {"S": f"ACCOUNT#{account_id}"}
+
+
+def _key_sk(key_id: str) -> dict[str, str]:
+    return {"S": f"KEY#{key_id}"}
+
+
+def _digest_key(digest: str) -> dict[str, dict[str, str]]:
+    return {"pk": {"S": f"DIGEST#{digest}"}, "sk": {"S": DIGEST_SK}}
+
+
+def _account_key(account_id: str) -> dict[str, dict[str, str]]:
+    return {"pk": _account_pk(account_id), "sk": {"S": ACCOUNT_SK}}
+
+
+def _to_account(account_id: str, item: dict[str, Any] | None) -> Account | None:
+    if not item:
+        return None
+    return Account(
+        account_id=account_id,
+        plan=item["plan"]["S"] if "plan" in item else None,
+        key_count=int(item["key_count"]["N"]) if "key_count" in item else 0,
+        version=int(item["version"]["N"]) if "version" in item else 0,
+    )
+
+
+def _to_key(item: dict[str, Any]) -> KeyRecord:
+    return KeyRecord(
+        key_id=item["key_id"]["S"],
+        name=item["name"]["S"],
+        display=item["display"]["S"],
+        created_at=item["created_at"]["S"],
+        last_used_at=item["last_used_at"]["S"] if "last_used_at" in item else None,
+        digest=item["digest"]["S"],
+    )
+
+
+def _unavailable(exc: Exception) -> ServiceUnavailable | None:
+    if isinstance(exc, BotoCoreError):  # connection errors, read timeouts
+        return ServiceUnavailable("The key service is temporarily unavailable. Please retry.")
+    if isinstance(exc, ClientError) and exc.response["Error"]["Code"] in _UNAVAILABLE_CODES:
+        return ServiceUnavailable("The key service is temporarily unavailable. Please retry.")
+    return None
+
+
+class Store:
+    def __init__(self, table_name: str, client: Any | None = None) -> None:
+        self.table = table_name
+        self.client = client if client is not None else dynamodb_client()
+
+    def _call(self, operation: str, **kwargs: Any) -> Any:
+        """Run one DynamoDB call; errors that retries could not cure become a 503."""
+        try:
+            return getattr(self.client, operation)(TableName=self.table, **kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            mapped = _unavailable(exc)
+            if mapped is None:
+                raise
+            raise mapped from None
+
+    def _transact(self, items: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+        """One TransactWriteItems, retried on conflicts. Returns None when committed, or the
+        cancellation reasons when a condition was false (nothing was written then)."""
+        for attempt in range(TX_ATTEMPTS):
+            try:
+                self.client.transact_write_items(TransactItems=items)
+                return None
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "TransactionCanceledException":
+                    raise _unavailable(exc) or exc from None
+                reasons: list[dict[str, Any]] = exc.response.get("CancellationReasons", [])
+                codes = {reason.get("Code") for reason in reasons}
+                if "ConditionalCheckFailed" in codes:
+                    return reasons
+                if not codes & _RETRYABLE_REASONS:
+                    raise
+            except BotoCoreError:
+                raise ServiceUnavailable("The key service is temporarily unavailable. Please retry.") from None
+            # Full jitter: concurrent writers of one account spread out instead of colliding again.
+            time.sleep(random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt)))  # noqa: S311
+        raise ServiceUnavailable("Too many concurrent changes to this account. Please retry.")
+
+    # -- reads -------------------------------------------------------------------------
+
+    def get_principal(self, digest: str) -> Principal | None:
+        """The authorizer's single strongly consistent read."""
+        resp = self._call(
+            "get_item",
+            Key=_digest_key(digest),
+            ConsistentRead=True,
+            ProjectionExpression="account_id, key_id, #plan",
+            ExpressionAttributeNames={"#plan": "plan"},
+        )
+        item = resp.get("Item")
+        if not item:
+            return None
+        return Principal(item["account_id"]["S"], item["key_id"]["S"], item["plan"]["S"])
+
+    def load_account(self, account_id: str) -> tuple[Account | None, list[KeyRecord]]:
+        """Account item and keys, newest first, in one consistent Query per page."""
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": _account_pk(account_id)},
+            "ConsistentRead": True,
+            "ScanIndexForward": False,
+        }
+        account: Account | None = None
+        keys: list[KeyRecord] = []
+        while True:
+            resp = self._call("query", **kwargs)
+            for item in resp.get("Items", []):
+                if item["sk"]["S"] == ACCOUNT_SK:
+                    account = _to_account(account_id, item)
+                else:
+                    keys.append(_to_key(item))
+            if "LastEvaluatedKey" not in resp:
+                return account, keys
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    def get_key(self, account_id: str, key_id: str) -> KeyRecord | None:
+        resp = self._call(
+            "get_item",
+            Key={"pk": _account_pk(account_id), "sk": _key_sk(key_id)},
+            ConsistentRead=True,
+        )
+        item = resp.get("Item")
+        return _to_key(item) if item else None
+
+    # -- writes ------------------------------------------------------------------------
+
+    def insert_key(
+        self,
+        account_id: str,
+        key: KeyRecord,
+        plan: str | None,
+        limit: int,
+        may_create_account: bool,
+    ) -> None:
+        """Add a key if the account is on `plan` and below `limit`, all in one transaction.
+
+        Raises AccountMismatch with the account's real state when the condition is false,
+        so the caller can tell "limit reached" from "wrong plan guess" without another read.
+        """
+        match_plan = "#plan = :plan" if plan else "attribute_not_exists(#plan)"
+        condition = f"{match_plan} AND key_count < :limit"
+        if may_create_account:
+            condition = f"attribute_not_exists(pk) OR ({condition})"
+        values: dict[str, Any] = {
+            ":limit": {"N": str(limit)},
+            ":zero": {"N": "0"},
+            ":one": {"N": "1"},
+            ":acct": {"S": account_id},
+        }
+        update = "SET account_id = :acct, key_count = if_not_exists(key_count, :zero) + :one, "
+        update += "version = if_not_exists(version, :zero) + :one"
+        if plan:
+            values[":plan"] = {"S": plan}
+            update += ", #plan = if_not_exists(#plan, :plan)"
+        key_item = {
+            "pk": _account_pk(account_id),
+            "sk": _key_sk(key.key_id),
+            "key_id": {"S": key.key_id},
+            "name": {"S": key.name},
+            "display": {"S": key.display},
+            "created_at": {"S": key.created_at},
+            "digest": {"S": key.digest},
+        }
+        digest_item = {
+            **_digest_key(key.digest),
+            "account_id": {"S": account_id},
+            "key_id": {"S": key.key_id},
+            "plan": {"S": plan or ""},
+            "created_at": {"S": key.created_at},
+        }
+        reasons = self._transact(
+            [
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": _account_key(account_id),
+                        "UpdateExpression": update,
+                        "ConditionExpression": condition,
+                        "ExpressionAttributeNames": {"#plan": "plan"},
+                        "ExpressionAttributeValues": values,
+                        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": key_item,
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": digest_item,
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+            ]
+        )
+        if reasons is None:
+            return
+        if reasons[0].get("Code") == "ConditionalCheckFailed":
+            raise AccountMismatch(_to_account(account_id, reasons[0].get("Item")))
+        # A 190-bit id or digest collided: not reachable in practice, never silently overwritten.
+        raise RuntimeError("key id or digest collision")
+
+    def delete_key(self, account_id: str, key: KeyRecord) -> bool:
+        """Remove a key and decrement the count in one transaction. False if already gone,
+        so of many identical deletes exactly one decrements."""
+        reasons = self._transact(
+            [
+                {
+                    "Delete": {
+                        "TableName": self.table,
+                        "Key": {"pk": _account_pk(account_id), "sk": _key_sk(key.key_id)},
+                        "ConditionExpression": "attribute_exists(pk)",
+                    }
+                },
+                {"Delete": {"TableName": self.table, "Key": _digest_key(key.digest)}},
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": _account_key(account_id),
+                        "UpdateExpression": "SET key_count = key_count - :one, version = version + :one",
+                        "ConditionExpression": "attribute_exists(pk)",
+                        "ExpressionAttributeValues": {":one": {"N": "1"}},
+                    }
+                },
+            ]
+        )
+        return reasons is None
+
+    def set_plan(self, account_id: str, plan: str) -> Account:
+        """Move the account and every key's digest item to `plan` in one transaction.
+
+        The condition on `version` proves no key was added or removed since the Query, so no
+        digest item is left on the old plan; a concurrent create re-reads the plan and retries.
+        """
+        for _ in range(TX_ATTEMPTS):
+            account, keys = self.load_account(account_id)
+            version = account.version if account else 0
+            values: dict[str, Any] = {
+                ":plan": {"S": plan},
+                ":acct": {"S": account_id},
+                ":zero": {"N": "0"},
+                ":one": {"N": "1"},
+            }
+            if account is None:
+                condition = "attribute_not_exists(pk)"
+            else:
+                condition = "version = :v"
+                values[":v"] = {"N": str(version)}
+            items: list[dict[str, Any]] = [
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": _account_key(account_id),
+                        "UpdateExpression": "SET #plan = :plan, account_id = :acct, "
+                        "key_count = if_not_exists(key_count, :zero), "
+                        "version = if_not_exists(version, :zero) + :one",
+                        "ConditionExpression": condition,
+                        "ExpressionAttributeNames": {"#plan": "plan"},
+                        "ExpressionAttributeValues": values,
+                    }
+                }
+            ]
+            for key in keys:
+                items.append(
+                    {
+                        "Update": {
+                            "TableName": self.table,
+                            "Key": _digest_key(key.digest),
+                            "UpdateExpression": "SET #plan = :plan",
+                            "ConditionExpression": "attribute_exists(pk)",
+                            "ExpressionAttributeNames": {"#plan": "plan"},
+                            "ExpressionAttributeValues": {":plan": {"S": plan}},
+                        }
+                    }
+                )
+            if self._transact(items) is None:
+                return Account(account_id, plan, len(keys), version + 1)
+        raise ServiceUnavailable("Too many concurrent changes to this account. Please retry.")
+
+    def touch_last_used(self, account_id: str, key_id: str, now: str, cutoff: str) -> None:
+        """Best effort: at most one write per key per minute across containers, and the
+        condition on `pk` means a deleted key is never recreated by a late update."""
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key={"pk": _account_pk(account_id), "sk": _key_sk(key_id)},
+                UpdateExpression="SET last_used_at = :now",
+                ConditionExpression="attribute_exists(pk) AND "
+                "(attribute_not_exists(last_used_at) OR last_used_at < :cutoff)",
+                ExpressionAttributeValues={":now": {"S": now}, ":cutoff": {"S": cutoff}},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise

@@ -1,0 +1,101 @@
+"""template.yaml: the contract's logical IDs, routes, least privilege, and a clean cfn-lint."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.support import ROOT, load_template
+
+FUNCTIONS = {
+    "CreateKeyFunction": ("functions/create_key/", "post", "/keys", "CognitoAuth"),
+    "ListKeysFunction": ("functions/list_keys/", "get", "/keys", "CognitoAuth"),
+    "DeleteKeyFunction": ("functions/delete_key/", "delete", "/keys/{key_id}", "CognitoAuth"),
+    "WhoAmIFunction": ("functions/whoami/", "get", "/v1/whoami", "KeyAuthorizer"),
+    "AuthorizerFunction": ("functions/authorizer/", None, None, None),
+    "SetPlanFunction": ("functions/set_plan/", None, None, None),
+}
+
+
+def resources() -> dict[str, Any]:
+    return load_template()["Resources"]
+
+
+def _actions(function: dict[str, Any]) -> set[str]:
+    actions: set[str] = set()
+    for policy in function["Properties"].get("Policies", []):
+        for statement in policy["Statement"]:
+            actions.update(statement["Action"])
+    return actions
+
+
+def test_functions_routes_and_authorizers_match_the_contract() -> None:
+    res = resources()
+    for logical_id, (code_uri, method, path, authorizer) in FUNCTIONS.items():
+        fn = res[logical_id]
+        assert fn["Type"] == "AWS::Serverless::Function"
+        assert fn["Properties"]["CodeUri"] == code_uri
+        assert fn["Properties"]["Handler"] == "app.lambda_handler"
+        assert (ROOT / code_uri / "app.py").is_file()
+        events = fn["Properties"].get("Events", {})
+        if method is None:
+            assert events == {}
+            continue
+        [event] = events.values()
+        assert event["Type"] == "Api"
+        assert (event["Properties"]["Method"], event["Properties"]["Path"]) == (method, path)
+        assert event["Properties"]["Auth"]["Authorizer"] == authorizer
+    tables = [r for r in res.values() if r["Type"] == "AWS::DynamoDB::Table"]
+    assert len(tables) == 1
+
+
+def test_least_privilege_per_function() -> None:
+    res = resources()
+    assert _actions(res["AuthorizerFunction"]) == {"dynamodb:GetItem", "dynamodb:UpdateItem"}
+    assert _actions(res["ListKeysFunction"]) == {"dynamodb:Query"}
+    assert _actions(res["WhoAmIFunction"]) == set()
+    for name in FUNCTIONS:
+        assert not any(a.endswith(":*") or a == "*" for a in _actions(res[name]))
+
+
+def test_table_is_durable_and_encrypted() -> None:
+    table = next(r for r in resources().values() if r["Type"] == "AWS::DynamoDB::Table")
+    assert table["DeletionPolicy"] == "Retain"
+    props = table["Properties"]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert props["SSESpecification"]["SSEEnabled"] is True
+
+
+def test_authorizer_cache_defaults_to_zero_and_gateway_responses_use_the_error_shape() -> None:
+    template = load_template()
+    assert template["Parameters"]["AuthorizerCacheTtl"]["Default"] == 0
+    api = template["Resources"]["KeysApi"]["Properties"]
+    key_auth = api["Auth"]["Authorizers"]["KeyAuthorizer"]
+    assert key_auth["FunctionPayloadType"] == "TOKEN"
+    assert key_auth["Identity"]["Header"] == "Authorization"
+    assert key_auth["Identity"]["ReauthorizeEvery"] == {"Ref": "AuthorizerCacheTtl"}
+    import json
+
+    for name, status in (("UNAUTHORIZED", 401), ("ACCESS_DENIED", 403)):
+        response = api["GatewayResponses"][name]
+        assert response["StatusCode"] == status
+        assert response["ResponseParameters"]["Headers"]["WWW-Authenticate"] == "'Bearer'"
+        body = json.loads(response["ResponseTemplates"]["application/json"])
+        assert set(body["error"]) == {"code", "message"}
+
+
+def test_outputs_export_the_authorizer() -> None:
+    outputs = load_template()["Outputs"]
+    assert {"ApiUrl", "TableName", "AuthorizerFunctionArn"} <= set(outputs)
+    assert "Export" in outputs["AuthorizerFunctionArn"]
+
+
+def test_cfn_lint_reports_nothing() -> None:
+    cfn_lint = Path(sys.executable).with_name("cfn-lint")
+    result = subprocess.run([str(cfn_lint), "template.yaml"], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout == ""
+    print("cfn-lint template.yaml: no errors, no warnings")
