@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: test deps lint fmt clean
+.PHONY: test deps lint fmt clean bench
 
 $(VENV)/.deps: requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ fmt: $(VENV)/.deps
 # pytest exits 5 when it collected no test: that is a broken suite, not a pass.
 test: deps lint
 	$(PY) -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+# Starts DynamoDB Local, seeds it, prints the side-by-side table and writes it as JSON
+# (docs/performance.md). BENCH_ARGS="--smoke" for a quick check of the harness.
+bench: deps
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache

@@ -321,6 +321,27 @@ def test_create_is_one_call_without_reads_in_a_warm_container(api: Api, calls: C
     assert calls.calls == ["GetItem", "TransactWriteItems"]
 
 
+def test_list_costs_one_query_per_page(api: Api, calls: CallCounter) -> None:
+    """A real table pages at 1 MB; forcing 3 items a page shows each page costs one Query and
+    nothing else (no read of the account item, none per key), and no key is lost between pages."""
+    api.set_plan("acct-a", "agency")
+    created = [api.create("acct-a", f"key {i}").body["id"] for i in range(10)]
+
+    def three_per_page(params: dict[str, Any], **_: Any) -> None:
+        params["Limit"] = 3
+
+    events = calls._client.meta.events
+    events.register("before-parameter-build.dynamodb.Query", three_per_page)
+    try:
+        calls.reset()
+        listing = api.list("acct-a").body
+    finally:
+        events.unregister("before-parameter-build.dynamodb.Query", three_per_page)
+    assert calls.calls == ["Query"] * 4  # 11 items (10 keys, then the account item), 3 a page
+    assert [k["id"] for k in listing["keys"]] == created[::-1]
+    assert (listing["plan"], listing["key_count"], listing["key_limit"]) == ("agency", 10, 25)
+
+
 def test_whoami_echoes_the_authorizer_context(api: Api) -> None:
     from tests.support import LambdaContext, load_function, rest_event
 

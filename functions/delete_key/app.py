@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from apikeys import coldstart  # first: pauses the cyclic GC while the imports below load
+
+# isort: split
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
@@ -16,6 +19,7 @@ from apikeys.observability import make_logger, make_metrics
 logger = make_logger()
 metrics = make_metrics()
 app = make_resolver(logger)
+coldstart.ready()
 
 
 @app.delete("/keys/<key_id>")

@@ -5,6 +5,9 @@ Errors are raised, so the invoker sees a failed invocation naming the problem.
 
 from __future__ import annotations
 
+from apikeys import coldstart  # first: pauses the cyclic GC while the imports below load
+
+# isort: split
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -13,6 +16,7 @@ from apikeys import logic
 from apikeys.observability import make_logger
 
 logger = make_logger()
+coldstart.ready()
 
 
 @logger.inject_lambda_context
