@@ -62,7 +62,8 @@ for event in events[1:]:
     invoke(event)
 after_last = memory()
 print("BENCH_RESULT " + json.dumps({
-    "t_start": t_start, "t_imported": t_imported, "t_ready": t_ready, "after_first": after_first, "after_last": after_last,
+    "t_start": t_start, "t_imported": t_imported, "t_ready": t_ready,
+    "after_first": after_first, "after_last": after_last,
 }), file=sys.stderr)
 """
 

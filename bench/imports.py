@@ -21,10 +21,9 @@ STDLIB = set(sys.stdlib_module_names)
 
 
 def profile_once(function: str) -> dict[str, float]:
-    code = (
-        f"import sys; sys.path[:0] = [{str(ROOT / 'functions' / function)!r}, {str(ROOT / 'layers' / 'shared')!r}]\n"
-        + ("import boto3; boto3.client('dynamodb', region_name='us-east-1')" if function == "baseline" else "import app")
-    )
+    paths = [str(ROOT / "functions" / function), str(ROOT / "layers" / "shared")]
+    body = "import boto3; boto3.client('dynamodb', region_name='us-east-1')" if function == "baseline" else "import app"
+    code = f"import sys; sys.path[:0] = {paths!r}\n{body}"
     proc = subprocess.run(  # noqa: S603 - our own interpreter
         [sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True, check=True
     )
