@@ -43,12 +43,15 @@ def table_definition(table_name: str) -> dict[str, Any]:
     tables = [r for r in load_template()["Resources"].values() if r["Type"] == "AWS::DynamoDB::Table"]
     assert len(tables) == 1
     props = tables[0]["Properties"]
-    return {
+    definition = {
         "TableName": table_name,
         "KeySchema": props["KeySchema"],
         "AttributeDefinitions": props["AttributeDefinitions"],
         "BillingMode": props["BillingMode"],
     }
+    if "StreamSpecification" in props:
+        definition["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
+    return definition
 
 
 def load_function(name: str, fresh: bool = False) -> ModuleType:
