@@ -209,7 +209,12 @@ class Api:
 
     def rename(self, account: str | None, key_id: str, name: Any = None, raw_body: str | None = None) -> Reply:
         event = rest_event(
-            "PATCH", f"/keys/{key_id}", account, body={"name": name}, raw_body=raw_body, path_parameters={"key_id": key_id}
+            "PATCH",
+            f"/keys/{key_id}",
+            account,
+            body={"name": name},
+            raw_body=raw_body,
+            path_parameters={"key_id": key_id},
         )
         return self._invoke("rename_key", event)
 
