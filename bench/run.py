@@ -35,7 +35,20 @@ for path in (str(LAYER), str(ROOT)):
 from bench.child import child_env, spawn  # noqa: E402
 from bench.stats import percentile, ratio, summary  # noqa: E402
 
-FUNCTIONS = ("authorizer", "create_key", "list_keys", "delete_key", "set_plan", "whoami")
+# Every function that can run here. audit_events is left out: its one job is a PutEvents call to
+# EventBridge, which has no local emulator (docs/performance.md).
+FUNCTIONS = (
+    "authorizer",
+    "create_key",
+    "list_keys",
+    "get_key",
+    "rename_key",
+    "roll_key",
+    "delete_key",
+    "set_plan",
+    "whoami",
+    "key_expiry",
+)
 PLACEHOLDER_KEY = "ot_PASTE_A_KEY_HERE"
 # The function settings of template.yaml's Globals (the table and endpoint are added at run time).
 FUNCTION_ENV = {
@@ -139,9 +152,15 @@ def list_event(account: str) -> dict[str, Any]:
     return substitute(sample_event("list_keys"), '"demo-account"', json.dumps(account))
 
 
-def delete_event(account: str, key_id: str) -> dict[str, Any]:
-    event = substitute(sample_event("delete_key"), '"demo-account"', json.dumps(account))
+def key_event(function: str, account: str, key_id: str) -> dict[str, Any]:
+    """The sample event of a function that acts on one key, aimed at a real one."""
+    event = substitute(sample_event(function), '"demo-account"', json.dumps(account))
+    event = substitute(event, "ACCOUNT#demo-account", f"ACCOUNT#{account}")
     return substitute(event, "key_00000000000000000000", key_id)
+
+
+def delete_event(account: str, key_id: str) -> dict[str, Any]:
+    return key_event("delete_key", account, key_id)
 
 
 class Fixture:
@@ -161,8 +180,7 @@ class Fixture:
         self.run = uuid.uuid4().hex[:6]
         logic.set_plan(self.account("main"), "agency")
         self.key = logic.create_key(self.account("main"), "bench key").secret  # lives only in memory
-        for i in range(4):
-            logic.create_key(self.account("main"), f"bench key {i}")
+        self.main_keys = [logic.create_key(self.account("main"), f"bench key {i}").record.key_id for i in range(4)]
         self._batch = 0
 
     def account(self, label: str) -> str:
@@ -196,8 +214,10 @@ class Fixture:
             return [create_event(accounts[i // 25]) for i in range(count)]
         if function == "list_keys":
             return [list_event(self.account("main"))] * count
-        if function == "delete_key":
-            return [delete_event(account, key_id) for account, key_id in self.keys_to_delete(count)]
+        if function in ("get_key", "rename_key"):
+            return [key_event(function, self.account("main"), self.main_keys[0])] * count
+        if function in ("roll_key", "delete_key", "key_expiry"):  # each needs a key of its own
+            return [key_event(function, account, key_id) for account, key_id in self.keys_to_delete(count)]
         if function == "set_plan":
             account = self.account("main")
             return [{"account_id": account, "plan": ("agency", "advanced")[i % 2]} for i in range(count)]

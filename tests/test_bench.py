@@ -10,10 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench.run import FUNCTIONS
 from tests.dynamodb_local import DynamoDBLocal
 
 ROOT = Path(__file__).resolve().parents[1]
-FUNCTIONS = ("authorizer", "create_key", "list_keys", "delete_key", "set_plan", "whoami")
 FULL_KEY = re.compile(r"ot_[A-Za-z0-9]{38}")
 
 
@@ -44,6 +44,8 @@ def test_smoke_run_reports_every_figure_and_exact_call_counts(dynamodb_local: Dy
     assert set(warm) == {"authorizer", "bare_get_item", "tampered", "malformed"}
     assert all(v["n"] == results["sizes"]["rounds"] and v["p50_us"] > 0 for v in warm.values())
     assert set(results["cold_start"]["functions"]) == set(FUNCTIONS)
+    # Every function but the EventBridge publisher (no local emulator) is measured.
+    assert {p.parent.name for p in (ROOT / "functions").glob("*/app.py")} - set(FUNCTIONS) == {"audit_events"}
     assert all(v["peak_after_last_kib"] > 0 for v in results["memory"]["functions"].values())
 
     # The call counts are exact in any mode.

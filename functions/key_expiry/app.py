@@ -4,6 +4,9 @@ per key however often the stream delivers the record."""
 
 from __future__ import annotations
 
+from apikeys import coldstart  # first: pauses the cyclic GC while the imports below load
+
+# isort: split
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -16,6 +19,7 @@ from apikeys.store import key_from_stream_image
 
 logger = make_logger()
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+coldstart.ready()
 
 
 def is_ttl_removal(record: DynamoDBRecord) -> bool:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from apikeys import coldstart  # first: pauses the cyclic GC while the imports below load
+
+# isort: split
 from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
@@ -14,6 +17,7 @@ from apikeys.observability import make_logger
 
 logger = make_logger()
 app = make_resolver(logger)
+coldstart.ready()
 
 
 @app.patch("/keys/<key_id>")

@@ -3,6 +3,9 @@ old one working for a grace period so integrations rotate without downtime."""
 
 from __future__ import annotations
 
+from apikeys import coldstart  # first: pauses the cyclic GC while the imports below load
+
+# isort: split
 from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
@@ -17,6 +20,7 @@ from apikeys.observability import make_logger, make_metrics
 logger = make_logger()
 metrics = make_metrics()
 app = make_resolver(logger)
+coldstart.ready()
 
 
 @app.post("/keys/<key_id>/roll")
