@@ -280,6 +280,22 @@ def test_malformed_and_tampered_keys_cost_zero_dynamodb_calls(api: Api, calls: C
     assert calls.calls == ["GetItem", "UpdateItem"]
 
 
+def test_denials_are_logged_and_allows_only_at_debug(api: Api, capfd: pytest.CaptureFixture[str]) -> None:
+    """Every refusal leaves an INFO line with the request id; an allowed request leaves none
+    (API Gateway's access log has it), so the hot path pays for no log line."""
+    import json
+
+    api.set_plan("acct-a", "pro")
+    key = api.create("acct-a").body["key"]
+    capfd.readouterr()
+    assert api.bearer(key) is not None
+    assert capfd.readouterr().out == ""
+    assert api.bearer(key[:-1] + ("A" if key[-1] != "A" else "B")) is None
+    lines = [json.loads(line) for line in capfd.readouterr().out.splitlines()]
+    assert [(line["level"], line["message"]) for line in lines] == [("INFO", "denied")]
+    assert lines[0]["function_request_id"] and lines[0]["function_name"] == "authorizer"
+
+
 def test_unknown_well_formed_key_is_denied_after_one_read(api: Api, calls: CallCounter) -> None:
     calls.reset()
     assert api.bearer(keys.generate("ot_")) is None
