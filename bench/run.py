@@ -227,8 +227,16 @@ class Fixture:
 # -- measurements ---------------------------------------------------------------------------
 
 
-def interleaved(variants: dict[str, Callable[[], Any]], warmup: int, rounds: int) -> dict[str, list[int]]:
-    """Time each variant once per round, rotating the order every round (ABC, BCA, CAB…)."""
+def interleaved(
+    variants: dict[str, Callable[[], Any]], warmup: int, rounds: int, idle: Callable[[], Any]
+) -> dict[str, list[int]]:
+    """Time each variant once per round, rotating the order every round (ABC, BCA, CAB…).
+
+    Before every measured call, `idle` runs unmeasured: a blocking network round trip, as the
+    Lambda runtime's long poll for the next event is. Without it, a variant that happens to
+    follow a network wait pays for the cold CPU caches and the wake-up, and the one after it
+    does not: the order, not the code, would decide the figure.
+    """
     names = list(variants)
     samples: dict[str, list[int]] = {name: [] for name in names}
     clock = time.perf_counter_ns
@@ -236,6 +244,7 @@ def interleaved(variants: dict[str, Callable[[], Any]], warmup: int, rounds: int
         shift = i % len(names)
         for name in names[shift:] + names[:shift]:
             fn = variants[name]
+            idle()
             start = clock()
             fn()
             elapsed = clock() - start
@@ -282,7 +291,7 @@ def authorizer_calls(fixture: Fixture) -> dict[str, Callable[[], Any]]:
 def warm_latency(fixture: Fixture, sizes: Sizes, *_: Any) -> dict[str, Any]:
     calls = authorizer_calls(fixture)
     with quiet():
-        samples = interleaved(calls, sizes.warmup, sizes.rounds)
+        samples = interleaved(calls, sizes.warmup, sizes.rounds, idle=calls["bare_get_item"])
     stats = {name: summary(values) for name, values in samples.items()}
     bare = stats["bare_get_item"]
     return {
