@@ -578,6 +578,16 @@ def render(rows: list[dict[str, Any]]) -> str:
     return out.getvalue()
 
 
+def markdown(rows: list[dict[str, Any]]) -> str:
+    """The same table in Markdown, for docs/performance.md."""
+    headers = ["figure", "value", "baseline", "ratio", "target", "ok"]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for r in rows:
+        cells = [str(r[h]) if h != "ok" else ("yes" if r["ok"] else "**missed**") for h in headers]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 # -- main -----------------------------------------------------------------------------------
 
 
@@ -587,6 +597,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=str(ROOT / "bench-results.json"), help="where to write the results")
     parser.add_argument("--endpoint", help="use this running DynamoDB Local instead of starting one")
     parser.add_argument("--only", nargs="+", choices=list(PHASES), help="run only these measurements")
+    parser.add_argument("--markdown", help="also write the table as Markdown to this path")
     parser.add_argument("--cpu", type=int, help="core to pin the benchmark to (default: the last allowed)")
     args = parser.parse_args(argv)
     sizes = SMOKE if args.smoke else FULL
@@ -633,6 +644,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print(render(results["table"]))
     Path(args.json).write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    if args.markdown:
+        Path(args.markdown).write_text(markdown(results["table"]))
     pin_note = (
         f"benchmark pinned to CPU {pinning['bench_cpu']}, DynamoDB Local to {pinning['server_cpus']}"
         if pinning["pinned"]

@@ -18,9 +18,10 @@ FULL_KEY = re.compile(r"ot_[A-Za-z0-9]{38}")
 
 
 def test_smoke_run_reports_every_figure_and_exact_call_counts(dynamodb_local: DynamoDBLocal, tmp_path: Path) -> None:
-    out = tmp_path / "bench.json"
+    out, md = tmp_path / "bench.json", tmp_path / "bench.md"
+    args = ["--smoke", "--json", str(out), "--markdown", str(md), "--endpoint", dynamodb_local.endpoint]
     proc = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--smoke", "--json", str(out), "--endpoint", dynamodb_local.endpoint],
+        [sys.executable, "-m", "bench.run", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -40,6 +41,7 @@ def test_smoke_run_reports_every_figure_and_exact_call_counts(dynamodb_local: Dy
     for row in results["table"]:
         assert set(row) == {"figure", "value", "baseline", "ratio", "target", "ok"}
         assert row["figure"] in proc.stdout
+        assert f"| {row['figure']} |" in md.read_text()
     warm = results["warm_latency"]["variants"]
     assert set(warm) == {"authorizer", "bare_get_item", "tampered", "malformed"}
     assert all(v["n"] == results["sizes"]["rounds"] and v["p50_us"] > 0 for v in warm.values())
