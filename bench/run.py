@@ -288,14 +288,41 @@ def authorizer_calls(fixture: Fixture) -> dict[str, Callable[[], Any]]:
     return {"authorizer": allow, "bare_get_item": bare, "tampered": deny(tampered), "malformed": deny(malformed)}
 
 
+def breakdown_calls(fixture: Fixture, calls: dict[str, Callable[[], Any]]) -> dict[str, Callable[[], Any]]:
+    """The layers of the warm path, to show where the overhead over a bare GetItem goes:
+    the store's read alone, the domain check (format, checksum, read, expiry, last-used
+    bookkeeping) without the handler, and a reject with its log line switched off."""
+    from apikeys import auth, keys, store
+    from apikeys.observability import make_logger
+
+    digest, key, table = keys.digest(fixture.key), fixture.key, fixture.table
+    stdlib_logger = make_logger()._logger
+
+    def unlogged_reject() -> None:
+        stdlib_logger.disabled = True
+        try:
+            calls["tampered"]()
+        finally:
+            stdlib_logger.disabled = False
+
+    return {
+        "store.get_principal": lambda: store.Store(table).get_principal(digest),
+        "auth.authorize": lambda: auth.authorize(key),
+        "tampered, log line off": unlogged_reject,
+    }
+
+
 def warm_latency(fixture: Fixture, sizes: Sizes, *_: Any) -> dict[str, Any]:
     calls = authorizer_calls(fixture)
+    variants = {**calls, **breakdown_calls(fixture, calls)}
     with quiet():
-        samples = interleaved(calls, sizes.warmup, sizes.rounds, idle=calls["bare_get_item"])
+        samples = interleaved(variants, sizes.warmup, sizes.rounds, idle=calls["bare_get_item"])
     stats = {name: summary(values) for name, values in samples.items()}
     bare = stats["bare_get_item"]
     return {
-        "variants": stats,
+        "variants": {name: stats[name] for name in calls},
+        "breakdown_p50_ratio": {name: ratio(stats[name]["p50_us"], bare["p50_us"]) for name in stats},
+        "breakdown": {name: stats[name] for name in stats if name not in calls},
         "p50_ratio": ratio(stats["authorizer"]["p50_us"], bare["p50_us"]),
         "p99_ratio": ratio(stats["authorizer"]["p99_us"], bare["p99_us"]),
         "tampered_ratio": ratio(stats["tampered"]["p50_us"], bare["p50_us"]),

@@ -44,6 +44,8 @@ def test_smoke_run_reports_every_figure_and_exact_call_counts(dynamodb_local: Dy
         assert f"| {row['figure']} |" in md.read_text()
     warm = results["warm_latency"]["variants"]
     assert set(warm) == {"authorizer", "bare_get_item", "tampered", "malformed"}
+    breakdown = set(results["warm_latency"]["breakdown"])
+    assert breakdown == {"store.get_principal", "auth.authorize", "tampered, log line off"}
     assert all(v["n"] == results["sizes"]["rounds"] and v["p50_us"] > 0 for v in warm.values())
     assert set(results["cold_start"]["functions"]) == set(FUNCTIONS)
     # Every function but the EventBridge publisher (no local emulator) is measured.
