@@ -174,6 +174,7 @@ def set_plan(emulator: Emulator, account: str, plan: str) -> dict[str, Any]:
 
 def quickstart(url: str, token: str, account: str, plan: str) -> str:
     body = json.dumps({"name": "My first key"})
+    auth = '-H "Authorization: Bearer $TOKEN"'
     field = "python3 -c 'import json,sys; print(json.load(sys.stdin)[\"{}\"])'"
     return f"""
 apikeys local API: {url}   (OpenAPI: {url}/openapi.json, Swagger UI: {url}/docs)
@@ -183,16 +184,21 @@ Quickstart (copy-paste into bash):
 
 API={url}
 TOKEN={token}
-CREATED=$(curl -s -X POST "$API/keys" -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" -d '{body}'); echo "$CREATED"
+CREATED=$(curl -s -X POST "$API/keys" {auth} -H "Content-Type: application/json" -d '{body}'); echo "$CREATED"
 KEY=$(echo "$CREATED" | {field.format("key")})
 KEY_ID=$(echo "$CREATED" | {field.format("id")})
 curl -s "$API/v1/whoami" -H "Authorization: Bearer $KEY"; echo
-curl -s "$API/keys" -H "Authorization: Bearer $TOKEN"; echo
-curl -s -o /dev/null -w "%{{http_code}}\\n" -X DELETE "$API/keys/$KEY_ID" -H "Authorization: Bearer $TOKEN"
+curl -s "$API/keys" {auth}; echo
+curl -s -o /dev/null -w "%{{http_code}}\\n" -X DELETE "$API/keys/$KEY_ID" {auth}
 curl -s -i "$API/v1/whoami" -H "Authorization: Bearer $KEY"; echo
 
 Ctrl-C stops the server.
 """
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    """SIGTERM stops the server as Ctrl-C does, so containers and the table shut down cleanly."""
+    raise KeyboardInterrupt
 
 
 def serve(root: Path, host: str, port: int, table_name: str, threads: int = 32) -> None:
@@ -218,10 +224,7 @@ def serve(root: Path, host: str, port: int, table_name: str, threads: int = 32) 
         print(quickstart(url, token, DEMO_ACCOUNT, DEMO_PLAN), flush=True)
         print(f"Serving on {url}", flush=True)
 
-        def _stop(signum: int, frame: Any) -> None:
-            raise KeyboardInterrupt
-
-        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGTERM, _interrupt)
         server.run()
     except KeyboardInterrupt:
         print("stopping", file=sys.stderr, flush=True)
