@@ -34,7 +34,11 @@ def clean_env(**extra: str) -> dict[str, str]:
 class Reply:
     status: int
     headers: Message  # case-insensitive, as HTTP headers are
-    text: str
+    data: bytes
+
+    @property
+    def text(self) -> str:
+        return self.data.decode()
 
     @property
     def json(self) -> Any:
@@ -44,7 +48,7 @@ class Reply:
 def http(method: str, url: str, token: str | None = None, body: Any = None, raw: bytes | None = None,
          headers: dict[str, str] | None = None) -> Reply:  # fmt: skip
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    request = urllib.request.Request(url, data=data, method=method)  # noqa: S310 - 127.0.0.1 only
+    request = urllib.request.Request(url, data=data, method=method)
     if data is not None:
         request.add_header("Content-Type", "application/json")
     if token is not None:
@@ -52,10 +56,10 @@ def http(method: str, url: str, token: str | None = None, body: Any = None, raw:
     for name, value in (headers or {}).items():
         request.add_header(name, value)
     try:
-        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
-            return Reply(response.status, response.headers, response.read().decode())
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return Reply(response.status, response.headers, response.read())
     except urllib.error.HTTPError as error:
-        return Reply(error.code, error.headers, error.read().decode())
+        return Reply(error.code, error.headers, error.read())
 
 
 class ServerProcess:

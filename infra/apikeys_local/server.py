@@ -132,7 +132,7 @@ class App:
 
     def spec(self) -> bytes:
         if self._spec is None:
-            self._spec = json.dumps(build_spec(self.emulator.stack), ensure_ascii=False).encode()
+            self._spec = json.dumps(build_spec(self.emulator.stack, strict=False), ensure_ascii=False).encode()
         return self._spec
 
     def _local(self, request: Request) -> Response | None:
@@ -209,7 +209,8 @@ def serve(root: Path, host: str, port: int, table_name: str, threads: int = 32) 
     server: Any = None
     state_file = state_dir(root) / "server.json"
     try:
-        set_plan(emulator, DEMO_ACCOUNT, DEMO_PLAN)
+        if PLAN_FUNCTION in emulator.stack.functions:
+            set_plan(emulator, DEMO_ACCOUNT, DEMO_PLAN)
         app = App(emulator, log)
         app.spec()  # fail at start, not on the first /openapi.json, if a route lacks its handler
         server = create_server(app, host=host, port=port, threads=threads, ident="apikeys-local")
