@@ -8,6 +8,8 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.dynamodb_local import free_port
 from tests.local_server import ROOT, ServerProcess, clean_env
 
@@ -27,6 +29,7 @@ def quickstart(output: str) -> str:
     return "\n".join(lines[start : end + 1])
 
 
+@pytest.mark.timeout(600)
 def test_readme_run_command_from_a_fresh_clone(tmp_path: Path) -> None:
     command = readme_run_command()
     assert command == "make dev"
