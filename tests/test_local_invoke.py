@@ -81,13 +81,31 @@ def test_every_sample_event_does_what_it_is_for(local_api: ServerProcess, local_
     rc, allowed = run("authorizer_http_api.json", with_key(EVENTS / "authorizer_http_api.json", key, tmp_path))
     assert rc == 0 and allowed == {"isAuthorized": True, "context": context}
 
-    # The delete sample names a key that does not exist; with the created id it deletes it.
-    rc, missing = run("delete_key.json")
-    assert rc == 0 and missing["statusCode"] == 404
-    real = tmp_path / "delete_key.json"
-    real.write_text((EVENTS / "delete_key.json").read_text().replace("key_00000000000000000000", key_id))
-    rc, deleted = run("delete_key.json", real)
+    def with_id(name: str, key_id: str) -> Path:
+        out = tmp_path / f"real-{name}"
+        out.write_text((EVENTS / name).read_text().replace("key_00000000000000000000", key_id))
+        return out
+
+    # The key samples name a key that does not exist (404); with a real id they do their job.
+    for name in ("get_key.json", "rename_key.json", "roll_key.json", "delete_key.json"):
+        rc, missing = run(name)
+        assert rc == 0 and missing["statusCode"] == 404, (name, missing)
+        assert json.loads(missing["body"])["error"]["code"] == "not_found"
+    rc, got = run("get_key.json", with_id("get_key.json", key_id))
+    assert rc == 0 and got["statusCode"] == 200 and json.loads(got["body"])["id"] == key_id
+    rc, renamed = run("rename_key.json", with_id("rename_key.json", key_id))
+    assert rc == 0 and renamed["statusCode"] == 200 and json.loads(renamed["body"])["name"] == "Zapier (prod)"
+    rc, rolled = run("roll_key.json", with_id("roll_key.json", key_id))
+    assert rc == 0 and rolled["statusCode"] == 201, rolled
+    new_key = json.loads(rolled["body"])
+    assert new_key["id"] != key_id and new_key["key"].startswith("ot_") and new_key["key"] != key
+    rc, deleted = run("delete_key.json", with_id("delete_key.json", new_key["id"]))
     assert rc == 0 and deleted["statusCode"] == 204
+
+    # Stream samples: the batch is processed with no item failure.
+    for name in ("key_expiry.json", "audit_events.json"):
+        rc, result = run(name)
+        assert rc == 0 and result == {"batchItemFailures": []}, (name, result)
 
     # Samples added later still run: no function error, no 5xx.
     for sample in samples:

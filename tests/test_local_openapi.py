@@ -17,7 +17,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from apikeys.models import CreateKeyRequest
+from apikeys.models import CreateKeyRequest, RenameKeyRequest, RollKeyRequest
 from apikeys_local.idp import LocalIdentityProvider
 from apikeys_local.openapi import build_spec, resolver_of
 from apikeys_local.template import load_stack
@@ -57,7 +57,18 @@ def test_every_operation_documents_security_errors_and_bodies() -> None:
             param = name.split("}")[0]
             assert any(p["name"] == param and p["in"] == "path" for p in operation["parameters"])
     create = SPEC["paths"]["/keys"]["post"]
-    assert create["requestBody"]["content"]["application/json"]["schema"] == CreateKeyRequest.model_json_schema()
+    bodies = {
+        ("post", "/keys"): CreateKeyRequest,
+        ("patch", "/keys/{key_id}"): RenameKeyRequest,
+        ("post", "/keys/{key_id}/roll"): RollKeyRequest,
+    }
+    for (method, path), model in bodies.items():
+        documented = SPEC["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"]
+        expected = model.model_json_schema()
+        assert documented["properties"].keys() == expected["properties"].keys()
+        assert documented.get("required") == expected.get("required")
+        assert documented["additionalProperties"] is False
+    assert SPEC["paths"]["/keys/{key_id}/roll"]["post"]["requestBody"]["required"] is False
     assert set(create["responses"]) == {"201", "400", "401", "403", "500", "503"}
     assert set(SPEC["paths"]["/keys/{key_id}"]["delete"]["responses"]) == {"204", "401", "404", "500", "503"}
     refs = {r.split("/")[-1] for r in _refs(SPEC)}
