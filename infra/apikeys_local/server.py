@@ -215,7 +215,10 @@ def serve(root: Path, host: str, port: int, table_name: str, threads: int = 32) 
             set_plan(emulator, DEMO_ACCOUNT, DEMO_PLAN)
         app = App(emulator, log)
         app.spec()  # fail at start, not on the first /openapi.json, if a route lacks its handler
-        server = create_server(app, host=host, port=port, threads=threads, ident="apikeys-local")
+        # 10 MB: API Gateway's payload limit.
+        server = create_server(
+            app, host=host, port=port, threads=threads, ident="apikeys-local", max_request_body_size=10 * 1024 * 1024
+        )
         url = f"http://{host}:{server.effective_port}"
         state_file.parent.mkdir(parents=True, exist_ok=True)
         state_file.write_text(
