@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Pages (Swagger UI at /docs) are tested in a real headless browser. Install Debian's Chromium
+# when it is missing.
+set -euo pipefail
+if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then
+  exit 0
+fi
+echo "Chromium not found: installing it with apt-get" >&2
+SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+$SUDO apt-get update -qq
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+chromium --version
