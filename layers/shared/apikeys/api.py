@@ -20,7 +20,7 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 _NO_STORE = {"Cache-Control": "no-store"}
 
 
-def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response[str]:
     return Response(
         status_code=status,
         content_type="application/json",
@@ -29,7 +29,7 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
     )
 
 
-def error_response(error: ApiKeyError) -> Response:
+def error_response(error: ApiKeyError) -> Response[str]:
     headers = {"Retry-After": str(error.retry_after_seconds)} if isinstance(error, ServiceUnavailable) else None
     if isinstance(error, Unauthorized):
         headers = {"WWW-Authenticate": "Bearer"}
@@ -39,19 +39,21 @@ def error_response(error: ApiKeyError) -> Response:
 def make_resolver(logger: Logger) -> APIGatewayRestResolver:
     app = APIGatewayRestResolver()
 
-    @app.exception_handler(ApiKeyError)
-    def _domain_error(error: ApiKeyError) -> Response:
+    def _domain_error(error: ApiKeyError) -> Response[str]:
         logger.info("request refused", extra={"error_code": error.code, "status": error.status})
         return error_response(error)
 
-    @app.exception_handler(Exception)
-    def _unexpected(error: Exception) -> Response:
+    def _unexpected(error: Exception) -> Response[str]:
         logger.exception("unhandled error")
         return error_response(ApiKeyError("Something went wrong on our side. Please retry later."))
 
-    @app.not_found
-    def _not_found(_: Exception) -> Response:
+    def _not_found(_: Exception) -> Response[str]:
         return error_response(NotFound("No such route."))
+
+    # Registered by call, not as decorators: Powertools' decorators are untyped (mypy --strict).
+    app.exception_handler(ApiKeyError)(_domain_error)
+    app.exception_handler(Exception)(_unexpected)
+    app.not_found(_not_found)
 
     return app
 

@@ -18,7 +18,7 @@ import functools
 import random
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import boto3
 from botocore.config import Config
@@ -162,7 +162,7 @@ class Store:
             except ClientError as exc:
                 if exc.response["Error"]["Code"] != "TransactionCanceledException":
                     raise _unavailable(exc) or exc from None
-                reasons: list[dict[str, Any]] = exc.response.get("CancellationReasons", [])
+                reasons = cast(list[dict[str, Any]], exc.response.get("CancellationReasons", []))
                 codes = {reason.get("Code") for reason in reasons}
                 if "ConditionalCheckFailed" in codes:
                     return reasons
@@ -170,8 +170,8 @@ class Store:
                     raise
             except BotoCoreError:
                 raise ServiceUnavailable("The key service is temporarily unavailable. Please retry.") from None
-            # Full jitter: concurrent writers of one account spread out instead of colliding again.
-            time.sleep(random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt)))  # noqa: S311
+            # Full jitter (not a secret, so `random` is right): concurrent writers spread out.
+            time.sleep(random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt)))  # noqa: S311  # nosec B311
         raise ServiceUnavailable("Too many concurrent changes to this account. Please retry.")
 
     # -- reads -------------------------------------------------------------------------
