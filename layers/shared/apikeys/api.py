@@ -36,8 +36,48 @@ def error_response(error: ApiKeyError) -> Response[str]:
     return json_response(error.status, {"error": {"code": error.code, "message": error.message}}, headers)
 
 
+def _str_map(value: object, listed: bool = False) -> dict[str, Any] | None:
+    """Keep only well-typed entries of a header/parameter map; anything else is absent."""
+    if not isinstance(value, dict):
+        return None
+    if listed:
+        return {
+            k: [x for x in v if isinstance(x, str)]
+            for k, v in value.items()
+            if isinstance(k, str) and isinstance(v, list)
+        }
+    return {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def _proxy_error(error: ApiKeyError) -> dict[str, Any]:
+    response = error_response(error)
+    headers = {"Content-Type": "application/json", **{k: str(v) for k, v in response.headers.items()}}
+    return {"statusCode": response.status_code, "headers": headers, "body": response.body, "isBase64Encoded": False}
+
+
+class ContractResolver(APIGatewayRestResolver):
+    """The REST resolver, hardened against malformed proxy events: API Gateway never sends
+    them, but a handler must still answer with the contract (400, the error shape) rather
+    than crash inside the router on a null method or a header that is not a string."""
+
+    def resolve(self, event: Any, context: Any) -> dict[str, Any]:
+        if not isinstance(event, dict):
+            return _proxy_error(InvalidRequest("Malformed request."))
+        method, path = event.get("httpMethod"), event.get("path")
+        if not isinstance(method, str) or not isinstance(path, str):
+            return _proxy_error(InvalidRequest("Malformed request."))
+        clean = dict(event)
+        for name in ("headers", "queryStringParameters", "pathParameters", "stageVariables"):
+            clean[name] = _str_map(event.get(name))
+        for name in ("multiValueHeaders", "multiValueQueryStringParameters"):
+            clean[name] = _str_map(event.get(name), listed=True)
+        if not isinstance(event.get("requestContext"), dict):
+            clean["requestContext"] = {}
+        return super().resolve(clean, context)
+
+
 def make_resolver(logger: Logger) -> APIGatewayRestResolver:
-    app = APIGatewayRestResolver()
+    app = ContractResolver()
 
     def _domain_error(error: ApiKeyError) -> Response[str]:
         logger.info("request refused", extra={"error_code": error.code, "status": error.status})
