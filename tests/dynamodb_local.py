@@ -44,6 +44,7 @@ class DynamoDBLocal:
                 "-jar",
                 str(jar),
                 "-inMemory",
+                "-sharedDb",  # one database whatever the credentials (moto sets its own inside mock_aws)
                 "-disableTelemetry",
                 "-port",
                 str(self.port),

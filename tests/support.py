@@ -43,12 +43,15 @@ def table_definition(table_name: str) -> dict[str, Any]:
     tables = [r for r in load_template()["Resources"].values() if r["Type"] == "AWS::DynamoDB::Table"]
     assert len(tables) == 1
     props = tables[0]["Properties"]
-    return {
+    definition = {
         "TableName": table_name,
         "KeySchema": props["KeySchema"],
         "AttributeDefinitions": props["AttributeDefinitions"],
         "BillingMode": props["BillingMode"],
     }
+    if "StreamSpecification" in props:
+        definition["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
+    return definition
 
 
 def load_function(name: str, fresh: bool = False) -> ModuleType:
@@ -191,12 +194,36 @@ class Api:
             headers[name] = ", ".join(values)
         return Reply(result["statusCode"], body, headers)
 
-    def create(self, account: str | None, name: Any = "My key", raw_body: str | None = None) -> Reply:
-        event = rest_event("POST", "/keys", account, body={"name": name}, raw_body=raw_body)
-        reply = self._invoke("create_key", event)
+    def create(self, account: str | None, name: Any = "My key", raw_body: str | None = None, **extra: Any) -> Reply:
+        event = rest_event("POST", "/keys", account, body={"name": name, **extra}, raw_body=raw_body)
+        return self._remember(self._invoke("create_key", event))
+
+    def _remember(self, reply: Reply) -> Reply:
         if reply.status == 201:
             self.secrets.append(reply.body["key"])
         return reply
+
+    def get(self, account: str | None, key_id: str) -> Reply:
+        event = rest_event("GET", f"/keys/{key_id}", account, path_parameters={"key_id": key_id})
+        return self._invoke("get_key", event)
+
+    def rename(self, account: str | None, key_id: str, name: Any = None, raw_body: str | None = None) -> Reply:
+        event = rest_event(
+            "PATCH",
+            f"/keys/{key_id}",
+            account,
+            body={"name": name},
+            raw_body=raw_body,
+            path_parameters={"key_id": key_id},
+        )
+        return self._invoke("rename_key", event)
+
+    def roll(self, account: str | None, key_id: str, grace: int | None = None, raw_body: str | None = None) -> Reply:
+        body = {"grace_period_seconds": grace} if grace is not None else None
+        event = rest_event(
+            "POST", f"/keys/{key_id}/roll", account, body=body, raw_body=raw_body, path_parameters={"key_id": key_id}
+        )
+        return self._remember(self._invoke("roll_key", event))
 
     def list(self, account: str | None) -> Reply:
         return self._invoke("list_keys", rest_event("GET", "/keys", account))

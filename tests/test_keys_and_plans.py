@@ -63,7 +63,7 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = get_settings()
     assert settings.key_prefix == "ot_" and settings.plan_limits == LIMITS
     assert settings.default_plan is None and settings.account_id_claim == "sub"
-    monkeypatch.setenv("PLAN_LIMITS", json.dumps({"big": 50, "small": 1}))
+    monkeypatch.setenv("PLAN_LIMITS", json.dumps({"big": 40, "small": 1}))
     monkeypatch.setenv("DEFAULT_PLAN", "small")
     get_settings.cache_clear()
     assert list(get_settings().plan_limits) == ["small", "big"]
@@ -74,7 +74,7 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     ("var", "value"),
     [
         ("PLAN_LIMITS", "nope"),
-        ("PLAN_LIMITS", '{"pro": 100}'),
+        ("PLAN_LIMITS", '{"pro": 50}'),
         ("PLAN_LIMITS", '{"pro": "3"}'),
         ("PLAN_LIMITS", "[]"),
         ("DEFAULT_PLAN", "gold"),

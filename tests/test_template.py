@@ -14,8 +14,13 @@ FUNCTIONS = {
     "ListKeysFunction": ("functions/list_keys/", "get", "/keys", "CognitoAuth"),
     "DeleteKeyFunction": ("functions/delete_key/", "delete", "/keys/{key_id}", "CognitoAuth"),
     "WhoAmIFunction": ("functions/whoami/", "get", "/v1/whoami", "KeyAuthorizer"),
+    "GetKeyFunction": ("functions/get_key/", "get", "/keys/{key_id}", "CognitoAuth"),
+    "RenameKeyFunction": ("functions/rename_key/", "patch", "/keys/{key_id}", "CognitoAuth"),
+    "RollKeyFunction": ("functions/roll_key/", "post", "/keys/{key_id}/roll", "CognitoAuth"),
     "AuthorizerFunction": ("functions/authorizer/", None, None, None),
     "SetPlanFunction": ("functions/set_plan/", None, None, None),
+    "KeyExpiryFunction": ("functions/key_expiry/", "stream", None, None),
+    "AuditEventsFunction": ("functions/audit_events/", "stream", None, None),
 }
 
 
@@ -26,6 +31,9 @@ def resources() -> dict[str, Any]:
 def _actions(function: dict[str, Any]) -> set[str]:
     actions: set[str] = set()
     for policy in function["Properties"].get("Policies", []):
+        if "Statement" not in policy:  # a SAM policy template, e.g. SQSSendMessagePolicy: scoped by SAM
+            actions.update(f"template:{name}" for name in policy)
+            continue
         for statement in policy["Statement"]:
             actions.update(statement["Action"])
     return actions
@@ -43,6 +51,12 @@ def test_functions_routes_and_authorizers_match_the_contract() -> None:
         if method is None:
             assert events == {}
             continue
+        if method == "stream":
+            [event] = events.values()
+            assert event["Type"] == "DynamoDB"
+            assert event["Properties"]["Stream"] == {"GetAtt": "KeysTable.StreamArn"}
+            assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+            continue
         [event] = events.values()
         assert event["Type"] == "Api"
         assert (event["Properties"]["Method"], event["Properties"]["Path"]) == (method, path)
@@ -56,6 +70,8 @@ def test_least_privilege_per_function() -> None:
     assert _actions(res["AuthorizerFunction"]) == {"dynamodb:GetItem", "dynamodb:UpdateItem"}
     assert _actions(res["ListKeysFunction"]) == {"dynamodb:Query"}
     assert _actions(res["WhoAmIFunction"]) == set()
+    assert _actions(res["GetKeyFunction"]) == {"dynamodb:GetItem"}
+    assert _actions(res["AuditEventsFunction"]) == {"events:PutEvents", "template:SQSSendMessagePolicy"}
     for name in FUNCTIONS:
         assert not any(a.endswith(":*") or a == "*" for a in _actions(res[name]))
 

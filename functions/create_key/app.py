@@ -9,8 +9,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from apikeys import logic
-from apikeys.api import caller_account_id, json_response, make_resolver, parse_body
-from apikeys.models import CreatedKeyOut, CreateKeyRequest
+from apikeys.api import caller, caller_account_id, json_response, key_body, make_resolver, parse_body
+from apikeys.models import CreateKeyRequest
 from apikeys.observability import make_logger, make_metrics
 
 logger = make_logger()
@@ -22,19 +22,10 @@ app = make_resolver(logger)
 def create_key() -> Any:
     account_id = caller_account_id(app)
     request = parse_body(app, CreateKeyRequest)
-    created = logic.create_key(account_id, request.name)
-    record = created.record
-    logger.info("key created", extra={"key_id": record.key_id})
+    created = logic.create_key(account_id, request.name, request.expires_in_days, caller(app))
+    logger.info("key created", extra={"key_id": created.record.key_id})
     metrics.add_metric(name="KeyCreated", unit=MetricUnit.Count, value=1)
-    body = CreatedKeyOut(
-        id=record.key_id,
-        name=record.name,
-        key=created.secret,
-        display=record.display,
-        created_at=record.created_at,
-        last_used_at=record.last_used_at,
-    )
-    return json_response(201, body.model_dump())
+    return json_response(201, key_body(created.record, created.secret))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

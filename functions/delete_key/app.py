@@ -10,7 +10,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from apikeys import logic
-from apikeys.api import caller_account_id, make_resolver
+from apikeys.api import caller, caller_account_id, make_resolver
 from apikeys.observability import make_logger, make_metrics
 
 logger = make_logger()
@@ -20,7 +20,7 @@ app = make_resolver(logger)
 
 @app.delete("/keys/<key_id>")
 def delete_key(key_id: str) -> Response:
-    logic.delete_key(caller_account_id(app), key_id)
+    logic.delete_key(caller_account_id(app), key_id, caller(app))
     logger.info("key deleted", extra={"key_id": key_id})
     metrics.add_metric(name="KeyDeleted", unit=MetricUnit.Count, value=1)
     return Response(status_code=204, body="", headers={"Cache-Control": "no-store"})

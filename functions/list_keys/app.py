@@ -8,8 +8,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from apikeys import logic
-from apikeys.api import caller_account_id, json_response, make_resolver
-from apikeys.models import KeyListOut, KeyOut
+from apikeys.api import caller_account_id, json_response, key_body, make_resolver
 from apikeys.observability import make_logger
 
 logger = make_logger()
@@ -19,22 +18,13 @@ app = make_resolver(logger)
 @app.get("/keys")
 def list_keys() -> Any:
     listing = logic.list_keys(caller_account_id(app))
-    body = KeyListOut(
-        keys=[
-            KeyOut(
-                id=r.key_id,
-                name=r.name,
-                display=r.display,
-                created_at=r.created_at,
-                last_used_at=r.last_used_at,
-            )
-            for r in listing.keys
-        ],
-        plan=listing.plan,
-        key_limit=listing.key_limit,
-        key_count=listing.key_count,
-    )
-    return json_response(200, body.model_dump())
+    body = {
+        "keys": [key_body(record) for record in listing.keys],
+        "plan": listing.plan,
+        "key_limit": listing.key_limit,
+        "key_count": listing.key_count,
+    }
+    return json_response(200, body)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -12,8 +12,12 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from pydantic import BaseModel, ValidationError
 
+from apikeys import logic
+from apikeys.audit import Caller
 from apikeys.config import get_settings
 from apikeys.errors import ApiKeyError, InvalidRequest, NotFound, ServiceUnavailable, Unauthorized
+from apikeys.models import CreatedKeyOut, KeyOut
+from apikeys.store import KeyRecord
 
 MAX_BODY_BYTES = 10 * 1024
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -98,20 +102,52 @@ def make_resolver(logger: Logger) -> APIGatewayRestResolver:
     return app
 
 
-def caller_account_id(app: APIGatewayRestResolver) -> str:
-    """The account from the Cognito authorizer's claims; no identity means 401."""
+def _claims(app: APIGatewayRestResolver) -> dict[str, Any]:
     context = app.current_event.get("requestContext")
     authorizer = context.get("authorizer") if isinstance(context, dict) else None
     claims = authorizer.get("claims") if isinstance(authorizer, dict) else None
-    account = claims.get(get_settings().account_id_claim) if isinstance(claims, dict) else None
+    return claims if isinstance(claims, dict) else {}
+
+
+def caller_account_id(app: APIGatewayRestResolver) -> str:
+    """The account from the Cognito authorizer's claims; no identity means 401."""
+    account = _claims(app).get(get_settings().account_id_claim)
     if not isinstance(account, str) or not account.strip():
         raise Unauthorized("Sign in to manage API keys.")
     return account
 
 
-def parse_body(app: APIGatewayRestResolver, model: type[ModelT]) -> ModelT:
-    """Size check first, then JSON, then the model: a bad body is refused before any I/O."""
+def caller(app: APIGatewayRestResolver) -> Caller:
+    """Who made the request, for audit events: the user's `sub` (else the account claim)."""
+    claims = _claims(app)
+    actor = claims.get("sub") if isinstance(claims.get("sub"), str) else caller_account_id(app)
+    context = app.current_event.get("requestContext")
+    request_id = context.get("requestId") if isinstance(context, dict) else None
+    return Caller(actor=actor, request_id=request_id if isinstance(request_id, str) else "")
+
+
+def key_body(record: KeyRecord, secret: str | None = None) -> dict[str, Any]:
+    """The key object of every response; the full key only when just created or rolled."""
+    fields: dict[str, Any] = {
+        "id": record.key_id,
+        "name": record.name,
+        "display": record.display,
+        "created_at": record.created_at,
+        "last_used_at": record.last_used_at,
+        "expires_at": logic.expires_at(record),
+        "status": logic.status(record),
+    }
+    if secret is None:
+        return KeyOut(**fields).model_dump()
+    return CreatedKeyOut(**fields, key=secret).model_dump()
+
+
+def parse_body(app: APIGatewayRestResolver, model: type[ModelT], optional: bool = False) -> ModelT:
+    """Size check first, then JSON, then the model: a bad body is refused before any I/O.
+    An `optional` body may be absent, meaning every field takes its default."""
     raw = app.current_event.get("body")
+    if (raw is None or raw == "") and optional:
+        raw = "{}"
     if raw is None or raw == "":
         raise InvalidRequest("Request body must be a JSON object.")
     if not isinstance(raw, str):

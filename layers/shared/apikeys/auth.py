@@ -36,8 +36,12 @@ def authorize(token: str | None) -> Principal | None:
     if token is None or not keys.is_well_formed(token, settings.key_prefix):
         return None
     principal = Store(settings.table_name).get_principal(keys.digest(token))
-    if principal is not None:
-        _record_use(settings.table_name, principal)
+    if principal is None:
+        return None
+    # Expired (or past its roll grace period) from this second on, whenever TTL removes it.
+    if principal.expires_at_epoch is not None and clock.now().timestamp() >= principal.expires_at_epoch:
+        return None
+    _record_use(settings.table_name, principal)
     return principal
 
 

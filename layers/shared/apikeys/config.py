@@ -13,9 +13,9 @@ import re
 from dataclasses import dataclass
 
 DEFAULT_PLAN_LIMITS = {"pro": 3, "advanced": 10, "agency": 25}
-# One TransactWriteItems holds at most 100 items; a plan change rewrites the account item
-# plus one item per key, so no plan may allow more than 99 keys.
-MAX_PLAN_LIMIT = 99
+# One TransactWriteItems holds at most 100 items; a plan change rewrites the account item, its
+# audit event and one item per key, counting keys in a grace period (at most one per slot): 2 * 49 + 2.
+MAX_PLAN_LIMIT = 49
 _PREFIX_RE = re.compile(r"[a-z][a-z0-9]{0,9}_")
 
 

@@ -34,3 +34,9 @@ class ServiceUnavailable(ApiKeyError):
 
     code, status = "service_unavailable", 503
     retry_after_seconds = 1
+
+
+class Conflict(ApiKeyError):
+    """The key's state forbids the change (e.g. rolling a key already in its grace period)."""
+
+    code, status = "conflict", 409

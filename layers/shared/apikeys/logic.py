@@ -7,11 +7,13 @@ this module only supplies the plan it expects the account to be on and reacts to
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
-from apikeys import clock, keys, plans
+from apikeys import audit, clock, keys, plans
+from apikeys.audit import Caller
 from apikeys.config import get_settings
-from apikeys.errors import InvalidRequest, KeyLimitReached, NotFound, ServiceUnavailable
+from apikeys.errors import Conflict, InvalidRequest, KeyLimitReached, NotFound, ServiceUnavailable
 from apikeys.store import AccountMismatch, KeyRecord, Store
 
 _KEY_ID_RE = re.compile(r"key_[0-9A-Za-z]{20}")
@@ -26,6 +28,21 @@ _PLAN_GUESS_MAX = 10_000
 class CreatedKey:
     record: KeyRecord
     secret: str  # the full key: returned once to the caller, never stored or logged
+
+
+def status(record: KeyRecord, now: float | None = None) -> str:
+    """`expired` from the second its expiry passes (even before DynamoDB removes it),
+    `rolling` while a rolled-out key is in its grace period, else `active`."""
+    moment = clock.now().timestamp() if now is None else now
+    if record.expires_at_epoch is not None and moment >= record.expires_at_epoch:
+        return "expired"
+    return "rolling" if record.rolling else "active"
+
+
+def expires_at(record: KeyRecord) -> str | None:
+    if record.expires_at_epoch is None:
+        return None
+    return clock.iso(datetime.fromtimestamp(record.expires_at_epoch, UTC))
 
 
 @dataclass(frozen=True)
@@ -53,17 +70,32 @@ def _remember_plan(account_id: str, plan: str | None) -> None:
     _plan_guess[account_id] = plan
 
 
-def create_key(account_id: str, name: str) -> CreatedKey:
-    settings = get_settings()
-    prefix, limits = settings.key_prefix, settings.plan_limits
+def _new_key(name: str, expires_in_days: int | None) -> CreatedKey:
+    prefix = get_settings().key_prefix
     secret = keys.generate(prefix)
+    created = clock.now()
     record = KeyRecord(
         key_id=keys.new_key_id(),
         name=name,
         display=keys.display(secret, prefix),
-        created_at=clock.now_iso(),
+        created_at=clock.iso(created),
         last_used_at=None,
         digest=keys.digest(secret),
+        expires_at_epoch=int(created.timestamp()) + expires_in_days * 86400 if expires_in_days else None,
+        expires_in_days=expires_in_days,
+    )
+    return CreatedKey(record, secret)
+
+
+def create_key(
+    account_id: str, name: str, expires_in_days: int | None = None, caller: Caller | None = None
+) -> CreatedKey:
+    settings = get_settings()
+    limits = settings.plan_limits
+    created = _new_key(name, expires_in_days)
+    record = created.record
+    event = audit.event(
+        audit.KEY_CREATED, caller or Caller(account_id), account_id, key_id=record.key_id, key_name=record.name
     )
     plan = _plan_guess.get(account_id, settings.default_plan)
     # A guess can be wrong at most a few times in a row (a plan change racing this create).
@@ -75,6 +107,7 @@ def create_key(account_id: str, name: str) -> CreatedKey:
                 plan=plan,
                 limit=plans.limit_for(plan, limits),
                 may_create_account=plan is not None and plan == settings.default_plan,
+                event=event,
             )
         except AccountMismatch as mismatch:
             account = mismatch.account
@@ -85,7 +118,7 @@ def create_key(account_id: str, name: str) -> CreatedKey:
             plan = actual
             continue
         _remember_plan(account_id, plan)
-        return CreatedKey(record, secret)
+        return created
     raise ServiceUnavailable("The account's plan is changing. Please retry.")
 
 
@@ -102,18 +135,108 @@ def list_keys(account_id: str) -> KeyListing:
     )
 
 
-def delete_key(account_id: str, key_id: str) -> None:
-    """Revoke a key. Another account's key id is indistinguishable from an unknown one."""
-    missing = NotFound(f"No API key with id {key_id[:40]!r}.")
-    if not _KEY_ID_RE.fullmatch(key_id):
-        raise missing
+def _valid_key_id(key_id: str) -> NotFound | None:
+    if _KEY_ID_RE.fullmatch(key_id):
+        return None
+    return NotFound(f"No API key with id {key_id[:40]!r}.")
+
+
+def get_key(account_id: str, key_id: str) -> KeyRecord:
+    """One key of the caller's. Another account's key id is indistinguishable from an unknown one."""
+    missing = _valid_key_id(key_id)
+    record = None if missing else store().get_key(account_id, key_id)
+    if record is None:
+        raise missing or NotFound(f"No API key with id {key_id!r}.")
+    return record
+
+
+def delete_key(account_id: str, key_id: str, caller: Caller | None = None) -> None:
+    """Revoke a key: the authorizer refuses it on the very next request."""
     db = store()
-    record = db.get_key(account_id, key_id)
-    if record is None or not db.delete_key(account_id, record):
+    for _ in range(3):
+        record = get_key(account_id, key_id)
+        event = audit.event(
+            audit.KEY_DELETED, caller or Caller(account_id), account_id, key_id=key_id, key_name=record.name
+        )
+        if db.delete_key(account_id, record, event):
+            return
+    # Gone (a concurrent delete won) or changed state under us three times in a row.
+    raise NotFound(f"No API key with id {key_id!r}.")
+
+
+def rename_key(account_id: str, key_id: str, name: str, caller: Caller | None = None) -> KeyRecord:
+    record = get_key(account_id, key_id)
+    event = audit.event(
+        audit.KEY_RENAMED,
+        caller or Caller(account_id),
+        account_id,
+        key_id=key_id,
+        key_name=name,
+        previous_name=record.name,
+    )
+    if not store().rename_key(account_id, key_id, name, event):
+        raise NotFound(f"No API key with id {key_id!r}.")
+    return replace(record, name=name)
+
+
+def roll_key(account_id: str, key_id: str, grace_period_seconds: int = 0, caller: Caller | None = None) -> CreatedKey:
+    """Replace a key by a new one with the same name, in the same slot. With a grace period
+    both work until it ends, so an integration can switch without downtime, even on a full plan."""
+    missing = _valid_key_id(key_id)
+    if missing:
         raise missing
+    settings = get_settings()
+    db = store()
+    for _ in range(6):
+        account, records = db.load_account(account_id)
+        old = next((r for r in records if r.key_id == key_id), None)
+        if account is None or old is None:
+            raise NotFound(f"No API key with id {key_id!r}.")
+        now = clock.now().timestamp()
+        state = status(old, now)
+        if state == "rolling":
+            raise Conflict("This key is already being rolled; its grace period ends at " + f"{expires_at(old)}.")
+        if state == "expired":
+            raise Conflict("This key has expired and cannot be rolled; create a new key instead.")
+        plan = account.plan or settings.default_plan
+        limit = plans.limit_for(plan, settings.plan_limits)
+        if grace_period_seconds and sum(r.rolling for r in records) >= limit:
+            raise Conflict(f"At most {limit} keys may be in a grace period at once on this plan.")
+        grace_until = None
+        if grace_period_seconds:
+            grace_until = int(now) + grace_period_seconds
+            if old.expires_at_epoch is not None:
+                grace_until = min(grace_until, old.expires_at_epoch)
+        created = _new_key(old.name, old.expires_in_days)
+        event = audit.event(
+            audit.KEY_ROLLED,
+            caller or Caller(account_id),
+            account_id,
+            key_id=created.record.key_id,
+            key_name=old.name,
+            previous_key_id=old.key_id,
+            grace_period_seconds=grace_period_seconds,
+        )
+        if db.roll_key(replace(account, plan=plan), old, created.record, grace_until, event):
+            return created
+    raise ServiceUnavailable("Too many concurrent changes to this account. Please retry.")
 
 
-def set_plan(account_id: object, plan: object) -> PlanChange:
+def record_ttl_removal(account_id: str, record: KeyRecord) -> bool:
+    """DynamoDB's TTL removed an expired or rolled-out key: keep key_count exact and audit it.
+    Idempotent, since a stream delivers at least once. False if already recorded."""
+    event = audit.event(
+        audit.KEY_EXPIRED,
+        Caller(audit.SYSTEM_ACTOR),
+        account_id,
+        key_id=record.key_id,
+        key_name=record.name,
+        reason="grace_period_ended" if record.rolling else "expired",
+    )
+    return store().record_removal(account_id, record, event)
+
+
+def set_plan(account_id: object, plan: object, caller: Caller | None = None) -> PlanChange:
     """Called by the billing system. A downgrade keeps existing keys; creates are refused
     until the count is under the new limit, because the create condition is `count < limit`."""
     limits = get_settings().plan_limits
@@ -121,6 +244,7 @@ def set_plan(account_id: object, plan: object) -> PlanChange:
         raise InvalidRequest("account_id must be a string of 1-128 characters without control characters.")
     if not isinstance(plan, str) or plan not in limits:
         raise InvalidRequest(f"Unknown plan {str(plan)[:40]!r}; valid plans: {', '.join(limits)}.")
-    store().set_plan(account_id, plan)
+    event = audit.event(audit.PLAN_CHANGED, caller or Caller("billing"), account_id, plan=plan, key_limit=limits[plan])
+    store().set_plan(account_id, plan, event)
     _remember_plan(account_id, plan)
     return PlanChange(account_id, plan, limits[plan])

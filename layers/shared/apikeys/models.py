@@ -6,29 +6,54 @@ Only the HTTP handlers import this module; the authorizer stays free of pydantic
 from __future__ import annotations
 
 import unicodedata
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 NAME_MAX = 64
 
 
-class CreateKeyRequest(BaseModel):
+def _no_control_characters(value: str) -> str:
+    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+KeyName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX),
+    AfterValidator(_no_control_characters),
+    Field(
+        description="A descriptive name, 1-64 characters after trimming, no control characters.",
+        examples=["Zapier Integration"],
+    ),
+]
+
+
+class _Strict(BaseModel):
     """Unknown fields are refused, as Stripe does, so a typo never passes silently."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX)] = Field(
-        description="A descriptive name, 1-64 characters after trimming, no control characters.",
-        examples=["Zapier Integration"],
+
+class CreateKeyRequest(_Strict):
+    name: KeyName
+    expires_in_days: int | None = Field(
+        default=None, ge=1, le=365, description="Optional lifetime in days (1-365); the key stops working then."
     )
 
-    @field_validator("name")
-    @classmethod
-    def _no_control_characters(cls, value: str) -> str:
-        if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value):
-            raise ValueError("must not contain control characters")
-        return value
+
+class RenameKeyRequest(_Strict):
+    name: KeyName
+
+
+class RollKeyRequest(_Strict):
+    grace_period_seconds: int = Field(
+        default=0,
+        ge=0,
+        le=604800,
+        description="How long the old key keeps working (0-604800 s, up to 7 days). 0 revokes it at once.",
+    )
 
 
 class KeyOut(BaseModel):
@@ -37,6 +62,10 @@ class KeyOut(BaseModel):
     display: str = Field(description="Masked key: the prefix and at most 8 characters of the secret.")
     created_at: str = Field(description="ISO 8601, UTC.")
     last_used_at: str | None = Field(description="ISO 8601, UTC; null until first use. Updated at most once a minute.")
+    expires_at: str | None = Field(description="ISO 8601, UTC; null if the key does not expire.")
+    status: Literal["active", "expired", "rolling"] = Field(
+        description="`rolling`: replaced by a roll, working until `expires_at`; `expired`: refused, removed soon."
+    )
 
 
 class CreatedKeyOut(KeyOut):

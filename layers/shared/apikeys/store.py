@@ -1,20 +1,27 @@
 """All DynamoDB access, and the only module that knows the item layout.
 
-One table, three item types:
+One table, four item types:
 
-    pk = ACCOUNT#<account_id>  sk = ACCOUNT           plan, key_count, version
-    pk = ACCOUNT#<account_id>  sk = KEY#<key_id>      name, display, created_at, last_used_at, digest
-    pk = DIGEST#<sha256 hex>   sk = DIGEST            account_id, key_id, plan  (the authorizer's one read)
+    pk = ACCOUNT#<account_id>  sk = ACCOUNT       plan, key_count, version
+    pk = ACCOUNT#<account_id>  sk = KEY#<key_id>  name, display, created_at, last_used_at, digest,
+                                                  ttl, expires_in_days, rolling
+    pk = DIGEST#<sha256 hex>   sk = DIGEST        account_id, key_id, plan, ttl  (the authorizer's one read)
+    pk = EVENT#<id>            sk = EVENT         detail_type, detail, ttl  (audit outbox, see audit.py)
 
 Key items sort by key id, which sorts by creation time, so one descending Query lists an
 account newest first. Every write that changes the set of keys is one TransactWriteItems
 whose condition on the account item enforces the plan limit inside DynamoDB; `version`
-counts those writes so a plan change can prove it saw every key.
+counts those writes so a plan change can prove it saw every key. `ttl` (epoch seconds) is
+the table's TTL attribute: expired keys and rolled-out keys are removed by DynamoDB, and the
+authorizer refuses them from that second on without waiting for the removal.
+`key_count` counts keys that are not `rolling` (a rolled-out key in its grace period has
+given its slot to its replacement).
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import random
 import time
 from dataclasses import dataclass
@@ -24,10 +31,13 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from apikeys.audit import AuditEvent
 from apikeys.errors import ServiceUnavailable
 
 ACCOUNT_SK = "ACCOUNT"
 DIGEST_SK = "DIGEST"
+EVENT_SK = "EVENT"
+EVENT_RETENTION_SECONDS = 24 * 3600  # outbox items only need to live until the stream delivers them
 # Transaction cancellations that say "try again" rather than "the condition is false".
 _RETRYABLE_REASONS = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
 _UNAVAILABLE_CODES = {
@@ -77,6 +87,9 @@ class KeyRecord:
     created_at: str
     last_used_at: str | None
     digest: str
+    expires_at_epoch: int | None = None  # also the item's TTL
+    expires_in_days: int | None = None  # the lifetime a roll gives the replacement
+    rolling: bool = False  # rolled out, working until expires_at_epoch (its grace period)
 
 
 @dataclass(frozen=True)
@@ -86,6 +99,7 @@ class Principal:
     account_id: str
     key_id: str
     plan: str
+    expires_at_epoch: int | None = None
 
 
 class AccountMismatch(Exception):
@@ -131,7 +145,73 @@ def _to_key(item: dict[str, Any]) -> KeyRecord:
         created_at=item["created_at"]["S"],
         last_used_at=item["last_used_at"]["S"] if "last_used_at" in item else None,
         digest=item["digest"]["S"],
+        expires_at_epoch=int(item["ttl"]["N"]) if "ttl" in item else None,
+        expires_in_days=int(item["expires_in_days"]["N"]) if "expires_in_days" in item else None,
+        rolling=item.get("rolling", {}).get("BOOL", False),
     )
+
+
+def _key_item(account_id: str, key: KeyRecord) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "pk": _account_pk(account_id),
+        "sk": _key_sk(key.key_id),
+        "key_id": {"S": key.key_id},
+        "name": {"S": key.name},
+        "display": {"S": key.display},
+        "created_at": {"S": key.created_at},
+        "digest": {"S": key.digest},
+    }
+    if key.expires_at_epoch is not None:
+        item["ttl"] = {"N": str(key.expires_at_epoch)}
+    if key.expires_in_days is not None:
+        item["expires_in_days"] = {"N": str(key.expires_in_days)}
+    return item
+
+
+def _digest_item(account_id: str, key: KeyRecord, plan: str) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        **_digest_key(key.digest),
+        "account_id": {"S": account_id},
+        "key_id": {"S": key.key_id},
+        "plan": {"S": plan},
+        "created_at": {"S": key.created_at},
+    }
+    if key.expires_at_epoch is not None:
+        item["ttl"] = {"N": str(key.expires_at_epoch)}
+    return item
+
+
+def _event_put(table: str, event: AuditEvent, event_pk: str | None = None) -> dict[str, Any]:
+    """The outbox item of a change, written in the change's own transaction."""
+    ttl = int(time.time()) + EVENT_RETENTION_SECONDS
+    return {
+        "Put": {
+            "TableName": table,
+            "Item": {
+                "pk": {"S": event_pk or f"EVENT#{event.event_id}"},
+                "sk": {"S": EVENT_SK},
+                "detail_type": {"S": event.detail_type},
+                "detail": {"S": json.dumps(event.detail, ensure_ascii=False, separators=(",", ":"))},
+                "ttl": {"N": str(ttl)},
+            },
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
+    }
+
+
+def key_from_stream_image(image: dict[str, Any]) -> tuple[str, KeyRecord] | None:
+    """(account_id, key) from a stream record's image of a key item; None for other items."""
+    pk, sk = image.get("pk", {}).get("S", ""), image.get("sk", {}).get("S", "")
+    if not (pk.startswith("ACCOUNT#") and sk.startswith("KEY#")):
+        return None
+    return pk.removeprefix("ACCOUNT#"), _to_key(image)
+
+
+def event_from_stream_image(image: dict[str, Any]) -> tuple[str, str] | None:
+    """(detail_type, detail JSON) from a stream record's image of an outbox item."""
+    if not image.get("pk", {}).get("S", "").startswith("EVENT#"):
+        return None
+    return image["detail_type"]["S"], image["detail"]["S"]
 
 
 def _unavailable(exc: Exception) -> ServiceUnavailable | None:
@@ -187,13 +267,14 @@ class Store:
             "get_item",
             Key=_digest_key(digest),
             ConsistentRead=True,
-            ProjectionExpression="account_id, key_id, #plan",
-            ExpressionAttributeNames={"#plan": "plan"},
+            ProjectionExpression="account_id, key_id, #plan, #ttl",
+            ExpressionAttributeNames={"#plan": "plan", "#ttl": "ttl"},
         )
         item = resp.get("Item")
         if not item:
             return None
-        return Principal(item["account_id"]["S"], item["key_id"]["S"], item["plan"]["S"])
+        expires = int(item["ttl"]["N"]) if "ttl" in item else None
+        return Principal(item["account_id"]["S"], item["key_id"]["S"], item["plan"]["S"], expires)
 
     def load_account(self, account_id: str) -> tuple[Account | None, list[KeyRecord]]:
         """Account item and keys, newest first, in one consistent Query per page."""
@@ -210,7 +291,7 @@ class Store:
             for item in resp.get("Items", []):
                 if item["sk"]["S"] == ACCOUNT_SK:
                     account = _to_account(account_id, item)
-                else:
+                elif item["sk"]["S"].startswith("KEY#"):
                     keys.append(_to_key(item))
             if "LastEvaluatedKey" not in resp:
                 return account, keys
@@ -234,6 +315,7 @@ class Store:
         plan: str | None,
         limit: int,
         may_create_account: bool,
+        event: AuditEvent,
     ) -> None:
         """Add a key if the account is on `plan` and below `limit`, all in one transaction.
 
@@ -255,22 +337,6 @@ class Store:
         if plan:
             values[":plan"] = {"S": plan}
             update += ", #plan = if_not_exists(#plan, :plan)"
-        key_item = {
-            "pk": _account_pk(account_id),
-            "sk": _key_sk(key.key_id),
-            "key_id": {"S": key.key_id},
-            "name": {"S": key.name},
-            "display": {"S": key.display},
-            "created_at": {"S": key.created_at},
-            "digest": {"S": key.digest},
-        }
-        digest_item = {
-            **_digest_key(key.digest),
-            "account_id": {"S": account_id},
-            "key_id": {"S": key.key_id},
-            "plan": {"S": plan or ""},
-            "created_at": {"S": key.created_at},
-        }
         reasons = self._transact(
             [
                 {
@@ -284,20 +350,9 @@ class Store:
                         "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                     }
                 },
-                {
-                    "Put": {
-                        "TableName": self.table,
-                        "Item": key_item,
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                },
-                {
-                    "Put": {
-                        "TableName": self.table,
-                        "Item": digest_item,
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                },
+                self._put_new(_key_item(account_id, key)),
+                self._put_new(_digest_item(account_id, key, plan or "")),
+                _event_put(self.table, event),
             ]
         )
         if reasons is None:
@@ -307,33 +362,136 @@ class Store:
         # A 190-bit id or digest collided: not reachable in practice, never silently overwritten.
         raise RuntimeError("key id or digest collision")
 
-    def delete_key(self, account_id: str, key: KeyRecord) -> bool:
-        """Remove a key and decrement the count in one transaction. False if already gone,
-        so of many identical deletes exactly one decrements."""
+    def _put_new(self, item: dict[str, Any]) -> dict[str, Any]:
+        return {"Put": {"TableName": self.table, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}}
+
+    def _remove_key(self, account_id: str, key: KeyRecord) -> list[dict[str, Any]]:
+        """Delete a key's two items, on the condition that it is still in the state we read."""
+        rolling = "attribute_exists(rolling)" if key.rolling else "attribute_not_exists(rolling)"
+        return [
+            {
+                "Delete": {
+                    "TableName": self.table,
+                    "Key": {"pk": _account_pk(account_id), "sk": _key_sk(key.key_id)},
+                    "ConditionExpression": f"attribute_exists(pk) AND {rolling}",
+                }
+            },
+            {"Delete": {"TableName": self.table, "Key": _digest_key(key.digest)}},
+        ]
+
+    def _count_change(self, account_id: str, delta: int) -> dict[str, Any]:
+        return {
+            "Update": {
+                "TableName": self.table,
+                "Key": _account_key(account_id),
+                "UpdateExpression": "SET key_count = key_count + :delta, version = version + :one",
+                "ConditionExpression": "attribute_exists(pk)",
+                "ExpressionAttributeValues": {":delta": {"N": str(delta)}, ":one": {"N": "1"}},
+            }
+        }
+
+    def delete_key(self, account_id: str, key: KeyRecord, event: AuditEvent) -> bool:
+        """Remove a key and, unless it had already given up its slot (rolling), decrement the
+        count, in one transaction. False if the key is gone or changed state since it was
+        read, so of many identical deletes exactly one decrements."""
+        items = [
+            *self._remove_key(account_id, key),
+            self._count_change(account_id, 0 if key.rolling else -1),
+            _event_put(self.table, event),
+        ]
+        return self._transact(items) is None
+
+    def rename_key(self, account_id: str, key_id: str, name: str, event: AuditEvent) -> bool:
+        """False if the key no longer exists (a rename never recreates a deleted key)."""
         reasons = self._transact(
             [
                 {
-                    "Delete": {
-                        "TableName": self.table,
-                        "Key": {"pk": _account_pk(account_id), "sk": _key_sk(key.key_id)},
-                        "ConditionExpression": "attribute_exists(pk)",
-                    }
-                },
-                {"Delete": {"TableName": self.table, "Key": _digest_key(key.digest)}},
-                {
                     "Update": {
                         "TableName": self.table,
-                        "Key": _account_key(account_id),
-                        "UpdateExpression": "SET key_count = key_count - :one, version = version + :one",
+                        "Key": {"pk": _account_pk(account_id), "sk": _key_sk(key_id)},
+                        "UpdateExpression": "SET #name = :name",
                         "ConditionExpression": "attribute_exists(pk)",
-                        "ExpressionAttributeValues": {":one": {"N": "1"}},
+                        "ExpressionAttributeNames": {"#name": "name"},
+                        "ExpressionAttributeValues": {":name": {"S": name}},
                     }
                 },
+                _event_put(self.table, event),
             ]
         )
         return reasons is None
 
-    def set_plan(self, account_id: str, plan: str) -> Account:
+    def roll_key(
+        self,
+        account: Account,
+        old: KeyRecord,
+        new: KeyRecord,
+        grace_until_epoch: int | None,
+        event: AuditEvent,
+    ) -> bool:
+        """Replace `old` by `new` in one transaction; the count does not change. With a grace
+        period the old key stays valid until then (its TTL) and gives up its slot; without
+        one it is deleted. Conditioned on the account's version (nothing changed since the
+        caller read it), so of concurrent rolls of one key exactly one commits. False if
+        the account changed: the caller re-reads and decides again."""
+        account_id = account.account_id
+        items: list[dict[str, Any]] = [
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": _account_key(account_id),
+                    "UpdateExpression": "SET version = version + :one",
+                    "ConditionExpression": "version = :v",
+                    "ExpressionAttributeValues": {":one": {"N": "1"}, ":v": {"N": str(account.version)}},
+                }
+            },
+        ]
+        if grace_until_epoch is None:
+            items += self._remove_key(account_id, old)
+        else:
+            ttl = {":ttl": {"N": str(grace_until_epoch)}}
+            items.append(
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": {"pk": _account_pk(account_id), "sk": _key_sk(old.key_id)},
+                        "UpdateExpression": "SET rolling = :true, #ttl = :ttl",
+                        "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(rolling)",
+                        "ExpressionAttributeNames": {"#ttl": "ttl"},
+                        "ExpressionAttributeValues": {**ttl, ":true": {"BOOL": True}},
+                    }
+                }
+            )
+            items.append(
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": _digest_key(old.digest),
+                        "UpdateExpression": "SET #ttl = :ttl",
+                        "ConditionExpression": "attribute_exists(pk)",
+                        "ExpressionAttributeNames": {"#ttl": "ttl"},
+                        "ExpressionAttributeValues": ttl,
+                    }
+                }
+            )
+        items += [
+            self._put_new(_key_item(account_id, new)),
+            self._put_new(_digest_item(account_id, new, account.plan or "")),
+            _event_put(self.table, event),
+        ]
+        return self._transact(items) is None
+
+    def record_removal(self, account_id: str, key: KeyRecord, event: AuditEvent) -> bool:
+        """After DynamoDB's TTL removed a key item: give back its slot (unless it was a rolled-out
+        key, which had given it already) exactly once, however often the stream delivers the
+        removal: the outbox item's id is derived from the key id and written only once."""
+        items = [
+            _event_put(self.table, event, event_pk=f"EVENT#removed#{account_id}#{key.key_id}"),
+            self._count_change(account_id, 0 if key.rolling else -1),
+        ]
+        reasons = self._transact(items)
+        return reasons is None
+
+    def set_plan(self, account_id: str, plan: str, event: AuditEvent) -> Account:
         """Move the account and every key's digest item to `plan` in one transaction.
 
         The condition on `version` proves no key was added or removed since the Query, so no
@@ -365,7 +523,8 @@ class Store:
                         "ExpressionAttributeNames": {"#plan": "plan"},
                         "ExpressionAttributeValues": values,
                     }
-                }
+                },
+                _event_put(self.table, event),
             ]
             for key in keys:
                 items.append(
@@ -381,7 +540,7 @@ class Store:
                     }
                 )
             if self._transact(items) is None:
-                return Account(account_id, plan, len(keys), version + 1)
+                return Account(account_id, plan, sum(not k.rolling for k in keys), version + 1)
         raise ServiceUnavailable("Too many concurrent changes to this account. Please retry.")
 
     def touch_last_used(self, account_id: str, key_id: str, now: str, cutoff: str) -> None:

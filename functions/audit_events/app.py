@@ -1,0 +1,58 @@
+"""DynamoDB stream consumer that publishes the audit outbox (items written in the same
+transaction as each change) to EventBridge. At least once: a failed PutEvents fails only
+that record, which the stream retries; the customer's request was answered long before."""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.config import Config
+
+from apikeys.observability import make_logger
+from apikeys.store import event_from_stream_image
+
+logger = make_logger()
+processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+
+
+@functools.cache
+def events_client() -> Any:
+    return boto3.client("events", config=Config(retries={"mode": "standard", "max_attempts": 3}))
+
+
+class PublishFailed(Exception):
+    """EventBridge refused the entry; the record is reported failed and redelivered."""
+
+
+def handle(record: DynamoDBRecord) -> None:
+    if record.raw_event.get("eventName") != "INSERT":
+        return
+    new_image = (record.raw_event.get("dynamodb") or {}).get("NewImage") or {}
+    parsed = event_from_stream_image(new_image)
+    if parsed is None:
+        return
+    detail_type, detail = parsed
+    result = events_client().put_events(
+        Entries=[
+            {
+                "Source": os.environ.get("AUDIT_EVENT_SOURCE", "apikeys"),
+                "DetailType": detail_type,
+                "Detail": detail,
+                "EventBusName": os.environ.get("AUDIT_EVENT_BUS", "default"),
+            }
+        ]
+    )
+    if result.get("FailedEntryCount"):
+        raise PublishFailed(str(result["Entries"][0].get("ErrorCode")))
+    logger.info("audit event published", extra={"detail_type": detail_type})
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return process_partial_response(event=event, record_handler=handle, processor=processor, context=context)

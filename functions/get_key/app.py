@@ -1,0 +1,25 @@
+"""GET /keys/{key_id}: one of the caller's keys (never the secret)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from apikeys import logic
+from apikeys.api import caller_account_id, json_response, key_body, make_resolver
+from apikeys.observability import make_logger
+
+logger = make_logger()
+app = make_resolver(logger)
+
+
+@app.get("/keys/<key_id>")
+def get_key(key_id: str) -> Any:
+    return json_response(200, key_body(logic.get_key(caller_account_id(app), key_id)))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,30 @@
+"""PATCH /keys/{key_id}: rename a key (same name rules as create)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from apikeys import logic
+from apikeys.api import caller, caller_account_id, json_response, key_body, make_resolver, parse_body
+from apikeys.models import RenameKeyRequest
+from apikeys.observability import make_logger
+
+logger = make_logger()
+app = make_resolver(logger)
+
+
+@app.patch("/keys/<key_id>")
+def rename_key(key_id: str) -> Any:
+    account_id = caller_account_id(app)
+    request = parse_body(app, RenameKeyRequest)
+    record = logic.rename_key(account_id, key_id, request.name, caller(app))
+    logger.info("key renamed", extra={"key_id": key_id})
+    return json_response(200, key_body(record))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,35 @@
+"""POST /keys/{key_id}/roll: replace a key by a new one (shown once), optionally keeping the
+old one working for a grace period so integrations rotate without downtime."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from apikeys import logic
+from apikeys.api import caller, caller_account_id, json_response, key_body, make_resolver, parse_body
+from apikeys.models import RollKeyRequest
+from apikeys.observability import make_logger, make_metrics
+
+logger = make_logger()
+metrics = make_metrics()
+app = make_resolver(logger)
+
+
+@app.post("/keys/<key_id>/roll")
+def roll_key(key_id: str) -> Any:
+    account_id = caller_account_id(app)
+    request = parse_body(app, RollKeyRequest, optional=True)
+    created = logic.roll_key(account_id, key_id, request.grace_period_seconds, caller(app))
+    logger.info("key rolled", extra={"key_id": created.record.key_id, "previous_key_id": key_id})
+    metrics.add_metric(name="KeyRolled", unit=MetricUnit.Count, value=1)
+    return json_response(201, key_body(created.record, created.secret))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)
