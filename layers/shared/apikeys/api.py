@@ -120,7 +120,8 @@ def caller_account_id(app: APIGatewayRestResolver) -> str:
 def caller(app: APIGatewayRestResolver) -> Caller:
     """Who made the request, for audit events: the user's `sub` (else the account claim)."""
     claims = _claims(app)
-    actor = claims.get("sub") if isinstance(claims.get("sub"), str) else caller_account_id(app)
+    sub = claims.get("sub")
+    actor = sub if isinstance(sub, str) else caller_account_id(app)
     context = app.current_event.get("requestContext")
     request_id = context.get("requestId") if isinstance(context, dict) else None
     return Caller(actor=actor, request_id=request_id if isinstance(request_id, str) else "")
