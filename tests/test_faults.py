@@ -81,8 +81,13 @@ CASES = [
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[float]]:
     """Record botocore's and the store's backoff delays instead of sleeping them."""
     delays: dict[str, list[float]] = {"botocore": [], "store": []}
-    monkeypatch.setattr(botocore.endpoint, "time", types.SimpleNamespace(sleep=delays["botocore"].append))
-    monkeypatch.setattr(store_module, "time", types.SimpleNamespace(sleep=delays["store"].append))
+    import time
+
+    def fake_time(record: list[float]) -> types.SimpleNamespace:
+        return types.SimpleNamespace(sleep=record.append, time=time.time, monotonic=time.monotonic)
+
+    monkeypatch.setattr(botocore.endpoint, "time", fake_time(delays["botocore"]))
+    monkeypatch.setattr(store_module, "time", fake_time(delays["store"]))
     return delays
 
 
