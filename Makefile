@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 PORT ?= 3000
 PIP := $(PY) -m pip install -q --disable-pip-version-check
 
-.PHONY: test deps lint fmt clean dev
+.PHONY: test deps lint scan fmt clean dev
 
 # Runtime + emulator deps, and `pip install -e .` for the `apikeys-local` console script
 # (it makes infra/apikeys_local and layers/shared/apikeys importable from the venv).
@@ -26,6 +26,12 @@ $(VENV)/.deps: $(VENV)/.local requirements-dev.txt
 dev: $(VENV)/.local
 	$(VENV)/bin/apikeys-local serve --port $(PORT)
 
+# checkov pins an older boto3 than the runtime, so it gets a virtualenv of its own.
+.venv-checkov/.deps: requirements-checkov.txt
+	test -x .venv-checkov/bin/python || $(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/python -m pip install -q --disable-pip-version-check -r requirements-checkov.txt
+	touch $@
+
 node_modules/.deps: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
@@ -38,13 +44,22 @@ lint: $(VENV)/.deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# Security and type scanners; each prints its verdict so the test output records it.
+# checkov runs offline (--skip-download); every finding is fixed or skipped in template.yaml with a reason.
+scan: $(VENV)/.deps .venv-checkov/.deps
+	@echo "== mypy --strict (layers/shared/apikeys)" && $(VENV)/bin/mypy
+	@echo "== bandit (layers, functions)" && $(VENV)/bin/bandit -q -c pyproject.toml -r layers functions && echo "bandit: no issues"
+	@echo "== checkov (template.yaml)" && .venv-checkov/bin/checkov -f template.yaml --framework cloudformation \
+		--skip-download --compact --quiet | sed -n '/Passed checks/p;/FAILED/,$$p'; exit $${PIPESTATUS[0]}
+	@echo "== cfn-lint (template.yaml)" && $(VENV)/bin/cfn-lint template.yaml && echo "cfn-lint: no errors, no warnings"
+
 fmt: $(VENV)/.deps
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
 # pytest exits 5 when it collected no test: that is a broken suite, not a pass.
-test: deps lint
+test: deps lint scan
 	$(PY) -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .apikeys-local
+	rm -rf $(VENV) .venv-checkov node_modules .pytest_cache .apikeys-local

@@ -11,8 +11,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from tests import figures
 from tests.dynamodb_local import DynamoDBLocal
 from tests.support import CallCounter, table_definition
+
+pytest_plugins = ["tests.hygiene", "pytester"]
 
 # No real AWS is reachable or wanted: fake credentials, fixed region, set before any client.
 os.environ.update(
@@ -105,3 +108,12 @@ def local_api(local_home: Any) -> Iterator[Any]:
     server = start_server(local_home)
     yield server
     assert server.stop() == 0, server.output()[-4000:]
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print what the hardening tests measured, so every run's output records the figures."""
+    lines = figures.render()
+    if lines:
+        terminalreporter.section("hardening figures")
+        for line in lines:
+            terminalreporter.write_line(line)

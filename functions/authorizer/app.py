@@ -10,11 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import (
-    APIGatewayAuthorizerEventV2,
-    APIGatewayAuthorizerRequestEvent,
     APIGatewayAuthorizerResponse,
     APIGatewayAuthorizerResponseV2,
-    APIGatewayAuthorizerTokenEvent,
+    parse_api_gateway_arn,
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -30,15 +28,34 @@ def _context(principal: Principal) -> dict[str, str]:
 
 
 def _request_header(event: dict[str, Any]) -> str | None:
-    """The Authorization header, any case; two different values are refused, not guessed."""
-    values = {v for k, v in (event.get("headers") or {}).items() if k.lower() == "authorization"}
-    for k, many in (event.get("multiValueHeaders") or {}).items():
-        if k.lower() == "authorization" and isinstance(many, list):
-            values.update(many)
+    """The Authorization header, any case; two different values are refused, not guessed.
+    Anything that is not a string where a string belongs counts as no header."""
+    headers, multi = event.get("headers"), event.get("multiValueHeaders")
+    values: set[str | None] = set()
+    if isinstance(headers, dict):
+        values.update(
+            v if isinstance(v, str) else None
+            for k, v in headers.items()
+            if isinstance(k, str) and k.lower() == "authorization"
+        )
+    if isinstance(multi, dict):
+        for k, many in multi.items():
+            if isinstance(k, str) and k.lower() == "authorization" and isinstance(many, list):
+                values.update(v if isinstance(v, str) else None for v in many)
     if len(values) != 1:
         return None
-    value = values.pop()
-    return value if isinstance(value, str) else None
+    return values.pop()
+
+
+def _valid_arn(arn: object) -> str | None:
+    """The method/route ARN the policy is scoped to; a malformed one is a denial, before any I/O."""
+    if not isinstance(arn, str):
+        return None
+    try:
+        parse_api_gateway_arn(arn)
+    except (IndexError, ValueError):
+        return None
+    return arn
 
 
 def _decide(header: str | None) -> Principal | None:
@@ -51,22 +68,24 @@ def _decide(header: str | None) -> Principal | None:
 
 
 @logger.inject_lambda_context
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
+    if not isinstance(event, dict):
+        raise Exception("Unauthorized")  # noqa: TRY002, TRY004 - the exact message API Gateway maps to 401
     if event.get("version") == "2.0":
-        v2 = APIGatewayAuthorizerEventV2(event)
-        principal = _decide(v2.headers.get("authorization") or None)
+        principal = _decide(_request_header(event))  # HTTP API: header names arrive lowercased
         if principal is None:
             return APIGatewayAuthorizerResponseV2(authorize=False).asdict()
         return APIGatewayAuthorizerResponseV2(authorize=True, context=_context(principal)).asdict()
 
+    method_arn = _valid_arn(event.get("methodArn"))
     if event.get("type") == "TOKEN":
-        token_event = APIGatewayAuthorizerTokenEvent(event)
-        method_arn, header = token_event.method_arn, token_event.authorization_token
+        token = event.get("authorizationToken")
+        header = token if isinstance(token, str) else None
     else:
-        method_arn, header = APIGatewayAuthorizerRequestEvent(event).method_arn, _request_header(event)
+        header = _request_header(event)
 
-    principal = _decide(header)
-    if principal is None:
+    principal = _decide(header) if method_arn is not None else None
+    if principal is None or method_arn is None:
         raise Exception("Unauthorized")  # noqa: TRY002 - the exact message API Gateway maps to 401
     policy = APIGatewayAuthorizerResponse.from_route_arn(
         method_arn, principal_id=principal.account_id, context=_context(principal)
