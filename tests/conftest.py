@@ -89,3 +89,19 @@ def calls(db: Any) -> Iterator[CallCounter]:
     counter = CallCounter(dynamodb_client())
     yield counter
     counter.close()
+
+
+@pytest.fixture(scope="session")
+def local_home(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The local server's state directory (signing key, server.json) for this test session."""
+    return tmp_path_factory.mktemp("apikeys-local-home")
+
+
+@pytest.fixture(scope="session")
+def local_api(local_home: Any) -> Iterator[Any]:
+    """`apikeys-local serve` as its own process on a free port, on its embedded DynamoDB."""
+    from tests.local_server import start_server
+
+    server = start_server(local_home)
+    yield server
+    assert server.stop() == 0, server.output()[-4000:]

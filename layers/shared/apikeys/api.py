@@ -16,7 +16,7 @@ from apikeys import logic
 from apikeys.audit import Caller
 from apikeys.config import get_settings
 from apikeys.errors import ApiKeyError, InvalidRequest, NotFound, ServiceUnavailable, Unauthorized
-from apikeys.models import CreatedKeyOut, KeyOut
+from apikeys.models import CreatedKeyOut, ErrorOut, KeyOut
 from apikeys.store import KeyRecord
 
 MAX_BODY_BYTES = 10 * 1024
@@ -58,6 +58,40 @@ def make_resolver(logger: Logger) -> APIGatewayRestResolver:
         return error_response(NotFound("No such route."))
 
     return app
+
+
+_ERROR_HEADERS: dict[int, dict[str, Any]] = {
+    401: {"WWW-Authenticate": {"description": "Bearer", "schema": {"type": "string"}}},
+    503: {"Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "string"}}},
+}
+
+
+def documented(
+    status: int,
+    description: str,
+    model: type[BaseModel] | None = None,
+    errors: tuple[type[ApiKeyError], ...] = (),
+    body: type[BaseModel] | None = None,
+) -> dict[str, Any]:
+    """Route keyword arguments that let Powertools emit the route's OpenAPI operation: the
+    success body, every error the route can answer (always 401, 500 and 503) and the request
+    body parse_body() validates. Documentation only: no validation middleware is enabled."""
+    responses: dict[int, Any] = {status: {"description": description}}
+    if model is not None:
+        responses[status]["content"] = {"application/json": {"model": model}}
+    for error in (*errors, Unauthorized, ApiKeyError, ServiceUnavailable):
+        responses[error.status] = {
+            "description": error.__doc__.strip().splitlines()[0] if error.__doc__ else error.code,
+            "content": {"application/json": {"model": ErrorOut}},
+            **({"headers": _ERROR_HEADERS[error.status]} if error.status in _ERROR_HEADERS else {}),
+        }
+    extra: dict[str, Any] = {"responses": responses, "response_description": description}
+    if body is not None:
+        schema = body.model_json_schema()
+        extra["openapi_extensions"] = {
+            "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}
+        }
+    return extra
 
 
 def _claims(app: APIGatewayRestResolver) -> dict[str, Any]:
