@@ -32,6 +32,7 @@ node_modules/.deps: package.json package-lock.json
 
 deps: $(VENV)/.deps node_modules/.deps
 	scripts/ensure-java.sh
+	scripts/ensure-chromium.sh
 
 lint: $(VENV)/.deps
 	$(VENV)/bin/ruff check .
