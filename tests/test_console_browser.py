@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.local_server import ROOT, ServerProcess, start_server
+from tests.local_server import ROOT, ServerProcess, http, start_server
 
 SCRIPT = ROOT / "tests" / "browser" / "console.mjs"
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
@@ -136,3 +136,32 @@ def test_cognito_hosted_sign_in_with_pkce(console: ServerProcess) -> None:
     assert c["token_request_ok"]
     assert "code=" not in f["url_after_sign_in"]
     assert f["account_shown"].startswith("browser-cognito-")
+
+
+def test_local_server_serves_the_page_and_a_dev_login(console: ServerProcess) -> None:
+    page = http("GET", f"{console.url}/")
+    assert page.status == 200
+    assert page.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+    assert "<title>API Keys · Settings</title>" in page.text
+    script = http("GET", f"{console.url}/app.js")
+    assert script.headers["Content-Type"].startswith(("text/javascript", "application/javascript"))
+    assert http("GET", f"{console.url}/nope.js").status == 403  # not a page file: the gateway's answer
+
+    login = f"{console.url}/_local/login"
+    assert http("GET", login).status == 405
+    text_plain = http("POST", login, raw=b'{"account": "a"}', headers={"Content-Type": "text/plain"})
+    assert text_plain.status == 415  # a cross-site form post cannot reach it
+    unknown = http("POST", login, body={"account": "a", "plan": "platinum"})
+    assert unknown.status == 400
+    assert "platinum" in unknown.json["error"]["message"]
+    assert http("POST", login, body={"account": " "}).status == 400
+    assert http("POST", login, body={"account": "a", "extra": 1}).status == 400
+
+    account = f"dev-login-{uuid.uuid4().hex[:8]}"
+    signed_in = http("POST", login, body={"account": account, "plan": "advanced"})
+    assert signed_in.status == 200
+    assert signed_in.headers["Cache-Control"] == "no-store"
+    listing = http("GET", f"{console.url}/keys", token=signed_in.json["token"])
+    assert listing.status == 200
+    assert (listing.json["plan"], listing.json["key_limit"], listing.json["key_count"]) == ("advanced", 10, 0)

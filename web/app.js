@@ -24,7 +24,8 @@
     const seconds = (Date.parse(iso) - Date.now()) / 1000;
     if (Math.abs(seconds) < 45) return seconds < 0 ? "just now" : "in a few seconds";
     for (const [unit, size] of UNITS) {
-      if (Math.abs(seconds) >= size || unit === "second") return rtf.format(Math.round(seconds / size), unit);
+      // 0.98: a span a few seconds short of a whole unit ("in 59.9 minutes") reads as that unit.
+      if (Math.abs(seconds) >= size * 0.98 || unit === "second") return rtf.format(Math.round(seconds / size), unit);
     }
     return iso;
   }
@@ -604,8 +605,13 @@
       delete created.key;
       let context;
       if (grace > 0) {
-        const until = new Date(Date.now() + grace * 1000).toISOString();
-        context = [`The old key (${key.display}) keeps working until `, timeElement(until), ". Then it is refused."];
+        // The old key works until now + grace, never past its own expiry (the list shows the exact time).
+        let until = Date.now() + grace * 1000;
+        if (key.expires_at) until = Math.min(until, Date.parse(key.expires_at));
+        const iso = new Date(until).toISOString();
+        context = [
+          `The old key (${key.display}) keeps working until ${exact(iso)} (`, timeElement(iso), "). Then it is refused.",
+        ];
       } else {
         context = [`The old key (${key.display}) no longer works.`];
       }
