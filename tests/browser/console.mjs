@@ -141,6 +141,13 @@ const scenarios = {
     facts.usage_after_create = await usage(page);
 
     // Reload: still signed in (this tab), last used is now set, with the exact time on hover.
+    // The authorizer records the use on a background thread: wait until the API lists it.
+    const deadline = Date.now() + 15000;
+    while (Date.now() < deadline) {
+      const listed = await api("GET", "/keys", { token });
+      if (listed.body.keys.some((k) => k.last_used_at)) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
     await page.reload();
     await row.waitFor();
     const lastUsed = row.locator('td[data-label="Last used"] time');
