@@ -97,14 +97,25 @@ class ServerProcess:
     def output(self) -> str:
         return "\n".join(self.lines)
 
+    def _group_alive(self) -> bool:
+        try:
+            os.killpg(self.process.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
     def stop(self) -> int:
-        if self.process.poll() is None:
+        """SIGTERM to the server's process group, as Ctrl-C reaches all of `make dev`; then wait
+        until every process of it (server, containers) is gone."""
+        if self._group_alive():
             os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+        if not wait_for(lambda: not self._group_alive(), 20):
+            os.killpg(self.process.pid, signal.SIGKILL)
         return self.process.returncode
 
 

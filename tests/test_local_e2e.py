@@ -209,3 +209,23 @@ def test_docs_and_openapi_are_served(local_api: ServerProcess) -> None:
     assert docs.status == 200 and "swagger-ui-bundle.js" in docs.text and "/openapi.json" in docs.text
     bundle = http("GET", f"{local_api.url}/docs/swagger-ui-bundle.js")
     assert bundle.status == 200 and len(bundle.text) > 100_000
+
+
+def test_on_dynamodb_local_via_the_sdk_variable(dynamodb_local: Any, tmp_path: Path) -> None:
+    """AWS_ENDPOINT_URL_DYNAMODB points the server at DynamoDB Local; the table is created from
+    the template, and the plan limit holds under 20 concurrent creates there too."""
+    from tests.local_server import start_server
+
+    server = start_server(tmp_path, AWS_ENDPOINT_URL_DYNAMODB=dynamodb_local.endpoint)
+    try:
+        idp = LocalIdentityProvider(tmp_path)
+        token = idp.mint("demo-account")  # the server set its plan (pro) at start
+        created = http("POST", f"{server.url}/keys", token, {"name": "first"})
+        assert created.status == 201
+        assert http("GET", f"{server.url}/v1/whoami", created.json["key"]).json["account_id"] == "demo-account"
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            replies = list(pool.map(lambda i: http("POST", f"{server.url}/keys", token, {"name": f"r{i}"}), range(20)))
+        assert sorted(r.status for r in replies) == [201] * 2 + [403] * 18
+        assert http("GET", f"{server.url}/keys", token).json["key_count"] == 3
+    finally:
+        assert server.stop() == 0

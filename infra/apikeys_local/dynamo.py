@@ -1,6 +1,6 @@
 """The local table: moto's DynamoDB served in process by default, or whatever
 AWS_ENDPOINT_URL_DYNAMODB points at (DynamoDB Local, a real table), created from the template
-if missing."""
+if missing. The embedded moto also stands in for the other AWS services handlers call."""
 
 from __future__ import annotations
 

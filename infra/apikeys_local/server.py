@@ -54,10 +54,13 @@ def state_dir(root: Path) -> Path:
     return Path(os.environ.get("APIKEYS_LOCAL_HOME") or root / ".apikeys-local")
 
 
-def base_environment(endpoint: str, user_endpoint: bool) -> dict[str, str]:
-    """What every container sees besides its function's variables, as Lambda provides them."""
+def base_environment(endpoint: str, user_endpoint: bool, embedded: str) -> dict[str, str]:
+    """What every container sees besides its function's variables, as Lambda provides them.
+    Every AWS service but DynamoDB (EventBridge, SQS, ...) goes to the embedded moto unless
+    AWS_ENDPOINT_URL says otherwise: nothing a handler calls leaves this machine by accident."""
     env = {
         "AWS_REGION": os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+        "AWS_ENDPOINT_URL": os.environ.get("AWS_ENDPOINT_URL") or embedded,
         "AWS_ENDPOINT_URL_DYNAMODB": endpoint,
         "TZ": "UTC",
         "LANG": "C.UTF-8",
@@ -88,7 +91,7 @@ class Emulator:
     idp: LocalIdentityProvider
     endpoint: str
     table_name: str
-    embedded: dynamo.EmbeddedDynamoDB | None
+    embedded: dynamo.EmbeddedDynamoDB
 
     @classmethod
     def start(
@@ -100,9 +103,9 @@ class Emulator:
         logs_to_stderr: bool = False,
     ) -> Emulator:
         user_endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or None
-        embedded = None if user_endpoint else dynamo.EmbeddedDynamoDB()
-        resolved = user_endpoint or (embedded.endpoint if embedded else "")
-        env = base_environment(resolved, bool(user_endpoint))
+        embedded = dynamo.EmbeddedDynamoDB()
+        resolved = user_endpoint or embedded.endpoint
+        env = base_environment(resolved, bool(user_endpoint), embedded.endpoint)
         stack = load_stack(root, table_name)
         dynamo.ensure_table(stack, table_name, resolved, env)
         runtime = Runtime(root, stack.functions, env, max_per_function=containers, logs_to_stderr=logs_to_stderr)
@@ -117,8 +120,7 @@ class Emulator:
 
     def stop(self) -> None:
         self.runtime.close()
-        if self.embedded is not None:
-            self.embedded.stop()
+        self.embedded.stop()
 
 
 class App:
@@ -221,7 +223,10 @@ def serve(root: Path, host: str, port: int, table_name: str, threads: int = 32) 
             set_plan(emulator, DEMO_ACCOUNT, DEMO_PLAN)
         app = App(emulator, log)
         app.spec()  # fail at start, not on the first /openapi.json, if a route lacks its handler
-        server = create_server(app, host=host, port=port, threads=threads, ident="apikeys-local")
+        # 10 MB: API Gateway's payload limit.
+        server = create_server(
+            app, host=host, port=port, threads=threads, ident="apikeys-local", max_request_body_size=10 * 1024 * 1024
+        )
         url = f"http://{host}:{server.effective_port}"
         state_file.parent.mkdir(parents=True, exist_ok=True)
         state_file.write_text(

@@ -72,6 +72,7 @@ def documented(
     model: type[BaseModel] | None = None,
     errors: tuple[type[ApiKeyError], ...] = (),
     body: type[BaseModel] | None = None,
+    body_required: bool = True,
 ) -> dict[str, Any]:
     """Route keyword arguments that let Powertools emit the route's OpenAPI operation: the
     success body, every error the route can answer (always 401, 500 and 503) and the request
@@ -89,7 +90,7 @@ def documented(
     if body is not None:
         schema = body.model_json_schema()
         extra["openapi_extensions"] = {
-            "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}
+            "requestBody": {"required": body_required, "content": {"application/json": {"schema": schema}}}
         }
     return extra
 
