@@ -19,12 +19,12 @@ from tests.local_server import ROOT, ServerProcess, http, start_server
 
 SCRIPT = ROOT / "tests" / "browser" / "console.mjs"
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser") or "chromium"
 
 
 @pytest.fixture(scope="module")
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    assert Path(CHROMIUM).is_file(), f"{CHROMIUM} is missing: `make test` installs it (scripts/ensure-chromium.sh)"
+    assert Path(CHROMIUM).is_file(), "Chromium is missing: `make test` installs it (scripts/ensure-chromium.sh)"
     assert (ROOT / "node_modules" / "playwright-core").is_dir(), "playwright-core is missing: run `npm ci`"
     server = start_server(tmp_path_factory.mktemp("console-home"))
     yield server

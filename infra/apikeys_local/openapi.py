@@ -83,7 +83,8 @@ def build_spec(stack: Stack, server_url: str | None = None, strict: bool = True)
         "info": {
             "title": "API keys",
             "version": "1.0.0",
-            "description": "Settings → API Keys: create, list and delete `ot_` keys; `/v1/whoami` is an example "
+            "description": "Settings → API Keys: create, list, get, rename, roll and delete `ot_` keys; "
+            "`/v1/whoami` is an example "
             'API behind the key authorizer. Errors are `{"error": {"code", "message"}}`.',
         },
         "servers": [{"url": server_url or "/"}],

@@ -207,7 +207,7 @@ Ctrl-C stops the server.
 
 
 def _interrupt(signum: int, frame: Any) -> None:
-    """SIGTERM stops the server as Ctrl-C does, so containers and the table shut down cleanly."""
+    """SIGTERM and SIGINT stop the server cleanly: containers, the table, server.json."""
     raise KeyboardInterrupt
 
 
@@ -224,9 +224,17 @@ def serve(root: Path, host: str, port: int, table_name: str, threads: int = 32) 
         app = App(emulator, log)
         app.spec()  # fail at start, not on the first /openapi.json, if a route lacks its handler
         # 10 MB: API Gateway's payload limit.
-        server = create_server(
-            app, host=host, port=port, threads=threads, ident="apikeys-local", max_request_body_size=10 * 1024 * 1024
-        )
+        try:
+            server = create_server(
+                app,
+                host=host,
+                port=port,
+                threads=threads,
+                ident="apikeys-local",
+                max_request_body_size=10 * 1024 * 1024,
+            )
+        except OSError as exc:
+            raise SystemExit(f"apikeys-local: cannot listen on {host}:{port} ({exc.strerror}); set PORT") from None
         url = f"http://{host}:{server.effective_port}"
         state_file.parent.mkdir(parents=True, exist_ok=True)
         state_file.write_text(
@@ -240,6 +248,7 @@ def serve(root: Path, host: str, port: int, table_name: str, threads: int = 32) 
         print(f"Serving on {url}", flush=True)
 
         signal.signal(signal.SIGTERM, _interrupt)
+        signal.signal(signal.SIGINT, _interrupt)  # even when started with SIGINT ignored (a background job)
         server.run()
     except KeyboardInterrupt:
         print("stopping", file=sys.stderr, flush=True)
