@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Pages (Swagger UI at /docs) are tested in a real headless browser. Install Debian's Chromium
-# when it is missing.
+# Pages are tested in a real headless browser: Swagger UI at /docs (chromium --dump-dom) and the
+# Settings → API Keys console (playwright-core driving this same chromium; Playwright's own
+# browser download is not used). Install Debian's Chromium when it is missing, as
+# ensure-java.sh does for Java.
 set -euo pipefail
 if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then
   exit 0

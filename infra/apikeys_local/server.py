@@ -19,7 +19,7 @@ from werkzeug.exceptions import NotFound
 from werkzeug.utils import safe_join, send_file
 from werkzeug.wrappers import Request, Response
 
-from apikeys_local import dynamo
+from apikeys_local import console, dynamo
 from apikeys_local.gateway import Gateway
 from apikeys_local.idp import LocalIdentityProvider
 from apikeys_local.openapi import build_spec
@@ -138,8 +138,13 @@ class App:
         return self._spec
 
     def _local(self, request: Request) -> Response | None:
+        if request.path == console.LOGIN_PATH:
+            return console.dev_login(request, self.emulator.idp, self.emulator.claim(), self._set_plan)
         if request.method != "GET":
             return None
+        page = console.static_file(self.emulator.root, request)
+        if page is not None:
+            return page
         if request.path == "/openapi.json":
             return Response(self.spec(), content_type="application/json")
         if request.path in ("/docs", "/docs/"):
@@ -150,6 +155,9 @@ class App:
                 raise NotFound()
             return send_file(asset, request.environ)
         return None
+
+    def _set_plan(self, account: str, plan: str) -> None:
+        set_plan(self.emulator, account, plan)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         started = time.perf_counter()
@@ -236,6 +244,7 @@ def serve(root: Path, host: str, port: int, table_name: str, threads: int = 32) 
         )
         token = emulator.idp.mint(DEMO_ACCOUNT, emulator.claim())
         print(quickstart(url, token, DEMO_ACCOUNT, DEMO_PLAN), flush=True)
+        print(f"Console (Settings → API Keys): {url}/  (dev login as any account)", flush=True)
         print(f"Serving on {url}", flush=True)
 
         signal.signal(signal.SIGTERM, _interrupt)
