@@ -11,8 +11,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from tests import figures
 from tests.dynamodb_local import DynamoDBLocal
 from tests.support import CallCounter, table_definition
+
+pytest_plugins = ["tests.hygiene", "pytester"]
 
 # No real AWS is reachable or wanted: fake credentials, fixed region, set before any client.
 os.environ.update(
@@ -89,3 +92,28 @@ def calls(db: Any) -> Iterator[CallCounter]:
     counter = CallCounter(dynamodb_client())
     yield counter
     counter.close()
+
+
+@pytest.fixture(scope="session")
+def local_home(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The local server's state directory (signing key, server.json) for this test session."""
+    return tmp_path_factory.mktemp("apikeys-local-home")
+
+
+@pytest.fixture(scope="session")
+def local_api(local_home: Any) -> Iterator[Any]:
+    """`apikeys-local serve` as its own process on a free port, on its embedded DynamoDB."""
+    from tests.local_server import start_server
+
+    server = start_server(local_home)
+    yield server
+    assert server.stop() == 0, server.output()[-4000:]
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print what the hardening tests measured, so every run's output records the figures."""
+    lines = figures.render()
+    if lines:
+        terminalreporter.section("hardening figures")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -56,6 +56,7 @@ LINES = [
     '{"multiValueHeaders":{"authorization":["Bearer a","Bearer {k}"]}}',
     "a key {k} inside text, and BEARER x",
     "sk_live_{b}{b} and xx_{b}",
+    '{"authorİzation": "{k}", "AUTHORıZATIONTOKEN": ["x"]}',
 ]
 
 

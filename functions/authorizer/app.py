@@ -30,16 +30,35 @@ def _context(principal: Principal) -> dict[str, str]:
     return {"account_id": principal.account_id, "key_id": principal.key_id, "plan": principal.plan}
 
 
-def _header(event: dict[str, Any]) -> str | None:
-    """The Authorization header, any case; two different values are refused, not guessed."""
-    values = {v for k, v in (event.get("headers") or {}).items() if k.lower() == "authorization"}
-    for k, many in (event.get("multiValueHeaders") or {}).items():
-        if k.lower() == "authorization" and isinstance(many, list):
-            values.update(many)
+def _request_header(event: dict[str, Any]) -> str | None:
+    """The Authorization header, any case; two different values are refused, not guessed.
+    Anything that is not a string where a string belongs counts as no header."""
+    headers, multi = event.get("headers"), event.get("multiValueHeaders")
+    values: set[str | None] = set()
+    if isinstance(headers, dict):
+        values.update(
+            v if isinstance(v, str) else None
+            for k, v in headers.items()
+            if isinstance(k, str) and k.lower() == "authorization"
+        )
+    if isinstance(multi, dict):
+        for k, many in multi.items():
+            if isinstance(k, str) and k.lower() == "authorization" and isinstance(many, list):
+                values.update(v if isinstance(v, str) else None for v in many)
     if len(values) != 1:
         return None
-    value = values.pop()
-    return value if isinstance(value, str) else None
+    return values.pop()
+
+
+def _valid_arn(arn: object) -> str | None:
+    """The method ARN the policy is scoped to (arn:partition:execute-api:region:account:
+    api/stage/method/...); a malformed one is a denial, before any I/O."""
+    if not isinstance(arn, str):
+        return None
+    parts = arn.split(":")
+    if len(parts) < 6 or len(parts[5].split("/")) < 3:
+        return None
+    return arn
 
 
 def allow_policy(method_arn: str, principal: Principal) -> dict[str, Any]:
@@ -70,15 +89,23 @@ def _decide(header: str | None) -> Principal | None:
 
 
 @logger.inject_lambda_context
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
+    if not isinstance(event, dict):
+        raise Exception("Unauthorized")  # noqa: TRY002, TRY004 - the exact message API Gateway maps to 401
     if event.get("version") == "2.0":
-        principal = _decide(_header(event))
+        principal = _decide(_request_header(event))  # HTTP API: header names arrive lowercased
         if principal is None:
             return {"isAuthorized": False}
         return {"isAuthorized": True, "context": _context(principal)}
 
-    header = event.get("authorizationToken") if event.get("type") == "TOKEN" else _header(event)
-    principal = _decide(header if isinstance(header, str) else None)
-    if principal is None:
+    method_arn = _valid_arn(event.get("methodArn"))
+    if event.get("type") == "TOKEN":
+        token = event.get("authorizationToken")
+        header = token if isinstance(token, str) else None
+    else:
+        header = _request_header(event)
+
+    principal = _decide(header) if method_arn is not None else None
+    if principal is None or method_arn is None:
         raise Exception("Unauthorized")  # noqa: TRY002 - the exact message API Gateway maps to 401
-    return allow_policy(event["methodArn"], principal)
+    return allow_policy(method_arn, principal)

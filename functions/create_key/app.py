@@ -12,8 +12,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from apikeys import logic
-from apikeys.api import caller, caller_account_id, json_response, key_body, make_resolver, parse_body
-from apikeys.models import CreateKeyRequest
+from apikeys.api import caller, caller_account_id, documented, json_response, key_body, make_resolver, parse_body
+from apikeys.errors import InvalidRequest, KeyLimitReached
+from apikeys.models import CreatedKeyOut, CreateKeyRequest
 from apikeys.observability import make_logger, make_metrics
 
 logger = make_logger()
@@ -22,7 +23,11 @@ app = make_resolver(logger)
 coldstart.ready()
 
 
-@app.post("/keys")
+@app.post(
+    "/keys",
+    summary="Create an API key; the full key is in this response only",
+    **documented(201, "Created", CreatedKeyOut, (InvalidRequest, KeyLimitReached), body=CreateKeyRequest),
+)
 def create_key() -> Any:
     account_id = caller_account_id(app)
     request = parse_body(app, CreateKeyRequest)

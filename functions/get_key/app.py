@@ -5,13 +5,16 @@ from __future__ import annotations
 from apikeys import coldstart  # first: pauses the cyclic GC while the imports below load
 
 # isort: split
-from typing import Any
+from typing import Annotated, Any
 
+from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from apikeys import logic
-from apikeys.api import caller_account_id, json_response, key_body, make_resolver
+from apikeys.api import caller_account_id, documented, json_response, key_body, make_resolver
+from apikeys.errors import NotFound
+from apikeys.models import KeyOut
 from apikeys.observability import make_logger
 
 logger = make_logger()
@@ -19,8 +22,10 @@ app = make_resolver(logger)
 coldstart.ready()
 
 
-@app.get("/keys/<key_id>")
-def get_key(key_id: str) -> Any:
+@app.get("/keys/<key_id>", summary="One key, masked", **documented(200, "OK", KeyOut, (NotFound,)))
+def get_key(
+    key_id: Annotated[str, Path(description="The key's id, as listed.", pattern=r"^key_[0-9A-Za-z]{20}$")],
+) -> Any:
     return json_response(200, key_body(logic.get_key(caller_account_id(app), key_id)))
 
 

@@ -11,7 +11,8 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from apikeys import logic
-from apikeys.api import caller_account_id, json_response, key_body, make_resolver
+from apikeys.api import caller_account_id, documented, json_response, key_body, make_resolver
+from apikeys.models import KeyListOut
 from apikeys.observability import make_logger
 
 logger = make_logger()
@@ -19,7 +20,7 @@ app = make_resolver(logger)
 coldstart.ready()
 
 
-@app.get("/keys")
+@app.get("/keys", summary="List the account's keys, masked, newest first", **documented(200, "OK", KeyListOut))
 def list_keys() -> Any:
     listing = logic.list_keys(caller_account_id(app))
     body = {

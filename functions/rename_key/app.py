@@ -5,14 +5,16 @@ from __future__ import annotations
 from apikeys import coldstart  # first: pauses the cyclic GC while the imports below load
 
 # isort: split
-from typing import Any
+from typing import Annotated, Any
 
+from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from apikeys import logic
-from apikeys.api import caller, caller_account_id, json_response, key_body, make_resolver, parse_body
-from apikeys.models import RenameKeyRequest
+from apikeys.api import caller, caller_account_id, documented, json_response, key_body, make_resolver, parse_body
+from apikeys.errors import InvalidRequest, NotFound
+from apikeys.models import KeyOut, RenameKeyRequest
 from apikeys.observability import make_logger
 
 logger = make_logger()
@@ -20,8 +22,14 @@ app = make_resolver(logger)
 coldstart.ready()
 
 
-@app.patch("/keys/<key_id>")
-def rename_key(key_id: str) -> Any:
+@app.patch(
+    "/keys/<key_id>",
+    summary="Rename a key",
+    **documented(200, "OK", KeyOut, (InvalidRequest, NotFound), body=RenameKeyRequest),
+)
+def rename_key(
+    key_id: Annotated[str, Path(description="The key's id, as listed.", pattern=r"^key_[0-9A-Za-z]{20}$")],
+) -> Any:
     account_id = caller_account_id(app)
     request = parse_body(app, RenameKeyRequest)
     record = logic.rename_key(account_id, key_id, request.name, caller(app))

@@ -6,15 +6,17 @@ from __future__ import annotations
 from apikeys import coldstart  # first: pauses the cyclic GC while the imports below load
 
 # isort: split
-from typing import Any
+from typing import Annotated, Any
 
+from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from apikeys import logic
-from apikeys.api import caller, caller_account_id, json_response, key_body, make_resolver, parse_body
-from apikeys.models import RollKeyRequest
+from apikeys.api import caller, caller_account_id, documented, json_response, key_body, make_resolver, parse_body
+from apikeys.errors import Conflict, InvalidRequest, NotFound
+from apikeys.models import CreatedKeyOut, RollKeyRequest
 from apikeys.observability import make_logger, make_metrics
 
 logger = make_logger()
@@ -23,8 +25,16 @@ app = make_resolver(logger)
 coldstart.ready()
 
 
-@app.post("/keys/<key_id>/roll")
-def roll_key(key_id: str) -> Any:
+@app.post(
+    "/keys/<key_id>/roll",
+    summary="Roll a key: a new key now, the old one works until its grace period ends",
+    **documented(
+        201, "Created", CreatedKeyOut, (InvalidRequest, NotFound, Conflict), body=RollKeyRequest, body_required=False
+    ),
+)
+def roll_key(
+    key_id: Annotated[str, Path(description="The key's id, as listed.", pattern=r"^key_[0-9A-Za-z]{20}$")],
+) -> Any:
     account_id = caller_account_id(app)
     request = parse_body(app, RollKeyRequest, optional=True)
     created = logic.roll_key(account_id, key_id, request.grace_period_seconds, caller(app))

@@ -10,8 +10,9 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from apikeys.api import json_response, make_resolver
+from apikeys.api import documented, json_response, make_resolver
 from apikeys.errors import Unauthorized
+from apikeys.models import WhoAmIOut
 from apikeys.observability import make_logger
 
 logger = make_logger()
@@ -20,7 +21,7 @@ FIELDS = ("account_id", "key_id", "plan")
 coldstart.ready()
 
 
-@app.get("/v1/whoami")
+@app.get("/v1/whoami", summary="The account, key and plan of the calling API key", **documented(200, "OK", WhoAmIOut))
 def whoami() -> Any:
     context = app.current_event.get("requestContext")
     authorizer = context.get("authorizer") if isinstance(context, dict) else None

@@ -16,7 +16,7 @@ from apikeys import logic
 from apikeys.audit import Caller
 from apikeys.config import get_settings
 from apikeys.errors import ApiKeyError, InvalidRequest, NotFound, ServiceUnavailable, Unauthorized
-from apikeys.models import CreatedKeyOut, KeyOut
+from apikeys.models import CreatedKeyOut, ErrorOut, KeyOut
 from apikeys.store import KeyRecord
 
 MAX_BODY_BYTES = 10 * 1024
@@ -24,7 +24,7 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 _NO_STORE = {"Cache-Control": "no-store"}
 
 
-def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response[str]:
     return Response(
         status_code=status,
         content_type="application/json",
@@ -33,31 +33,109 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
     )
 
 
-def error_response(error: ApiKeyError) -> Response:
+def error_response(error: ApiKeyError) -> Response[str]:
     headers = {"Retry-After": str(error.retry_after_seconds)} if isinstance(error, ServiceUnavailable) else None
     if isinstance(error, Unauthorized):
         headers = {"WWW-Authenticate": "Bearer"}
     return json_response(error.status, {"error": {"code": error.code, "message": error.message}}, headers)
 
 
-def make_resolver(logger: Logger) -> APIGatewayRestResolver:
-    app = APIGatewayRestResolver()
+def _str_map(value: object, listed: bool = False) -> dict[str, Any] | None:
+    """Keep only well-typed entries of a header/parameter map; anything else is absent."""
+    if not isinstance(value, dict):
+        return None
+    if listed:
+        return {
+            k: [x for x in v if isinstance(x, str)]
+            for k, v in value.items()
+            if isinstance(k, str) and isinstance(v, list)
+        }
+    return {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str)}
 
-    @app.exception_handler(ApiKeyError)
-    def _domain_error(error: ApiKeyError) -> Response:
+
+def _proxy_error(error: ApiKeyError) -> dict[str, Any]:
+    response = error_response(error)
+    headers = {"Content-Type": "application/json", **{k: str(v) for k, v in response.headers.items()}}
+    return {"statusCode": response.status_code, "headers": headers, "body": response.body, "isBase64Encoded": False}
+
+
+class ContractResolver(APIGatewayRestResolver):
+    """The REST resolver, hardened against malformed proxy events: API Gateway never sends
+    them, but a handler must still answer with the contract (400, the error shape) rather
+    than crash inside the router on a null method or a header that is not a string."""
+
+    def resolve(self, event: Any, context: Any) -> dict[str, Any]:
+        if not isinstance(event, dict):
+            return _proxy_error(InvalidRequest("Malformed request."))
+        method, path = event.get("httpMethod"), event.get("path")
+        if not isinstance(method, str) or not isinstance(path, str):
+            return _proxy_error(InvalidRequest("Malformed request."))
+        clean = dict(event)
+        for name in ("headers", "queryStringParameters", "pathParameters", "stageVariables"):
+            clean[name] = _str_map(event.get(name))
+        for name in ("multiValueHeaders", "multiValueQueryStringParameters"):
+            clean[name] = _str_map(event.get(name), listed=True)
+        if not isinstance(event.get("requestContext"), dict):
+            clean["requestContext"] = {}
+        return super().resolve(clean, context)
+
+
+def make_resolver(logger: Logger) -> APIGatewayRestResolver:
+    app = ContractResolver()
+
+    def _domain_error(error: ApiKeyError) -> Response[str]:
         logger.info("request refused", extra={"error_code": error.code, "status": error.status})
         return error_response(error)
 
-    @app.exception_handler(Exception)
-    def _unexpected(error: Exception) -> Response:
+    def _unexpected(error: Exception) -> Response[str]:
         logger.exception("unhandled error")
         return error_response(ApiKeyError("Something went wrong on our side. Please retry later."))
 
-    @app.not_found
-    def _not_found(_: Exception) -> Response:
+    def _not_found(_: Exception) -> Response[str]:
         return error_response(NotFound("No such route."))
 
+    # Registered by call, not as decorators: Powertools' decorators are untyped (mypy --strict).
+    app.exception_handler(ApiKeyError)(_domain_error)
+    app.exception_handler(Exception)(_unexpected)
+    app.not_found(_not_found)
+
     return app
+
+
+_ERROR_HEADERS: dict[int, dict[str, Any]] = {
+    401: {"WWW-Authenticate": {"description": "Bearer", "schema": {"type": "string"}}},
+    503: {"Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "string"}}},
+}
+
+
+def documented(
+    status: int,
+    description: str,
+    model: type[BaseModel] | None = None,
+    errors: tuple[type[ApiKeyError], ...] = (),
+    body: type[BaseModel] | None = None,
+    body_required: bool = True,
+) -> dict[str, Any]:
+    """Route keyword arguments that let Powertools emit the route's OpenAPI operation: the
+    success body, every error the route can answer (always 401, 500 and 503) and the request
+    body parse_body() validates. Documentation only: no validation middleware is enabled."""
+    responses: dict[int, Any] = {status: {"description": description}}
+    if model is not None:
+        responses[status]["content"] = {"application/json": {"model": model}}
+    every: tuple[type[ApiKeyError], ...] = (*errors, Unauthorized, ApiKeyError, ServiceUnavailable)
+    for error in every:
+        responses[error.status] = {
+            "description": error.__doc__.strip().splitlines()[0] if error.__doc__ else error.code,
+            "content": {"application/json": {"model": ErrorOut}},
+            **({"headers": _ERROR_HEADERS[error.status]} if error.status in _ERROR_HEADERS else {}),
+        }
+    extra: dict[str, Any] = {"responses": responses, "response_description": description}
+    if body is not None:
+        schema = body.model_json_schema()
+        extra["openapi_extensions"] = {
+            "requestBody": {"required": body_required, "content": {"application/json": {"schema": schema}}}
+        }
+    return extra
 
 
 def _claims(app: APIGatewayRestResolver) -> dict[str, Any]:
@@ -78,7 +156,8 @@ def caller_account_id(app: APIGatewayRestResolver) -> str:
 def caller(app: APIGatewayRestResolver) -> Caller:
     """Who made the request, for audit events: the user's `sub` (else the account claim)."""
     claims = _claims(app)
-    actor = claims.get("sub") if isinstance(claims.get("sub"), str) else caller_account_id(app)
+    sub = claims.get("sub")
+    actor = sub if isinstance(sub, str) else caller_account_id(app)
     context = app.current_event.get("requestContext")
     request_id = context.get("requestId") if isinstance(context, dict) else None
     return Caller(actor=actor, request_id=request_id if isinstance(request_id, str) else "")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 
 class ApiKeyError(Exception):
+    """Anything else went wrong; the body names no internals."""
+
     code = "internal_error"
     status = 500
 
@@ -14,18 +16,26 @@ class ApiKeyError(Exception):
 
 
 class InvalidRequest(ApiKeyError):
+    """Malformed JSON, not an object, bad or missing field, unknown field, body over 10 KB."""
+
     code, status = "invalid_request", 400
 
 
 class Unauthorized(ApiKeyError):
+    """Missing, invalid, expired or revoked credentials."""
+
     code, status = "unauthorized", 401
 
 
 class KeyLimitReached(ApiKeyError):
+    """The plan's key limit is reached; the message names the plan to upgrade to."""
+
     code, status = "key_limit_reached", 403
 
 
 class NotFound(ApiKeyError):
+    """No such key in the caller's account."""
+
     code, status = "not_found", 404
 
 

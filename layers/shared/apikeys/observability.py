@@ -10,12 +10,13 @@ import functools
 import logging
 import re
 import sys
-from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+from aws_lambda_powertools.logging.types import LogRecord
 
-_KEY_RE = re.compile(r"\b[a-z][a-z0-9]{0,9}_[A-Za-z0-9]{30,}")
+# No leading \b: a key glued to a letter or digit ("0ot_…", "éot_…") is still a key.
+_KEY_RE = re.compile(r"[a-z][a-z0-9]{0,9}_[A-Za-z0-9]{30,}")
 _BEARER_RE = re.compile(r"(?i)\b(bearer)\s+[^\s\"',]+")
 _AUTH_FIELD_RE = re.compile(r"(?i)(\"authorization(?:token)?\"\s*:\s*)(\"(?:[^\"\\]|\\.)*\"|\[[^\]]*\])")
 
@@ -28,7 +29,9 @@ def redact(text: str) -> str:
     """Each pattern runs only where a cheap test says it could match: every authorizer
     invocation formats a line, and the three substitutions cost ~25 µs on every one of them."""
     lowered = text.lower()
-    if "authorization" in lowered:
+    # "author", not "authorization": (?i) lets `i` match the Turkish dotless and dotted i,
+    # which lower() keeps apart.
+    if "author" in lowered:
         text = _AUTH_FIELD_RE.sub(r'\1"[REDACTED]"', text)
     if "bearer" in lowered:
         text = _BEARER_RE.sub(r"\1 [REDACTED]", text)
@@ -38,7 +41,7 @@ def redact(text: str) -> str:
 
 
 class RedactingFormatter(LambdaPowertoolsFormatter):
-    def serialize(self, log: dict[str, Any]) -> str:
+    def serialize(self, log: LogRecord) -> str:
         return redact(super().serialize(log))
 
 

@@ -25,7 +25,7 @@ import json
 import random
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import boto3
 from botocore.config import Config
@@ -49,18 +49,23 @@ _UNAVAILABLE_CODES = {
     "TransactionInProgressException",
 }
 TX_ATTEMPTS = 10
+# Per DynamoDB call: attempts and socket timeouts (seconds), so retries fit a Lambda timeout.
+CALL_ATTEMPTS, CONNECT_TIMEOUT, READ_TIMEOUT = 3, 0.5, 1.0
 _BACKOFF_BASE, _BACKOFF_CAP = 0.02, 0.5
 
 
 @functools.cache
 def dynamodb_client() -> Any:
     """One client per container. botocore's standard retry mode retries throttling, 5xx and
-    connection errors with jittered backoff; the timeouts keep that inside a Lambda timeout.
+    connection errors with jittered backoff. The worst case of one call (3 attempts that each
+    time out, plus at most 1 s + 2 s of backoff) is 7.5 s, inside the 10 s Lambda timeout
+    (`tests/test_faults.py` checks the arithmetic against template.yaml). `total_max_attempts`
+    counts the first attempt; botocore's `max_attempts` would not, and meant 4 attempts.
     The endpoint comes from the standard SDK settings (AWS_ENDPOINT_URL_DYNAMODB)."""
     config = Config(
-        retries={"mode": "standard", "max_attempts": 3},
-        connect_timeout=1,
-        read_timeout=2,
+        retries={"mode": "standard", "total_max_attempts": CALL_ATTEMPTS},
+        connect_timeout=CONNECT_TIMEOUT,
+        read_timeout=READ_TIMEOUT,
         tcp_keepalive=True,
     )
     return boto3.client("dynamodb", config=config)
@@ -242,7 +247,7 @@ class Store:
             except ClientError as exc:
                 if exc.response["Error"]["Code"] != "TransactionCanceledException":
                     raise _unavailable(exc) or exc from None
-                reasons: list[dict[str, Any]] = exc.response.get("CancellationReasons", [])
+                reasons = cast(list[dict[str, Any]], exc.response.get("CancellationReasons", []))
                 codes = {reason.get("Code") for reason in reasons}
                 if "ConditionalCheckFailed" in codes:
                     return reasons
@@ -250,8 +255,8 @@ class Store:
                     raise
             except BotoCoreError:
                 raise ServiceUnavailable("The key service is temporarily unavailable. Please retry.") from None
-            # Full jitter: concurrent writers of one account spread out instead of colliding again.
-            time.sleep(random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt)))  # noqa: S311
+            # Full jitter (not a secret, so `random` is right): concurrent writers spread out.
+            time.sleep(random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt)))  # noqa: S311  # nosec B311
         raise ServiceUnavailable("Too many concurrent changes to this account. Please retry.")
 
     # -- reads -------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Docker-free local API Gateway + Lambda + DynamoDB, driven by template.yaml."""

@@ -1,0 +1,3 @@
+from apikeys_local.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,259 @@
+"""The local server: the emulated API Gateway on waitress (a production WSGI server, one
+thread per concurrent request), plus /openapi.json and Swagger UI at /docs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import flask_swagger_ui
+from waitress.server import create_server
+from werkzeug.exceptions import NotFound
+from werkzeug.utils import safe_join, send_file
+from werkzeug.wrappers import Request, Response
+
+from apikeys_local import console, dynamo
+from apikeys_local.gateway import Gateway
+from apikeys_local.idp import LocalIdentityProvider
+from apikeys_local.openapi import build_spec
+from apikeys_local.runtime import Runtime
+from apikeys_local.template import Stack, load_stack
+
+SWAGGER_DIST = Path(flask_swagger_ui.__file__).parent / "dist"
+DEMO_ACCOUNT = "demo-account"
+DEMO_PLAN = "pro"
+PLAN_FUNCTION = "SetPlanFunction"
+_DOCS_HTML = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>API keys - local API docs</title>
+<link rel="stylesheet" href="/docs/swagger-ui.css"></head>
+<body><div id="swagger-ui"></div>
+<script src="/docs/swagger-ui-bundle.js"></script>
+<script>window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui"});</script>
+</body></html>
+"""
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The project: the nearest directory upwards holding template.yaml."""
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / "template.yaml").is_file():
+            return candidate
+    raise FileNotFoundError("no template.yaml in this directory or any parent; run from the project")
+
+
+def state_dir(root: Path) -> Path:
+    """Signing key and server.json live here (gitignored); APIKEYS_LOCAL_HOME moves it."""
+    return Path(os.environ.get("APIKEYS_LOCAL_HOME") or root / ".apikeys-local")
+
+
+def base_environment(endpoint: str, user_endpoint: bool, embedded: str) -> dict[str, str]:
+    """What every container sees besides its function's variables, as Lambda provides them.
+    Every AWS service but DynamoDB (EventBridge, SQS, ...) goes to the embedded moto unless
+    AWS_ENDPOINT_URL says otherwise: nothing a handler calls leaves this machine by accident."""
+    env = {
+        "AWS_REGION": os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+        "AWS_ENDPOINT_URL": os.environ.get("AWS_ENDPOINT_URL") or embedded,
+        "AWS_ENDPOINT_URL_DYNAMODB": endpoint,
+        "TZ": "UTC",
+        "LANG": "C.UTF-8",
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONUNBUFFERED": "1",
+        "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:0",
+    }
+    env["AWS_DEFAULT_REGION"] = env["AWS_REGION"]
+    if user_endpoint:
+        # A real table or DynamoDB Local: the caller's own credentials and profile apply.
+        for name, value in os.environ.items():
+            if name.startswith("AWS_") and name not in env:
+                env[name] = value
+        if "HOME" in os.environ:
+            env["HOME"] = os.environ["HOME"]
+    if not any(k in env for k in ("AWS_ACCESS_KEY_ID", "AWS_PROFILE")):
+        env.update(AWS_ACCESS_KEY_ID="local", AWS_SECRET_ACCESS_KEY="local")  # noqa: S106 - emulator only
+    return env
+
+
+@dataclass
+class Emulator:
+    """Everything `serve` and `invoke` run: template, table, containers, identity provider."""
+
+    root: Path
+    stack: Stack
+    runtime: Runtime
+    idp: LocalIdentityProvider
+    endpoint: str
+    table_name: str
+    embedded: dynamo.EmbeddedDynamoDB
+
+    @classmethod
+    def start(
+        cls,
+        root: Path,
+        table_name: str,
+        endpoint: str | None = None,
+        containers: int = 10,
+        logs_to_stderr: bool = False,
+    ) -> Emulator:
+        user_endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or None
+        embedded = dynamo.EmbeddedDynamoDB()
+        resolved = user_endpoint or embedded.endpoint
+        env = base_environment(resolved, bool(user_endpoint), embedded.endpoint)
+        stack = load_stack(root, table_name)
+        dynamo.ensure_table(stack, table_name, resolved, env)
+        runtime = Runtime(root, stack.functions, env, max_per_function=containers, logs_to_stderr=logs_to_stderr)
+        idp = LocalIdentityProvider(state_dir(root))
+        return cls(root, stack, runtime, idp, resolved, table_name, embedded)
+
+    def claim(self) -> str:
+        for function in self.stack.functions.values():
+            if function.environment.get("ACCOUNT_ID_CLAIM"):
+                return function.environment["ACCOUNT_ID_CLAIM"]
+        return "sub"
+
+    def stop(self) -> None:
+        self.runtime.close()
+        self.embedded.stop()
+
+
+class App:
+    """The WSGI application: docs routes, then every other request through the gateway."""
+
+    def __init__(self, emulator: Emulator, log: Callable[[str], None]) -> None:
+        self.emulator = emulator
+        self.gateway = Gateway(emulator.stack, emulator.runtime, emulator.idp)
+        self.log = log
+        self._spec: bytes | None = None
+
+    def spec(self) -> bytes:
+        if self._spec is None:
+            self._spec = json.dumps(build_spec(self.emulator.stack, strict=False), ensure_ascii=False).encode()
+        return self._spec
+
+    def _local(self, request: Request) -> Response | None:
+        if request.path == console.LOGIN_PATH:
+            return console.dev_login(request, self.emulator.idp, self.emulator.claim(), self._set_plan)
+        if request.method != "GET":
+            return None
+        page = console.static_file(self.emulator.root, request)
+        if page is not None:
+            return page
+        if request.path == "/openapi.json":
+            return Response(self.spec(), content_type="application/json")
+        if request.path in ("/docs", "/docs/"):
+            return Response(_DOCS_HTML, content_type="text/html; charset=utf-8")
+        if request.path.startswith("/docs/"):
+            asset = safe_join(str(SWAGGER_DIST), request.path.removeprefix("/docs/"))
+            if asset is None or not Path(asset).is_file():
+                raise NotFound()
+            return send_file(asset, request.environ)
+        return None
+
+    def _set_plan(self, account: str, plan: str) -> None:
+        set_plan(self.emulator, account, plan)
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        started = time.perf_counter()
+        request = Request(environ)
+        function = "-"
+        try:
+            response = self._local(request)
+            if response is None:
+                outcome = self.gateway.handle(request)
+                response, function = outcome.response, outcome.function or "-"
+        except NotFound as exc:
+            response = exc.get_response()
+        ms = (time.perf_counter() - started) * 1000
+        self.log(f"{request.method} {request.full_path.rstrip('?')} {response.status_code} {ms:.0f}ms {function}")
+        return response(environ, start_response)
+
+
+def set_plan(emulator: Emulator, account: str, plan: str) -> dict[str, Any]:
+    result = emulator.runtime.invoke(PLAN_FUNCTION, {"account_id": account, "plan": plan})
+    if not result.ok:
+        raise RuntimeError(f"{PLAN_FUNCTION}: {result.payload.get('errorMessage')}")
+    return result.payload
+
+
+def quickstart(url: str, token: str, account: str, plan: str) -> str:
+    body = json.dumps({"name": "My first key"})
+    auth = '-H "Authorization: Bearer $TOKEN"'
+    field = "python3 -c 'import json,sys; print(json.load(sys.stdin)[\"{}\"])'"
+    return f"""
+apikeys local API: {url}   (OpenAPI: {url}/openapi.json, Swagger UI: {url}/docs)
+Demo account "{account}" is on the {plan} plan. Management token (valid 12 h): apikeys-local token --account ACCOUNT
+
+Quickstart (copy-paste into bash):
+
+API={url}
+TOKEN={token}
+CREATED=$(curl -s -X POST "$API/keys" {auth} -H "Content-Type: application/json" -d '{body}'); echo "$CREATED"
+KEY=$(echo "$CREATED" | {field.format("key")})
+KEY_ID=$(echo "$CREATED" | {field.format("id")})
+curl -s "$API/v1/whoami" -H "Authorization: Bearer $KEY"; echo
+curl -s "$API/keys" {auth}; echo
+curl -s -o /dev/null -w "%{{http_code}}\\n" -X DELETE "$API/keys/$KEY_ID" {auth}
+curl -s -i "$API/v1/whoami" -H "Authorization: Bearer $KEY"; echo
+
+Ctrl-C stops the server.
+"""
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    """SIGTERM and SIGINT stop the server cleanly: containers, the table, server.json."""
+    raise KeyboardInterrupt
+
+
+def serve(root: Path, host: str, port: int, table_name: str, threads: int = 32) -> None:
+    def log(line: str) -> None:
+        print(line, flush=True)
+
+    emulator = Emulator.start(root, table_name)
+    server: Any = None
+    state_file = state_dir(root) / "server.json"
+    try:
+        if PLAN_FUNCTION in emulator.stack.functions:
+            set_plan(emulator, DEMO_ACCOUNT, DEMO_PLAN)
+        app = App(emulator, log)
+        app.spec()  # fail at start, not on the first /openapi.json, if a route lacks its handler
+        # 10 MB: API Gateway's payload limit.
+        try:
+            server = create_server(
+                app,
+                host=host,
+                port=port,
+                threads=threads,
+                ident="apikeys-local",
+                max_request_body_size=10 * 1024 * 1024,
+            )
+        except OSError as exc:
+            raise SystemExit(f"apikeys-local: cannot listen on {host}:{port} ({exc.strerror}); set PORT") from None
+        url = f"http://{host}:{server.effective_port}"
+        state_file.parent.mkdir(parents=True, exist_ok=True)
+        state_file.write_text(
+            json.dumps(
+                {"url": url, "dynamodb_endpoint": emulator.endpoint, "table_name": table_name, "pid": os.getpid()}
+            )
+        )
+        token = emulator.idp.mint(DEMO_ACCOUNT, emulator.claim())
+        print(quickstart(url, token, DEMO_ACCOUNT, DEMO_PLAN), flush=True)
+        print(f"Console (Settings → API Keys): {url}/  (dev login as any account)", flush=True)
+        print(f"Serving on {url}", flush=True)
+
+        signal.signal(signal.SIGTERM, _interrupt)
+        signal.signal(signal.SIGINT, _interrupt)  # even when started with SIGINT ignored (a background job)
+        server.run()
+    except KeyboardInterrupt:
+        print("stopping", file=sys.stderr, flush=True)
+    finally:
+        if server is not None:
+            server.close()
+        state_file.unlink(missing_ok=True)
+        emulator.stop()

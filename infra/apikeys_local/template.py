@@ -1,0 +1,266 @@
+"""Reads template.yaml into what the emulator needs: functions, API routes, authorizers,
+Gateway Responses and the table. The template is the only route table; nothing here names a
+function or a path of this project."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class TemplateError(RuntimeError):
+    """The template uses something the emulator cannot reproduce faithfully."""
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """Reads CloudFormation short-form tags (!Ref, !GetAtt, ...) as their long form."""
+
+
+def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+        if suffix == "GetAtt":
+            value = value.split(".", 1)
+        return {name: value}
+    if isinstance(node, yaml.SequenceNode):
+        return {name: loader.construct_sequence(node, deep=True)}
+    return {name: loader.construct_mapping(node, deep=True)}  # type: ignore[arg-type]
+
+
+_CfnLoader.add_multi_constructor("!", _tag)
+
+# API Gateway's own defaults for the response types the emulator can produce.
+DEFAULT_GATEWAY_RESPONSES: dict[str, tuple[int, str]] = {
+    "UNAUTHORIZED": (401, '{"message":"Unauthorized"}'),
+    "ACCESS_DENIED": (403, '{"message":"User is not authorized to access this resource with an explicit deny"}'),
+    "AUTHORIZER_FAILURE": (500, '{"message":null}'),
+    "AUTHORIZER_CONFIGURATION_ERROR": (500, '{"message":null}'),
+    "MISSING_AUTHENTICATION_TOKEN": (403, '{"message":"Missing Authentication Token"}'),
+    "INTEGRATION_FAILURE": (502, '{"message":"Internal server error"}'),
+    "INTEGRATION_TIMEOUT": (504, '{"message":"Endpoint request timed out"}'),
+}
+
+
+@dataclass(frozen=True)
+class Function:
+    name: str
+    code_uri: Path
+    handler: str
+    environment: dict[str, str]
+    timeout: int
+    memory: int
+
+
+@dataclass(frozen=True)
+class Authorizer:
+    name: str
+    kind: str  # "token", "request" (Lambda) or "cognito"
+    header: str
+    ttl: int
+    function: str | None = None
+
+
+@dataclass(frozen=True)
+class GatewayResponse:
+    status: int
+    headers: dict[str, str]
+    body: str
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str  # upper case, or ANY
+    path: str  # as in the template: /keys/{key_id}
+    function: str
+    authorizer: str | None
+
+
+@dataclass
+class Stack:
+    root: Path
+    stage: str
+    functions: dict[str, Function]
+    routes: list[Route]
+    authorizers: dict[str, Authorizer]
+    gateway_responses: dict[str, GatewayResponse]
+    table_logical_id: str
+    table_properties: dict[str, Any]
+    parameters: dict[str, str] = field(default_factory=dict)
+
+    def gateway_response(self, kind: str) -> GatewayResponse:
+        if kind in self.gateway_responses:
+            return self.gateway_responses[kind]
+        status, body = DEFAULT_GATEWAY_RESPONSES[kind]
+        return GatewayResponse(status, {}, body)
+
+    def create_table_args(self, table_name: str) -> dict[str, Any]:
+        props = self.table_properties
+        args: dict[str, Any] = {
+            "TableName": table_name,
+            "KeySchema": props["KeySchema"],
+            "AttributeDefinitions": props["AttributeDefinitions"],
+            "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
+        }
+        for optional in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
+            if optional in props:
+                args[optional] = props[optional]
+        if "StreamSpecification" in props:
+            args["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
+        return args
+
+
+class _Resolver:
+    """Evaluates the few intrinsics that matter locally: Ref, GetAtt, Sub, If, Equals."""
+
+    def __init__(self, template: dict[str, Any], parameters: dict[str, str], refs: dict[str, str]) -> None:
+        self.template = template
+        self.parameters = parameters
+        self.refs = refs
+        self.conditions = template.get("Conditions") or {}
+
+    def condition(self, name: str) -> bool:
+        return bool(self(self.conditions[name]))
+
+    def __call__(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        if len(value) != 1:
+            return {k: self(v) for k, v in value.items()}
+        [(key, arg)] = value.items()
+        if key == "Ref":
+            if arg in self.parameters:
+                return self.parameters[arg]
+            if arg in self.refs:
+                return self.refs[arg]
+            return arg
+        if key == "Fn::GetAtt":
+            return f"{arg[0]}.{arg[1]}"
+        if key == "Fn::Sub":
+            text = arg if isinstance(arg, str) else arg[0]
+            extra = {} if isinstance(arg, str) else self(arg[1])
+            return re.sub(r"\$\{([^}]+)\}", lambda m: str(extra.get(m[1]) or self({"Ref": m[1]})), text)
+        if key == "Fn::Equals":
+            a, b = self(arg)
+            return str(a) == str(b)
+        if key == "Fn::If":
+            cond, yes, no = arg
+            return self(yes if self.condition(cond) else no)
+        if key == "Fn::Not":
+            return not self(arg[0])
+        if key == "Condition":
+            return self.condition(arg)
+        return {k: self(v) for k, v in value.items()}
+
+
+def _parameters(template: dict[str, Any], overrides: dict[str, str]) -> dict[str, str]:
+    params = {"AWS::Region": "us-east-1", "AWS::AccountId": "123456789012", "AWS::Partition": "aws"}
+    params["AWS::StackName"] = "apikeys-local"
+    params["AWS::URLSuffix"] = "amazonaws.com"
+    for name, spec in (template.get("Parameters") or {}).items():
+        params[name] = str(spec.get("Default", ""))
+    unknown = set(overrides) - set(template.get("Parameters") or {})
+    if unknown:
+        raise TemplateError(f"unknown template parameters: {sorted(unknown)}")
+    params.update(overrides)
+    return params
+
+
+def load_stack(root: Path, table_name: str, overrides: dict[str, str] | None = None) -> Stack:
+    """The stack as the emulator runs it; `table_name` is what `Ref` of the table resolves to."""
+    template = yaml.load((root / "template.yaml").read_text(), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+    resources: dict[str, Any] = template["Resources"]
+    tables = [name for name, r in resources.items() if r["Type"] == "AWS::DynamoDB::Table"]
+    if len(tables) != 1:
+        raise TemplateError(f"expected exactly one AWS::DynamoDB::Table, found {len(tables)}")
+    params = _parameters(template, overrides or {})
+    resolve = _Resolver(template, params, {tables[0]: table_name})
+
+    globals_fn = (template.get("Globals") or {}).get("Function") or {}
+    functions: dict[str, Function] = {}
+    routes: list[Route] = []
+    apis = {name: r for name, r in resources.items() if r["Type"] == "AWS::Serverless::Api"}
+    if len(apis) > 1:
+        raise TemplateError("the emulator serves one AWS::Serverless::Api")
+    api_name, api = next(iter(apis.items())) if apis else ("ServerlessRestApi", {"Properties": {}})
+    api_props = resolve(api.get("Properties") or {})
+    auth = api_props.get("Auth") or {}
+    default_authorizer = auth.get("DefaultAuthorizer")
+
+    for name, res in resources.items():
+        if res["Type"] != "AWS::Serverless::Function":
+            continue
+        props = res.get("Properties") or {}
+        env = {
+            **((globals_fn.get("Environment") or {}).get("Variables") or {}),
+            **((props.get("Environment") or {}).get("Variables") or {}),
+        }
+        functions[name] = Function(
+            name=name,
+            code_uri=root / str(props.get("CodeUri", globals_fn.get("CodeUri", "."))),
+            handler=str(props.get("Handler", globals_fn.get("Handler", ""))),
+            environment={k: str(resolve(v)) for k, v in env.items()},
+            timeout=int(resolve(props.get("Timeout", globals_fn.get("Timeout", 3)))),
+            memory=int(resolve(props.get("MemorySize", globals_fn.get("MemorySize", 128)))),
+        )
+        for event in (props.get("Events") or {}).values():
+            if event.get("Type") != "Api":
+                continue
+            ev = event.get("Properties") or {}
+            rest_api = ev.get("RestApiId")
+            if rest_api is not None and resolve(rest_api) != api_name:
+                raise TemplateError(f"{name}: Api event on an unknown RestApiId {rest_api!r}")
+            authorizer = (ev.get("Auth") or {}).get("Authorizer", default_authorizer)
+            if authorizer in ("NONE", "AWS_IAM"):
+                authorizer = None if authorizer == "NONE" else authorizer
+            routes.append(Route(str(ev["Method"]).upper(), str(ev["Path"]), name, authorizer))
+
+    authorizers: dict[str, Authorizer] = {}
+    for name, spec in (auth.get("Authorizers") or {}).items():
+        identity = spec.get("Identity") or {}
+        ttl = int(identity.get("ReauthorizeEvery", 300))
+        if "UserPoolArn" in spec:
+            authorizers[name] = Authorizer(name, "cognito", identity.get("Header", "Authorization"), ttl)
+            continue
+        fn = str(spec.get("FunctionArn", "")).split(".", 1)[0]
+        if fn not in functions:
+            raise TemplateError(f"authorizer {name}: FunctionArn must be !GetAtt <Function>.Arn of this template")
+        kind = "token" if spec.get("FunctionPayloadType", "TOKEN") == "TOKEN" else "request"
+        header = identity.get("Header") or "Authorization"
+        if kind == "request":
+            headers = identity.get("Headers") or ["Authorization"]
+            header = headers[0]
+        authorizers[name] = Authorizer(name, kind, header, ttl, fn)
+    for route in routes:
+        if route.authorizer is not None and route.authorizer not in authorizers:
+            raise TemplateError(f"{route.function}: authorizer {route.authorizer!r} is not defined on the API")
+
+    responses: dict[str, GatewayResponse] = {}
+    for kind, spec in (api_props.get("GatewayResponses") or {}).items():
+        default_status, default_body = DEFAULT_GATEWAY_RESPONSES.get(kind, (500, '{"message":null}'))
+        headers = ((spec.get("ResponseParameters") or {}).get("Headers")) or {}
+        templates = spec.get("ResponseTemplates") or {}
+        responses[kind] = GatewayResponse(
+            status=int(spec.get("StatusCode", default_status)),
+            # Header values are mapping expressions; a static value is quoted: "'Bearer'".
+            headers={k: str(v).strip("'") for k, v in headers.items()},
+            body=templates.get("application/json", default_body),
+        )
+
+    return Stack(
+        root=root,
+        stage=str(api_props.get("StageName", "Prod")),
+        functions=functions,
+        routes=routes,
+        authorizers=authorizers,
+        gateway_responses=responses,
+        table_logical_id=tables[0],
+        table_properties=resources[tables[0]]["Properties"],
+        parameters=params,
+    )

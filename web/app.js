@@ -1,0 +1,646 @@
+// Settings → API Keys: a plain-JS page over the management API (no build step, no CDN).
+// A full key lives only in the one-time dialog's input while it is open; closing the dialog
+// erases it, and nothing else on the page (or in storage) ever holds it.
+"use strict";
+
+(() => {
+  const config = window.APIKEYS_CONFIG || {};
+  const API = String(config.apiBaseUrl || "").replace(/\/+$/, "");
+  const AUTH = config.auth || { mode: "local" };
+  const STORE = window.sessionStorage; // the sign-in lasts for this tab only
+  const $ = (id) => document.getElementById(id);
+
+  const state = { keys: [], plan: null, limit: 0, count: 0, limitMessage: "", loaded: false };
+
+  // ---------------------------------------------------------------- formatting
+
+  const rtf = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
+  const UNITS = [
+    ["year", 365 * 86400], ["month", 30 * 86400], ["week", 7 * 86400],
+    ["day", 86400], ["hour", 3600], ["minute", 60], ["second", 1],
+  ];
+
+  function relative(iso) {
+    const seconds = (Date.parse(iso) - Date.now()) / 1000;
+    if (Math.abs(seconds) < 45) return seconds < 0 ? "just now" : "in a few seconds";
+    for (const [unit, size] of UNITS) {
+      // 0.98: a span a few seconds short of a whole unit ("in 59.9 minutes") reads as that unit.
+      if (Math.abs(seconds) >= size * 0.98 || unit === "second") return rtf.format(Math.round(seconds / size), unit);
+    }
+    return iso;
+  }
+
+  function exact(iso) {
+    return new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "long" });
+  }
+
+  /** A <time> showing a relative time, with the exact time on hover and for assistive tech. */
+  function timeElement(iso) {
+    const el = document.createElement("time");
+    el.dateTime = iso;
+    el.title = exact(iso);
+    el.textContent = relative(iso);
+    el.setAttribute("aria-label", `${el.textContent} (${el.title})`);
+    return el;
+  }
+
+  function refreshTimes() {
+    for (const el of document.querySelectorAll("time[datetime]")) {
+      el.textContent = relative(el.dateTime);
+      el.setAttribute("aria-label", `${el.textContent} (${el.title})`);
+    }
+  }
+
+  function planTitle(plan) {
+    return plan ? plan.charAt(0).toUpperCase() + plan.slice(1) : "No plan";
+  }
+
+  function quoted(name) {
+    return `“${name}”`;
+  }
+
+  // ---------------------------------------------------------------- sign-in
+
+  function decodeClaims(token) {
+    try {
+      const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+      const json = decodeURIComponent(
+        Array.from(atob(part), (c) => "%" + c.charCodeAt(0).toString(16).padStart(2, "0")).join(""),
+      );
+      return JSON.parse(json);
+    } catch {
+      return null;
+    }
+  }
+
+  function currentToken() {
+    const token = STORE.getItem("apikeys.token");
+    const claims = token && decodeClaims(token);
+    if (!claims || (claims.exp && claims.exp * 1000 <= Date.now())) {
+      STORE.removeItem("apikeys.token");
+      return null;
+    }
+    return { token, claims };
+  }
+
+  function redirectUri() {
+    return AUTH.redirectUri || window.location.origin + window.location.pathname;
+  }
+
+  function base64url(bytes) {
+    return btoa(String.fromCharCode(...new Uint8Array(bytes))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  }
+
+  function randomString() {
+    return base64url(crypto.getRandomValues(new Uint8Array(32)));
+  }
+
+  /** Cognito hosted sign-in: authorization code flow with PKCE (no client secret in a page). */
+  async function startHostedSignIn() {
+    const verifier = randomString();
+    const stateParam = randomString();
+    const challenge = base64url(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier)));
+    STORE.setItem("apikeys.pkce", JSON.stringify({ verifier, state: stateParam }));
+    const url = new URL("/oauth2/authorize", AUTH.domain);
+    url.search = new URLSearchParams({
+      response_type: "code",
+      client_id: AUTH.clientId,
+      redirect_uri: redirectUri(),
+      scope: AUTH.scope || "openid email",
+      state: stateParam,
+      code_challenge: challenge,
+      code_challenge_method: "S256",
+    }).toString();
+    window.location.assign(url.toString());
+  }
+
+  /** Back from the hosted sign-in with ?code=…&state=…: trade the code for the ID token. */
+  async function finishHostedSignIn() {
+    const params = new URLSearchParams(window.location.search);
+    if (!params.has("code") && !params.has("error")) return;
+    const saved = JSON.parse(STORE.getItem("apikeys.pkce") || "null");
+    STORE.removeItem("apikeys.pkce");
+    window.history.replaceState(null, "", redirectUri() + window.location.hash);
+    if (params.has("error")) throw new Error(params.get("error_description") || params.get("error"));
+    if (!saved || saved.state !== params.get("state")) throw new Error("The sign-in response did not match this page's request. Please sign in again.");
+    const response = await fetch(new URL("/oauth2/token", AUTH.domain), {
+      method: "POST",
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({
+        grant_type: "authorization_code",
+        client_id: AUTH.clientId,
+        code: params.get("code"),
+        redirect_uri: redirectUri(),
+        code_verifier: saved.verifier,
+      }),
+    });
+    const body = await response.json().catch(() => ({}));
+    if (!response.ok || !body.id_token) throw new Error(body.error_description || body.error || "Sign-in failed. Please try again.");
+    STORE.setItem("apikeys.token", body.id_token); // API Gateway's Cognito authorizer takes the ID token
+  }
+
+  /** Local server only: the emulator's dev-login endpoint mints a token from its identity provider. */
+  async function devLogin(event) {
+    event.preventDefault();
+    const error = $("dev-login-error");
+    error.hidden = true;
+    const account = $("dev-account").value.trim();
+    const plan = $("dev-plan").value;
+    const button = event.submitter || event.target.querySelector("button[type=submit]");
+    button.disabled = true;
+    try {
+      const body = await request("POST", "/_local/login", { account, plan: plan || null }, { auth: false });
+      STORE.setItem("apikeys.token", body.token);
+      enterConsole();
+    } catch (err) {
+      error.textContent = err.message;
+      error.hidden = false;
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  function showSignIn(message) {
+    $("console").hidden = true;
+    $("account-bar").hidden = true;
+    $("sign-in").hidden = false;
+    const note = $("sign-in-message");
+    note.textContent = message || "";
+    note.hidden = !message;
+    const hosted = AUTH.mode === "cognito";
+    $("dev-login").hidden = hosted;
+    $("hosted-login").hidden = !hosted;
+    (hosted ? $("hosted-sign-in") : $("dev-account")).focus();
+  }
+
+  function signOut(message) {
+    STORE.removeItem("apikeys.token");
+    state.limitMessage = "";
+    if (AUTH.mode === "cognito" && !message) {
+      const url = new URL("/logout", AUTH.domain);
+      url.search = new URLSearchParams({ client_id: AUTH.clientId, logout_uri: AUTH.logoutUri || redirectUri() }).toString();
+      window.location.assign(url.toString());
+      return;
+    }
+    showSignIn(message);
+  }
+
+  function enterConsole() {
+    const session = currentToken();
+    if (!session) return showSignIn();
+    const c = session.claims;
+    $("account-name").textContent = c.email || c["cognito:username"] || c.sub || "";
+    $("sign-in").hidden = true;
+    $("account-bar").hidden = false;
+    $("console").hidden = false;
+    state.loaded = false;
+    loadKeys();
+    $("key-name").focus();
+  }
+
+  // ---------------------------------------------------------------- API
+
+  class ApiError extends Error {
+    constructor(status, code, message) {
+      super(message);
+      this.status = status;
+      this.code = code;
+    }
+  }
+
+  async function request(method, path, body, { auth = true } = {}) {
+    const headers = { Accept: "application/json" };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    if (auth) {
+      const session = currentToken();
+      if (!session) {
+        signOut("Your session has ended. Please sign in again.");
+        throw new ApiError(401, "unauthorized", "Your session has ended. Please sign in again.");
+      }
+      headers.Authorization = `Bearer ${session.token}`;
+    }
+    let response;
+    try {
+      response = await fetch(API + path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        cache: "no-store",
+        credentials: "omit",
+      });
+    } catch {
+      throw new ApiError(0, "network_error", "Could not reach the API. Check your connection and try again.");
+    }
+    if (response.status === 204) return null;
+    const data = await response.json().catch(() => null);
+    if (!response.ok) {
+      const error = data && data.error;
+      const err = new ApiError(
+        response.status,
+        (error && error.code) || `http_${response.status}`,
+        (error && error.message) || `The API answered with status ${response.status}. Please try again.`,
+      );
+      if (auth && response.status === 401) signOut(err.message);
+      throw err;
+    }
+    return data;
+  }
+
+  // ---------------------------------------------------------------- the list
+
+  function setListState(which, message) {
+    $("list-loading").hidden = which !== "loading";
+    $("list-error").hidden = which !== "error";
+    $("list-empty").hidden = which !== "empty";
+    $("keys-table").hidden = which !== "table";
+    if (which === "error") $("list-error-text").textContent = message;
+  }
+
+  async function loadKeys() {
+    const list = document.querySelector(".list");
+    list.setAttribute("aria-busy", "true");
+    if (!state.loaded) setListState("loading");
+    try {
+      const data = await request("GET", "/keys");
+      state.keys = data.keys;
+      state.plan = data.plan;
+      state.limit = data.key_limit;
+      state.count = data.key_count;
+      state.loaded = true;
+      render();
+    } catch (err) {
+      if (err.status !== 401) {
+        state.loaded = false;
+        setListState("error", err.message);
+      }
+    } finally {
+      list.removeAttribute("aria-busy");
+    }
+  }
+
+  function statusBadge(key) {
+    const badge = document.createElement("span");
+    badge.className = `badge ${key.status}`;
+    badge.textContent = { active: "Active", expired: "Expired", rolling: "Rolling out" }[key.status] || key.status;
+    if (key.status === "rolling") badge.title = "Replaced by a roll; works until its expiry.";
+    return badge;
+  }
+
+  function actionButton(label, name, handler, className = "") {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = `button small ${className}`.trim();
+    button.append(label);
+    const hidden = document.createElement("span");
+    hidden.className = "visually-hidden";
+    hidden.textContent = ` ${name}`;
+    button.append(hidden);
+    button.addEventListener("click", handler);
+    return button;
+  }
+
+  function cell(label, ...content) {
+    const td = document.createElement("td");
+    td.dataset.label = label;
+    td.append(...content);
+    return td;
+  }
+
+  function render() {
+    const atLimit = state.count >= state.limit;
+    const usage = $("usage");
+    usage.textContent = `${state.count} of ${state.limit} keys · ${planTitle(state.plan)}`;
+    usage.classList.toggle("at-limit", atLimit);
+    if (!atLimit) state.limitMessage = "";
+    const hint = $("limit-hint");
+    hint.textContent = state.limitMessage;
+    hint.hidden = !state.limitMessage;
+
+    const body = $("keys-body");
+    body.replaceChildren();
+    for (const key of state.keys) {
+      const row = document.createElement("tr");
+      row.dataset.keyId = key.id;
+      const name = document.createElement("span");
+      name.className = "key-name";
+      name.textContent = key.name;
+      const display = document.createElement("code");
+      display.className = "mono masked";
+      display.textContent = key.display;
+      const never = () => Object.assign(document.createElement("span"), { className: "muted", textContent: "Never" });
+      const actions = document.createElement("div");
+      actions.className = "actions";
+      const live = key.status === "active";
+      if (live) actions.append(actionButton("Rename", key.name, () => openRename(key)));
+      if (live) actions.append(actionButton("Roll", key.name, () => openRoll(key)));
+      actions.append(actionButton("Delete", key.name, () => openDelete(key), "danger-text"));
+      const nameCell = document.createElement("th");
+      nameCell.scope = "row";
+      nameCell.dataset.label = "Name";
+      nameCell.append(name);
+      row.append(
+        nameCell,
+        cell("Key", display),
+        cell("Created", timeElement(key.created_at)),
+        cell("Last used", key.last_used_at ? timeElement(key.last_used_at) : never()),
+        cell("Expires", key.expires_at ? timeElement(key.expires_at) : never()),
+        cell("Status", statusBadge(key)),
+        cell("Actions", actions),
+      );
+      body.append(row);
+    }
+    setListState(state.keys.length ? "table" : "empty");
+  }
+
+  function announce(text) {
+    const el = $("announcer");
+    el.textContent = "";
+    window.setTimeout(() => { el.textContent = text; }, 50);
+  }
+
+  function showActionError(message) {
+    const el = $("action-error");
+    el.textContent = message || "";
+    el.hidden = !message;
+  }
+
+  // ---------------------------------------------------------------- dialogs
+
+  let returnFocusTo = null;
+
+  function openDialog(dialog, focus) {
+    returnFocusTo = document.activeElement;
+    dialog.showModal();
+    (focus || dialog.querySelector("input, select, button")).focus();
+  }
+
+  function restoreFocus() {
+    const usable = returnFocusTo && returnFocusTo.isConnected && returnFocusTo !== document.body;
+    const target = usable ? returnFocusTo : $("key-name");
+    returnFocusTo = null;
+    target.focus();
+  }
+
+  for (const dialog of document.querySelectorAll("dialog")) {
+    dialog.addEventListener("close", () => {
+      if (dialog.id !== "secret-dialog" || !pendingFocusAfterSecret) restoreFocus();
+    });
+  }
+
+  function fieldError(input, errorEl, message) {
+    errorEl.textContent = message || "";
+    errorEl.hidden = !message;
+    if (message) {
+      input.setAttribute("aria-invalid", "true");
+      input.setAttribute("aria-errormessage", errorEl.id);
+    } else {
+      input.removeAttribute("aria-invalid");
+      input.removeAttribute("aria-errormessage");
+    }
+  }
+
+  async function busy(button, work) {
+    button.disabled = true;
+    button.setAttribute("aria-busy", "true");
+    try {
+      return await work();
+    } finally {
+      button.disabled = false;
+      button.removeAttribute("aria-busy");
+    }
+  }
+
+  // The one-time secret. `pendingFocusAfterSecret` lets a roll send focus back to the list.
+  let pendingFocusAfterSecret = null;
+
+  function showSecret(title, key, context) {
+    $("secret-title").textContent = title;
+    $("secret-value").value = key;
+    $("copy-status").textContent = "";
+    const ctx = $("secret-context");
+    ctx.replaceChildren(...(context || []));
+    ctx.hidden = !context;
+    const dialog = $("secret-dialog");
+    if (!returnFocusTo) returnFocusTo = document.activeElement;
+    dialog.showModal();
+    $("secret-value").focus();
+    $("secret-value").select();
+  }
+
+  $("secret-dialog").addEventListener("close", () => {
+    // Forget the key: clear the field and its selection, so no copy of it stays in the page.
+    const input = $("secret-value");
+    input.value = "";
+    input.setSelectionRange(0, 0);
+    $("copy-status").textContent = "";
+    $("secret-context").replaceChildren();
+    const target = pendingFocusAfterSecret;
+    pendingFocusAfterSecret = null;
+    if (target) {
+      returnFocusTo = null;
+      target.focus();
+    }
+  });
+
+  $("copy-secret").addEventListener("click", async () => {
+    const input = $("secret-value");
+    const status = $("copy-status");
+    try {
+      await navigator.clipboard.writeText(input.value);
+      status.textContent = "Copied to the clipboard.";
+    } catch {
+      input.focus();
+      input.select();
+      const ok = document.execCommand && document.execCommand("copy");
+      status.textContent = ok ? "Copied to the clipboard." : "Copy failed: the key is selected, press Ctrl+C (⌘C) to copy it.";
+    }
+  });
+
+  // ---------------------------------------------------------------- create
+
+  $("create-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const input = $("key-name");
+    const days = $("key-expiry").value;
+    fieldError(input, $("key-name-error"), "");
+    showActionError("");
+    const body = { name: input.value };
+    if (days) body.expires_in_days = Number(days);
+    await busy($("create-button"), async () => {
+      let created;
+      try {
+        created = await request("POST", "/keys", body);
+      } catch (err) {
+        if (err.code === "key_limit_reached") {
+          state.limitMessage = err.message; // the API's own words: plan, limit, what to upgrade to
+          $("limit-hint").textContent = err.message;
+          $("limit-hint").hidden = false;
+          loadKeys();
+        } else if (err.code === "invalid_request") {
+          fieldError(input, $("key-name-error"), err.message);
+          input.focus();
+        } else if (err.status !== 401) {
+          showActionError(err.message);
+        }
+        return;
+      }
+      input.value = "";
+      $("key-expiry").value = "";
+      const secret = created.key;
+      delete created.key;
+      returnFocusTo = input; // after the dialog, ready to name the next key
+      showSecret("API key created", secret, [`${quoted(created.name)} is ready to use.`]);
+      loadKeys();
+    });
+  });
+
+  // ---------------------------------------------------------------- delete
+
+  let deleting = null;
+
+  function openDelete(key) {
+    deleting = key;
+    $("delete-title").textContent = `Delete ${quoted(key.name)}?`;
+    const text = $("delete-text");
+    const code = Object.assign(document.createElement("code"), { className: "mono", textContent: key.display });
+    text.replaceChildren(
+      `The key ${quoted(key.name)} (`, code, ") is revoked at once: integrations using it get ",
+      Object.assign(document.createElement("strong"), { textContent: "401 Unauthorized" }),
+      " on their very next request. This can't be undone.",
+    );
+    $("delete-error").hidden = true;
+    openDialog($("delete-dialog"), $("delete-cancel"));
+  }
+
+  $("delete-confirm").addEventListener("click", async (event) => {
+    const key = deleting;
+    if (!key) return;
+    await busy(event.currentTarget, async () => {
+      try {
+        await request("DELETE", `/keys/${encodeURIComponent(key.id)}`);
+      } catch (err) {
+        if (err.status === 401) return;
+        if (err.code !== "not_found") {
+          $("delete-error").textContent = err.message;
+          $("delete-error").hidden = false;
+          return;
+        }
+      }
+      deleting = null;
+      returnFocusTo = $("list-title");
+      $("delete-dialog").close();
+      announce(`Deleted ${quoted(key.name)}.`);
+      await loadKeys();
+    });
+  });
+  $("delete-dialog").addEventListener("close", () => { deleting = null; });
+
+  // ---------------------------------------------------------------- rename
+
+  let renaming = null;
+
+  function openRename(key) {
+    renaming = key;
+    $("rename-name").value = key.name;
+    fieldError($("rename-name"), $("rename-error"), "");
+    openDialog($("rename-dialog"), $("rename-name"));
+    $("rename-name").select();
+  }
+
+  $("rename-cancel").addEventListener("click", () => $("rename-dialog").close());
+  $("rename-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const key = renaming;
+    if (!key) return;
+    const input = $("rename-name");
+    await busy(event.submitter, async () => {
+      try {
+        const updated = await request("PATCH", `/keys/${encodeURIComponent(key.id)}`, { name: input.value });
+        renaming = null;
+        $("rename-dialog").close();
+        announce(`Renamed to ${quoted(updated.name)}.`);
+        await loadKeys();
+      } catch (err) {
+        if (err.status === 401) return;
+        fieldError(input, $("rename-error"), err.message);
+        input.focus();
+      }
+    });
+  });
+
+  // ---------------------------------------------------------------- roll
+
+  let rolling = null;
+
+  function openRoll(key) {
+    rolling = key;
+    $("roll-title").textContent = `Roll ${quoted(key.name)}?`;
+    $("roll-text").textContent =
+      `A new key replaces ${quoted(key.name)} (${key.display}) in the same slot. ` +
+      "Update your integrations with the new key before the old one stops working.";
+    $("roll-error").hidden = true;
+    openDialog($("roll-dialog"), $("roll-grace"));
+  }
+
+  $("roll-cancel").addEventListener("click", () => $("roll-dialog").close());
+  $("roll-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const key = rolling;
+    if (!key) return;
+    const grace = Number($("roll-grace").value);
+    await busy(event.submitter, async () => {
+      let created;
+      try {
+        created = await request("POST", `/keys/${encodeURIComponent(key.id)}/roll`, { grace_period_seconds: grace });
+      } catch (err) {
+        if (err.status === 401) return;
+        $("roll-error").textContent = err.message;
+        $("roll-error").hidden = false;
+        return;
+      }
+      rolling = null;
+      pendingFocusAfterSecret = $("list-title");
+      $("roll-dialog").close();
+      const secret = created.key;
+      delete created.key;
+      let context;
+      if (grace > 0) {
+        // The old key works until now + grace, never past its own expiry (the list shows the exact time).
+        let until = Date.now() + grace * 1000;
+        if (key.expires_at) until = Math.min(until, Date.parse(key.expires_at));
+        const iso = new Date(until).toISOString();
+        context = [
+          `The old key (${key.display}) keeps working until ${exact(iso)} (`, timeElement(iso), "). Then it is refused.",
+        ];
+      } else {
+        context = [`The old key (${key.display}) no longer works.`];
+      }
+      showSecret(`New key for ${quoted(created.name)}`, secret, context);
+      loadKeys();
+    });
+  });
+
+  // ---------------------------------------------------------------- start
+
+  $("dev-login").addEventListener("submit", devLogin);
+  $("hosted-sign-in").addEventListener("click", () => startHostedSignIn());
+  $("sign-out").addEventListener("click", () => signOut());
+  $("retry").addEventListener("click", () => loadKeys());
+  $("list-title").tabIndex = -1;
+  window.setInterval(refreshTimes, 30000);
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible" && !$("console").hidden) loadKeys();
+  });
+
+  (async () => {
+    if (AUTH.mode === "cognito") {
+      try {
+        await finishHostedSignIn();
+      } catch (err) {
+        return showSignIn(err.message);
+      }
+    }
+    if (currentToken()) enterConsole();
+    else showSignIn();
+  })();
+})();
