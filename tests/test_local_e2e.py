@@ -274,3 +274,20 @@ def test_rotation_without_downtime_over_http(local_api: ServerProcess, local_hom
     listing = http("GET", f"{url}/keys", token).json
     assert listing["key_count"] == 3
     assert {k["id"]: k["status"] for k in listing["keys"]}[old["id"]] == "expired"
+
+
+def test_audit_outbox_is_pumped_from_the_stream_to_the_audit_function(
+    local_api: ServerProcess, local_home: Path
+) -> None:
+    """The local server delivers the table's stream to the template's stream functions: a rename
+    reaches AuditEventsFunction through its FilterCriteria and is published, nothing failed."""
+    url = local_api.url
+    acct = with_plan(local_home, "pro")
+    token = cli(local_home, "token", "--account", acct).stdout.strip()
+    key = http("POST", f"{url}/keys", token, {"name": "before"}).json
+    marker = '"detail_type":"ApiKeyRenamed"'
+    before = local_api.output().count(marker)
+    assert http("PATCH", f"{url}/keys/{key['id']}", token, {"name": "after"}).status == 200
+    assert wait_for(lambda: local_api.output().count(marker) > before, timeout=20), local_api.output()[-6000:]
+    assert "stream AuditEventsFunction:" in local_api.output()
+    assert not re.search(r"stream \w+: \d+ record\(s\), [1-9]\d* failed", local_api.output())
