@@ -8,6 +8,7 @@ import re
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -238,3 +239,55 @@ def test_on_dynamodb_local_via_the_sdk_variable(dynamodb_local: Any, tmp_path: P
         assert http("GET", f"{server.url}/keys", token).json["key_count"] == 3
     finally:
         assert server.stop() == 0
+
+
+def test_rotation_without_downtime_over_http(local_api: ServerProcess, local_home: Path) -> None:
+    """Roll with a 60 s grace on a full Pro plan: both keys work, the count never changes, and
+    the old key is refused once the grace period is over (the test really waits it out)."""
+    url = local_api.url
+    acct = with_plan(local_home, "pro")
+    token = cli(local_home, "token", "--account", acct).stdout.strip()
+    old = http("POST", f"{url}/keys", token, {"name": "MCP server"}).json
+    for name in ("second", "third"):
+        assert http("POST", f"{url}/keys", token, {"name": name}).status == 201
+
+    rolled = http("POST", f"{url}/keys/{old['id']}/roll", token, {"grace_period_seconds": 60})
+    assert rolled.status == 201, rolled.text
+    new = rolled.json
+    assert new["name"] == "MCP server" and new["key"] != old["key"]
+    for key in (old["key"], new["key"]):
+        assert http("GET", f"{url}/v1/whoami", key).status == 200
+    listing = http("GET", f"{url}/keys", token).json
+    assert listing["key_count"] == 3
+    grace_end = next(k["expires_at"] for k in listing["keys"] if k["id"] == old["id"])
+    assert {k["id"]: k["status"] for k in listing["keys"]}[old["id"]] == "rolling"
+    assert http("POST", f"{url}/keys/{old['id']}/roll", token, {}).json["error"]["code"] == "conflict"
+
+    end = datetime.fromisoformat(grace_end.replace("Z", "+00:00")).timestamp()
+    while time.time() < end - 2:  # both keys keep working for the whole grace period
+        assert http("GET", f"{url}/v1/whoami", old["key"]).status == 200
+        assert http("GET", f"{url}/v1/whoami", new["key"]).status == 200
+        time.sleep(min(10, max(0.0, end - 2 - time.time())))
+    time.sleep(max(0.0, end + 1 - time.time()))
+    assert http("GET", f"{url}/v1/whoami", old["key"]).status == 401
+    assert http("GET", f"{url}/v1/whoami", new["key"]).json["key_id"] == new["id"]
+    listing = http("GET", f"{url}/keys", token).json
+    assert listing["key_count"] == 3
+    assert {k["id"]: k["status"] for k in listing["keys"]}[old["id"]] == "expired"
+
+
+def test_audit_outbox_is_pumped_from_the_stream_to_the_audit_function(
+    local_api: ServerProcess, local_home: Path
+) -> None:
+    """The local server delivers the table's stream to the template's stream functions: a rename
+    reaches AuditEventsFunction through its FilterCriteria and is published, nothing failed."""
+    url = local_api.url
+    acct = with_plan(local_home, "pro")
+    token = cli(local_home, "token", "--account", acct).stdout.strip()
+    key = http("POST", f"{url}/keys", token, {"name": "before"}).json
+    marker = '"detail_type":"ApiKeyRenamed"'
+    before = local_api.output().count(marker)
+    assert http("PATCH", f"{url}/keys/{key['id']}", token, {"name": "after"}).status == 200
+    assert wait_for(lambda: local_api.output().count(marker) > before, timeout=20), local_api.output()[-6000:]
+    assert "stream AuditEventsFunction:" in local_api.output()
+    assert not re.search(r"stream \w+: \d+ record\(s\), [1-9]\d* failed", local_api.output())

@@ -24,6 +24,7 @@ from apikeys_local.gateway import Gateway
 from apikeys_local.idp import LocalIdentityProvider
 from apikeys_local.openapi import build_spec
 from apikeys_local.runtime import Runtime
+from apikeys_local.streams import StreamPump
 from apikeys_local.template import Stack, load_stack
 
 SWAGGER_DIST = Path(flask_swagger_ui.__file__).parent / "dist"
@@ -217,8 +218,12 @@ def serve(root: Path, host: str, port: int, table_name: str, threads: int = 32) 
 
     emulator = Emulator.start(root, table_name)
     server: Any = None
+    pump: StreamPump | None = None
     state_file = state_dir(root) / "server.json"
     try:
+        pump = StreamPump(
+            emulator.stack.streams, emulator.runtime, table_name, emulator.endpoint, emulator.runtime.base_env, log
+        ).start()
         if PLAN_FUNCTION in emulator.stack.functions:
             set_plan(emulator, DEMO_ACCOUNT, DEMO_PLAN)
         app = App(emulator, log)
@@ -255,5 +260,7 @@ def serve(root: Path, host: str, port: int, table_name: str, threads: int = 32) 
     finally:
         if server is not None:
             server.close()
+        if pump is not None:
+            pump.stop()
         state_file.unlink(missing_ok=True)
         emulator.stop()

@@ -80,6 +80,15 @@ class Route:
     authorizer: str | None
 
 
+@dataclass(frozen=True)
+class StreamSubscription:
+    """A function's `Type: DynamoDB` event: Lambda polls the table's stream for it."""
+
+    function: str
+    filters: list[str]  # EventBridge-style patterns from FilterCriteria; empty means every record
+    batch_size: int
+
+
 @dataclass
 class Stack:
     root: Path
@@ -91,6 +100,7 @@ class Stack:
     table_logical_id: str
     table_properties: dict[str, Any]
     parameters: dict[str, str] = field(default_factory=dict)
+    streams: list[StreamSubscription] = field(default_factory=list)
 
     def gateway_response(self, kind: str) -> GatewayResponse:
         if kind in self.gateway_responses:
@@ -185,6 +195,7 @@ def load_stack(root: Path, table_name: str, overrides: dict[str, str] | None = N
     globals_fn = (template.get("Globals") or {}).get("Function") or {}
     functions: dict[str, Function] = {}
     routes: list[Route] = []
+    streams: list[StreamSubscription] = []
     apis = {name: r for name, r in resources.items() if r["Type"] == "AWS::Serverless::Api"}
     if len(apis) > 1:
         raise TemplateError("the emulator serves one AWS::Serverless::Api")
@@ -210,6 +221,11 @@ def load_stack(root: Path, table_name: str, overrides: dict[str, str] | None = N
             memory=int(resolve(props.get("MemorySize", globals_fn.get("MemorySize", 128)))),
         )
         for event in (props.get("Events") or {}).values():
+            if event.get("Type") == "DynamoDB":
+                ev = event.get("Properties") or {}
+                filters = [str(f["Pattern"]) for f in (ev.get("FilterCriteria") or {}).get("Filters") or []]
+                streams.append(StreamSubscription(name, filters, int(ev.get("BatchSize", 100))))
+                continue
             if event.get("Type") != "Api":
                 continue
             ev = event.get("Properties") or {}
@@ -263,4 +279,5 @@ def load_stack(root: Path, table_name: str, overrides: dict[str, str] | None = N
         table_logical_id=tables[0],
         table_properties=resources[tables[0]]["Properties"],
         parameters=params,
+        streams=streams,
     )
