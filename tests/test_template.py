@@ -135,3 +135,26 @@ def test_api_access_logs_are_kept_and_name_no_header() -> None:
     assert api["AccessLogSetting"]["DestinationArn"] == {"GetAtt": "ApiAccessLogGroup.Arn"}
     assert "header" not in api["AccessLogSetting"]["Format"].lower()
     assert res["ApiAccessLogGroup"]["Properties"]["RetentionInDays"] >= 365
+
+
+def test_every_function_resumes_garbage_collection_after_its_cold_start() -> None:
+    """Handlers pause the cyclic GC while importing (apikeys.coldstart); one that forgot
+    `coldstart.ready()` would run its whole container without it and leak cycles."""
+    functions = [name for name, r in resources().items() if r["Type"] == "AWS::Serverless::Function"]
+    code = (
+        "import gc, importlib.util, sys; sys.path[:0] = [sys.argv[2]]; "
+        "spec = importlib.util.spec_from_file_location('app', sys.argv[1]); "
+        "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module); "
+        "print(gc.isenabled())"
+    )
+    for name in functions:
+        app = ROOT / resources()[name]["Properties"]["CodeUri"] / "app.py"
+        env = {"TABLE_NAME": "t", "AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"}
+        result = subprocess.run(
+            [sys.executable, "-c", code, str(app), str(ROOT / "layers" / "shared")],
+            capture_output=True,
+            text=True,
+            check=False,
+            env=env,
+        )
+        assert result.stdout.strip() == "True", f"{name}: {result.stdout}{result.stderr[-2000:]}"
