@@ -238,13 +238,20 @@ class Api:
 
     @staticmethod
     def authorize(event: dict[str, Any]) -> dict[str, Any] | None:
-        """The authorizer's answer, or None when it denied with Exception('Unauthorized')."""
+        """The authorizer's answer, or None when it denied with Exception('Unauthorized').
+
+        Waits for the off-request last-used write before returning: in-process moto is not
+        thread-safe, and a test's next call must not race the authorizer's background thread."""
+        from apikeys.auth import wait_for_background_updates
+
         try:
             return load_function("authorizer").lambda_handler(event, LambdaContext(function_name="authorizer"))
         except Exception as exc:
             if str(exc) == "Unauthorized":
                 return None
             raise
+        finally:
+            wait_for_background_updates()
 
     def bearer(self, key: str) -> dict[str, Any] | None:
         return self.authorize(token_event(f"Bearer {key}"))
