@@ -379,3 +379,45 @@ def test_whoami_echoes_the_authorizer_context(api: Api) -> None:
     event["requestContext"]["authorizer"] = None
     result = load_function("whoami").lambda_handler(event, LambdaContext())
     assert result["statusCode"] == 401
+
+
+def test_oversized_body_is_refused_before_it_is_parsed(
+    api: Api, calls: CallCounter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import apikeys.api
+
+    api.set_plan("acct-a", "pro")
+    calls.reset()
+
+    def no_parsing(*_: Any, **__: Any) -> Any:
+        raise AssertionError("an oversized body was parsed")
+
+    import json
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(apikeys.api, "json", SimpleNamespace(dumps=json.dumps, loads=no_parsing))
+    for raw in ('{"name": "' + "x" * 10_300 + '"}', "[" * 10_300, "é" * 6_000):
+        reply = api.create("acct-a", raw_body=raw)
+        assert reply.status == 400
+        assert reply.body["error"]["code"] == "invalid_request" and "10240 bytes" in reply.body["error"]["message"]
+    assert calls.calls == []
+
+
+def test_oversized_authorization_header_is_refused_without_hashing_or_io(
+    api: Api, calls: CallCounter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from apikeys import auth
+
+    api.set_plan("acct-a", "pro")
+    key = api.create("acct-a").body["key"]
+    calls.reset()
+
+    def no_hashing(_: str) -> str:
+        raise AssertionError("an oversized header was hashed")
+
+    monkeypatch.setattr(auth.keys, "digest", no_hashing)
+    padded = f"Bearer {key}" + " " * 9000  # a live key, but the header is over 8 KB
+    assert api.authorize(token_event(padded)) is None
+    assert api.authorize(request_event({"Authorization": padded})) is None
+    assert api.authorize(http_api_event({"authorization": padded})) == {"isAuthorized": False}
+    assert calls.calls == []
