@@ -215,11 +215,12 @@ def event_from_stream_image(image: dict[str, Any]) -> tuple[str, str] | None:
 
 
 def _unavailable(exc: Exception) -> ServiceUnavailable | None:
-    if isinstance(exc, BotoCoreError):  # connection errors, read timeouts
-        return ServiceUnavailable("The key service is temporarily unavailable. Please retry.")
-    if isinstance(exc, ClientError) and exc.response["Error"]["Code"] in _UNAVAILABLE_CODES:
-        return ServiceUnavailable("The key service is temporarily unavailable. Please retry.")
-    return None
+    """The 503 for errors that retries could not cure: connection errors, read timeouts,
+    throttling and 5xx. Anything else is a bug or misconfiguration and stays a 500."""
+    transient = isinstance(exc, BotoCoreError) or (
+        isinstance(exc, ClientError) and exc.response["Error"]["Code"] in _UNAVAILABLE_CODES
+    )
+    return ServiceUnavailable("The key service is temporarily unavailable. Please retry.") if transient else None
 
 
 class Store:
@@ -253,8 +254,8 @@ class Store:
                     return reasons
                 if not codes & _RETRYABLE_REASONS:
                     raise
-            except BotoCoreError:
-                raise ServiceUnavailable("The key service is temporarily unavailable. Please retry.") from None
+            except BotoCoreError as exc:
+                raise _unavailable(exc) or exc from None
             # Full jitter (not a secret, so `random` is right): concurrent writers spread out.
             time.sleep(random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt)))  # noqa: S311  # nosec B311
         raise ServiceUnavailable("Too many concurrent changes to this account. Please retry.")
