@@ -145,3 +145,13 @@ def test_plan_change_skips_a_missing_digest_item_even_before_its_key_expires(api
     assert api.set_plan(ACCOUNT, "agency")["plan"] == "agency"
     assert api.bearer(kept["key"])["context"]["plan"] == "agency"  # type: ignore[index]
     assert "Item" not in boto3.client("dynamodb").get_item(TableName=get_settings().table_name, Key=digest_item)
+
+
+def test_rolled_out_keys_past_their_grace_hold_no_grace_slot(api: Api, travel: Any) -> None:
+    """Until TTL removes them, keys whose grace period ended must not block the next roll."""
+    api.set_plan(ACCOUNT, "pro")
+    created = [api.create(ACCOUNT, f"k{i}").body for i in range(3)]
+    replacements = [api.roll(ACCOUNT, key["id"], grace=60).body for key in created]
+    travel(120)
+    again = api.roll(ACCOUNT, replacements[0]["id"], grace=60)
+    assert again.status == 201, again.body
