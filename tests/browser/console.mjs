@@ -214,6 +214,7 @@ const scenarios = {
     await signIn(page, "advanced");
     const keys = [];
     for (const name of ["One", "Two", "Three", "Four"]) keys.push(await createKey(page, name));
+    await button(page, "Sign out").click();
     await signIn(page, "pro"); // the billing system moves the account down to Pro (3 keys)
     const notice = page.locator("#over-limit");
     await notice.waitFor();
