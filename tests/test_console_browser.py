@@ -84,6 +84,22 @@ def test_create_copy_use_and_delete_a_key(console: ServerProcess) -> None:
     assert f["whoami_after_delete"] == 401
 
 
+def test_over_limit_account_sees_a_notice_and_keeps_working_keys(console: ServerProcess) -> None:
+    f = run(console, "overlimit")
+    assert f["over_limit_notice"] == (
+        "This account has 4 API keys and the Pro plan allows 3. They keep working, but keys cannot be "
+        "created or rolled until you delete 1 key or upgrade your plan."
+    )
+    assert f["usage_over"] == "4 of 3 keys · Pro"
+    assert f["whoami_over"] == 200
+    assert (f["roll_status"], f["roll_code"]) == (403, "key_limit_reached")
+    assert f["roll_message"] == (
+        "This account has 4 API keys and the Pro plan allows 3. Delete 1 key to roll a key, "
+        "or upgrade to Advanced (10 keys)."
+    )
+    assert f["notice_hidden_at_limit"]
+
+
 def test_plan_limit_shows_the_apis_message(console: ServerProcess) -> None:
     f = run(console, "limit")
     assert f["usage_at_cap"] == "3 of 3 keys · Pro"

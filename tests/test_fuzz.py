@@ -394,8 +394,9 @@ def test_direct_invoke_handler_raises_only_domain_errors(moto_db: None, function
             assert exc.message  # noqa: PT017
             counts["refused"] += 1
             return
-        assert isinstance(event, dict) and event.get("plan") in plans
-        assert result["plan"] == event["plan"] and result["key_limit"] == get_settings().plan_limits[event["plan"]]
+        assert isinstance(event, dict) and "plan" in event and (event["plan"] is None or event["plan"] in plans)
+        limit = get_settings().plan_limits[event["plan"]] if event["plan"] else 0  # null: no DEFAULT_PLAN here
+        assert result["plan"] == event["plan"] and result["key_limit"] == limit
         counts["ok"] += 1
 
     run()

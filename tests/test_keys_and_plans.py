@@ -47,16 +47,54 @@ def test_key_ids_sort_by_creation() -> None:
 
 
 @pytest.mark.parametrize(
-    ("plan", "expected"),
+    ("plan", "count", "roll", "expected"),
     [
-        ("pro", "Your Pro plan allows up to 3 API keys. Delete a key or upgrade to Advanced (10 keys) to create more."),
-        ("advanced", "Your Advanced plan allows up to 10 API keys. Delete a key or upgrade to Agency (25 keys)"),
-        ("agency", "Your Agency plan allows up to 25 API keys. Delete a key you no longer use"),
-        (None, "Your account has no plan, which allows 0 API keys. Delete a key or upgrade to Pro (3 keys)"),
+        (
+            "pro",
+            3,
+            False,
+            "This account has 3 API keys and the Pro plan allows 3. "
+            "Delete 1 key to create a new one, or upgrade to Advanced (10 keys).",
+        ),
+        (
+            "pro",
+            10,
+            False,
+            "This account has 10 API keys and the Pro plan allows 3. "
+            "Delete 8 keys to create a new one, or upgrade to Agency (25 keys).",
+        ),
+        (
+            "pro",
+            10,
+            True,
+            "This account has 10 API keys and the Pro plan allows 3. "
+            "Delete 7 keys to roll a key, or upgrade to Advanced (10 keys).",
+        ),
+        (
+            "agency",
+            25,
+            False,
+            "This account has 25 API keys and the Agency plan allows 25. Delete 1 key to create a new one.",
+        ),
+        (
+            None,
+            0,
+            False,
+            "This account has 0 API keys and no plan, which allows none. Upgrade to Pro (3 keys) to create a new one.",
+        ),
+        (
+            None,
+            1,
+            True,
+            "This account has 1 API key and no plan, which allows none. Upgrade to Pro (3 keys) to roll a key.",
+        ),
     ],
 )
-def test_limit_messages_name_plan_limit_and_next_plan(plan: str | None, expected: str) -> None:
-    assert plans.limit_message(plan, LIMITS).startswith(expected)
+def test_limit_messages_state_count_limit_and_the_way_out(
+    plan: str | None, count: int, roll: bool, expected: str
+) -> None:
+    """How many keys to delete, and the smallest plan that would allow the action now."""
+    assert plans.limit_message(plan, LIMITS, count, roll=roll) == expected
 
 
 def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:

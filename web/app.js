@@ -55,6 +55,26 @@
     return plan ? plan.charAt(0).toUpperCase() + plan.slice(1) : "No plan";
   }
 
+  function plural(n, noun) {
+    return `${n} ${noun}${n === 1 ? "" : "s"}`;
+  }
+
+  /** After a downgrade: existing keys keep working (or, on a plan without keys, are kept but
+   * refused) while creating and rolling wait for the count to fit the plan. */
+  function overLimitNotice() {
+    const has = `This account has ${plural(state.count, "API key")}`;
+    if (state.count > 0 && state.limit === 0) {
+      const owner = state.plan ? `the ${planTitle(state.plan)} plan allows` : "no plan, which allows";
+      return `${has} and ${owner} none, so they are refused. They are kept: choose a plan to use them again.`;
+    }
+    const excess = state.count - state.limit;
+    if (excess <= 0) return "";
+    return (
+      `${has} and the ${planTitle(state.plan)} plan allows ${state.limit}. They keep working, but keys ` +
+      `cannot be created or rolled until you delete ${plural(excess, "key")} or upgrade your plan.`
+    );
+  }
+
   function quoted(name) {
     return `“${name}”`;
   }
@@ -315,6 +335,9 @@
     const hint = $("limit-hint");
     hint.textContent = state.limitMessage;
     hint.hidden = !state.limitMessage;
+    const over = $("over-limit");
+    over.textContent = overLimitNotice();
+    over.hidden = !over.textContent;
 
     const body = $("keys-body");
     body.replaceChildren();

@@ -1,4 +1,5 @@
-"""API Gateway Lambda authorizer: `Authorization: Bearer <key>` -> allow with the account, or 401.
+"""API Gateway Lambda authorizer: `Authorization: Bearer <key>` -> allow with the account, or 401;
+an explicit Deny (403) for a live key of an account whose plan allows 0 keys.
 
 Handles REST TOKEN and REQUEST events and HTTP API payload 2.0. Fails closed: any error
 while checking a key propagates as an invocation error, which API Gateway answers with
@@ -15,7 +16,7 @@ from apikeys import coldstart  # first: pauses the cyclic GC while the imports b
 # isort: split
 from typing import TYPE_CHECKING, Any
 
-from apikeys.auth import authorize, bearer_token
+from apikeys.auth import authorize, bearer_token, has_api_access
 from apikeys.observability import make_logger
 from apikeys.store import Principal
 
@@ -61,9 +62,10 @@ def _valid_arn(arn: object) -> str | None:
     return arn
 
 
-def allow_policy(method_arn: str, principal: Principal) -> dict[str, Any]:
-    """IAM policy allowing every route of the calling API's stage (arn:…/{api}/{stage}/*/*),
-    so a cached policy never blocks another route."""
+def allow_policy(method_arn: str, principal: Principal, effect: str = "Allow") -> dict[str, Any]:
+    """IAM policy allowing (or, for a plan without API access, explicitly denying: API Gateway
+    answers 403 through the ACCESS_DENIED Gateway Response) every route of the calling API's
+    stage (arn:…/{api}/{stage}/*/*), so a cached policy never blocks another route."""
     arn = method_arn.split(":")
     api_id, stage = arn[5].split("/")[:2]
     resource = f"arn:{arn[1]}:execute-api:{arn[3]}:{arn[4]}:{api_id}/{stage}/*/*"
@@ -71,7 +73,7 @@ def allow_policy(method_arn: str, principal: Principal) -> dict[str, Any]:
         "principalId": principal.account_id,
         "policyDocument": {
             "Version": "2012-10-17",
-            "Statement": [{"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": [resource]}],
+            "Statement": [{"Action": "execute-api:Invoke", "Effect": effect, "Resource": [resource]}],
         },
         "context": _context(principal),
     }
@@ -81,6 +83,8 @@ def _decide(header: str | None) -> Principal | None:
     principal = authorize(bearer_token(header))
     if principal is None:
         logger.info("denied", extra={"reason": "missing, malformed, unknown or revoked key"})
+    elif not has_api_access(principal):
+        logger.info("denied", extra={"reason": "plan allows no keys", "account_id": principal.account_id})
     else:
         # DEBUG: allowed requests are in API Gateway's access log ($context.authorizer.*); an INFO
         # line here would cost every request of every API ~0.1 ms and a CloudWatch line.
@@ -94,7 +98,7 @@ def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
         raise Exception("Unauthorized")  # noqa: TRY002, TRY004 - the exact message API Gateway maps to 401
     if event.get("version") == "2.0":
         principal = _decide(_request_header(event))  # HTTP API: header names arrive lowercased
-        if principal is None:
+        if principal is None or not has_api_access(principal):
             return {"isAuthorized": False}
         return {"isAuthorized": True, "context": _context(principal)}
 
@@ -108,4 +112,4 @@ def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     principal = _decide(header) if method_arn is not None else None
     if principal is None or method_arn is None:
         raise Exception("Unauthorized")  # noqa: TRY002 - the exact message API Gateway maps to 401
-    return allow_policy(method_arn, principal)
+    return allow_policy(method_arn, principal, "Allow" if has_api_access(principal) else "Deny")

@@ -208,6 +208,31 @@ const scenarios = {
     facts.usage_after_delete = await usage(page);
   },
 
+  /** After a downgrade below the key count: the keys keep working, the page says why nothing
+   * can be created or rolled and how many keys to delete; the API refuses the roll. */
+  async overlimit(page) {
+    await signIn(page, "advanced");
+    const keys = [];
+    for (const name of ["One", "Two", "Three", "Four"]) keys.push(await createKey(page, name));
+    await button(page, "Sign out").click();
+    await signIn(page, "pro"); // the billing system moves the account down to Pro (3 keys)
+    const notice = page.locator("#over-limit");
+    await notice.waitFor();
+    facts.over_limit_notice = await notice.innerText();
+    facts.usage_over = await usage(page);
+    facts.whoami_over = (await api("GET", "/v1/whoami", { token: keys[0] })).status;
+    const listing = await api("GET", "/keys", { token: await sessionToken(page) });
+    const roll = await api("POST", `/keys/${listing.body.keys[0].id}/roll`, { token: await sessionToken(page) });
+    facts.roll_status = roll.status;
+    facts.roll_code = roll.body.error.code;
+    facts.roll_message = roll.body.error.message;
+    await shot(page, "08b-over-limit");
+    await page.getByRole("button", { name: "Delete One" }).click();
+    await page.getByRole("button", { name: "Delete key" }).click();
+    await page.locator("#keys-body tr", { hasText: "One" }).waitFor({ state: "detached" });
+    facts.notice_hidden_at_limit = await notice.isHidden();
+  },
+
   /** Roll with a grace period shows the new key once and lists both; rename; phone width. */
   async roll(page) {
     await signIn(page, "pro");

@@ -8,7 +8,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 
-from apikeys import clock, keys
+from apikeys import clock, keys, plans
 from apikeys.config import get_settings
 from apikeys.store import Principal, Store
 
@@ -41,8 +41,16 @@ def authorize(token: str | None) -> Principal | None:
     # Expired (or past its roll grace period) from this second on, whenever TTL removes it.
     if principal.expires_at_epoch is not None and clock.now().timestamp() >= principal.expires_at_epoch:
         return None
-    _record_use(settings.table_name, principal)
+    if has_api_access(principal):
+        _record_use(settings.table_name, principal)
     return principal
+
+
+def has_api_access(principal: Principal) -> bool:
+    """A plan that allows 0 keys (no plan, a cancelled one, or one since removed from
+    PLAN_LIMITS) allows no API calls. Decided from the plan on the digest item, so it costs
+    no read beyond the one GetItem; the keys are kept and work again once a plan allows them."""
+    return plans.limit_for(principal.plan or None, get_settings().plan_limits) > 0
 
 
 @functools.cache

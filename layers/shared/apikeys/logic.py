@@ -56,7 +56,7 @@ class KeyListing:
 @dataclass(frozen=True)
 class PlanChange:
     account_id: str
-    plan: str
+    plan: str | None
     key_limit: int
 
 
@@ -114,7 +114,8 @@ def create_key(
             actual = account.plan if account is not None else settings.default_plan
             if actual == plan:
                 _remember_plan(account_id, plan)
-                raise KeyLimitReached(plans.limit_message(plan, limits)) from None
+                count = account.key_count if account is not None else 0
+                raise KeyLimitReached(plans.limit_message(plan, limits, count)) from None
             plan = actual
             continue
         _remember_plan(account_id, plan)
@@ -198,9 +199,14 @@ def roll_key(account_id: str, key_id: str, grace_period_seconds: int = 0, caller
             raise Conflict("This key is already being rolled; its grace period ends at " + f"{expires_at(old)}.")
         if state == "expired":
             raise Conflict("This key has expired and cannot be rolled; create a new key instead.")
-        plan = account.plan or settings.default_plan
+        plan = account.plan
         limit = plans.limit_for(plan, settings.plan_limits)
-        if grace_period_seconds and sum(r.rolling for r in records) >= limit:
+        # A downgrade keeps every key working but no roll may renew a key above the limit;
+        # the account's version condition below makes a concurrent plan change re-decide this.
+        if account.key_count > limit:
+            raise KeyLimitReached(plans.limit_message(plan, settings.plan_limits, account.key_count, roll=True))
+        # Rolled-out keys whose grace has ended hold no grace slot, whenever TTL removes them.
+        if grace_period_seconds and sum(status(r, now) == "rolling" for r in records) >= limit:
             raise Conflict(f"At most {limit} keys may be in a grace period at once on this plan.")
         grace_until = None
         if grace_period_seconds:
@@ -237,14 +243,22 @@ def record_ttl_removal(account_id: str, record: KeyRecord) -> bool:
 
 
 def set_plan(account_id: object, plan: object, caller: Caller | None = None) -> PlanChange:
-    """Called by the billing system. A downgrade keeps existing keys; creates are refused
-    until the count is under the new limit, because the create condition is `count < limit`."""
-    limits = get_settings().plan_limits
+    """Called by the billing system. A downgrade keeps existing keys working; creates and rolls
+    are refused while the count is above the new limit (creates also at it: `count < limit`).
+    `None` (a cancelled subscription) puts the account on DEFAULT_PLAN, resolved now so the
+    digest items the authorizer reads never depend on later configuration; without a default
+    the account has no plan, its limit is 0, and the authorizer refuses its keys (kept, not
+    deleted, so a new plan makes them work again on the next request)."""
+    settings = get_settings()
+    limits = settings.plan_limits
     if not isinstance(account_id, str) or not _ACCOUNT_ID_RE.fullmatch(account_id):
         raise InvalidRequest("account_id must be a string of 1-128 characters without control characters.")
-    if not isinstance(plan, str) or plan not in limits:
-        raise InvalidRequest(f"Unknown plan {str(plan)[:40]!r}; valid plans: {', '.join(limits)}.")
-    event = audit.event(audit.PLAN_CHANGED, caller or Caller("billing"), account_id, plan=plan, key_limit=limits[plan])
+    if plan is None:
+        plan = settings.default_plan
+    elif not isinstance(plan, str) or plan not in limits:
+        raise InvalidRequest(f"Unknown plan {str(plan)[:40]!r}; valid plans: {', '.join(limits)} or null.")
+    limit = plans.limit_for(plan, limits)
+    event = audit.event(audit.PLAN_CHANGED, caller or Caller("billing"), account_id, plan=plan, key_limit=limit)
     store().set_plan(account_id, plan, event)
     _remember_plan(account_id, plan)
-    return PlanChange(account_id, plan, limits[plan])
+    return PlanChange(account_id, plan, limit)

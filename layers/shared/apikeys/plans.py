@@ -14,13 +14,22 @@ def next_plan_up(plan: str | None, limits: dict[str, int]) -> str | None:
     return min(bigger)[1] if bigger else None
 
 
-def limit_message(plan: str | None, limits: dict[str, int]) -> str:
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' if n != 1 else ''}"
+
+
+def limit_message(plan: str | None, limits: dict[str, int], key_count: int, roll: bool = False) -> str:
+    """Why a create (or a roll) is refused and exactly what lifts it: how many keys to delete,
+    and the smallest plan that would allow it now. A create needs `key_count < limit`; a roll
+    keeps the count, so it needs `key_count <= limit` (an account downgraded below its count)."""
     limit = limit_for(plan, limits)
-    upgrade = next_plan_up(plan, limits)
-    if plan:
-        head = f"Your {plan.capitalize()} plan allows up to {limit} API key{'s' if limit != 1 else ''}."
-    else:
-        head = "Your account has no plan, which allows 0 API keys."
-    if upgrade:
-        return f"{head} Delete a key or upgrade to {upgrade.capitalize()} ({limits[upgrade]} keys) to create more."
-    return f"{head} Delete a key you no longer use to create a new one."
+    needed = key_count if roll else key_count + 1  # the smallest limit that allows the action
+    action = "roll a key" if roll else "create a new one"
+    owner = f"the {plan.capitalize()} plan allows" if plan else "no plan, which allows"
+    head = f"This account has {_count(key_count, 'API key')} and {owner} {limit or 'none'}."
+    fits = sorted((lim, name) for name, lim in limits.items() if lim >= max(needed, 1) and lim > limit)
+    upgrade = f"upgrade to {fits[0][1].capitalize()} ({fits[0][0]} keys)" if fits else ""
+    if limit == 0:  # deleting keys cannot help: only a plan can
+        return f"{head} {upgrade[:1].upper()}{upgrade[1:]} to {action}." if upgrade else head
+    delete = f"Delete {_count(needed - limit, 'key')} to {action}"
+    return f"{head} {delete}, or {upgrade}." if upgrade else f"{head} {delete}."

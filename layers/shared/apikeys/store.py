@@ -31,6 +31,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from apikeys import clock
 from apikeys.audit import AuditEvent
 from apikeys.errors import ServiceUnavailable
 
@@ -488,21 +489,37 @@ class Store:
         reasons = self._transact(items)
         return reasons is None
 
-    def set_plan(self, account_id: str, plan: str, event: AuditEvent) -> Account:
-        """Move the account and every key's digest item to `plan` in one transaction.
+    def set_plan(self, account_id: str, plan: str | None, event: AuditEvent) -> Account:
+        """Move the account and every live key's digest item to `plan` in one transaction;
+        `None` removes the account's plan (digest items then carry "", which allows nothing).
 
         The condition on `version` proves no key was added or removed since the Query, so no
         digest item is left on the old plan; a concurrent create re-reads the plan and retries.
+        TTL removes a key's two items independently, days apart: digest items of keys already
+        expired are skipped (the authorizer refuses them whatever plan they carry), and a
+        digest item found missing is left out of the next attempt instead of failing the change.
         """
-        for _ in range(TX_ATTEMPTS):
+        gone: set[str] = set()
+        attempts = 0
+        while attempts < TX_ATTEMPTS:
             account, keys = self.load_account(account_id)
+            now = clock.now().timestamp()
+            live = [
+                k for k in keys if k.digest not in gone and (k.expires_at_epoch is None or now < k.expires_at_epoch)
+            ]
             version = account.version if account else 0
             values: dict[str, Any] = {
-                ":plan": {"S": plan},
                 ":acct": {"S": account_id},
                 ":zero": {"N": "0"},
                 ":one": {"N": "1"},
             }
+            update = "SET account_id = :acct, key_count = if_not_exists(key_count, :zero), "
+            update += "version = if_not_exists(version, :zero) + :one"
+            if plan is None:
+                update += " REMOVE #plan"
+            else:
+                update += ", #plan = :plan"
+                values[":plan"] = {"S": plan}
             if account is None:
                 condition = "attribute_not_exists(pk)"
             else:
@@ -513,9 +530,7 @@ class Store:
                     "Update": {
                         "TableName": self.table,
                         "Key": _account_key(account_id),
-                        "UpdateExpression": "SET #plan = :plan, account_id = :acct, "
-                        "key_count = if_not_exists(key_count, :zero), "
-                        "version = if_not_exists(version, :zero) + :one",
+                        "UpdateExpression": update,
                         "ConditionExpression": condition,
                         "ExpressionAttributeNames": {"#plan": "plan"},
                         "ExpressionAttributeValues": values,
@@ -523,21 +538,33 @@ class Store:
                 },
                 _event_put(self.table, event),
             ]
-            for key in keys:
+            for key in live:
                 items.append(
                     {
                         "Update": {
                             "TableName": self.table,
                             "Key": _digest_key(key.digest),
                             "UpdateExpression": "SET #plan = :plan",
+                            # Never recreate a removed digest item as a stub.
                             "ConditionExpression": "attribute_exists(pk)",
                             "ExpressionAttributeNames": {"#plan": "plan"},
-                            "ExpressionAttributeValues": {":plan": {"S": plan}},
+                            "ExpressionAttributeValues": {":plan": {"S": plan or ""}},
                         }
                     }
                 )
-            if self._transact(items) is None:
+            reasons = self._transact(items)
+            if reasons is None:
                 return Account(account_id, plan, sum(not k.rolling for k in keys), version + 1)
+            missing = {
+                key.digest
+                for key, reason in zip(live, reasons[2:], strict=False)
+                if reason.get("Code") == "ConditionalCheckFailed"
+            }
+            if reasons[0].get("Code") == "ConditionalCheckFailed" or not missing:
+                attempts += 1  # the account changed under us: read again
+            # With `version` unchanged, a key item whose digest item is missing was half-removed
+            # by TTL (a delete or roll removes both in one transaction and bumps `version`).
+            gone |= missing
         raise ServiceUnavailable("Too many concurrent changes to this account. Please retry.")
 
     def touch_last_used(self, account_id: str, key_id: str, now: str, cutoff: str) -> None:
