@@ -34,12 +34,21 @@ def _error(status: int, code: str, message: str) -> Response:
     return Response(body, status=status, content_type="application/json", headers={"Cache-Control": "no-store"})
 
 
+def is_file(path: str) -> bool:
+    """Path.is_file, but a name the OS refuses (too long: ENAMETOOLONG) is simply not a file:
+    a request for a 5,000-character path is a 404, not a 500."""
+    try:
+        return Path(path).is_file()
+    except OSError:
+        return False
+
+
 def static_file(root: Path, request: Request) -> Response | None:
     """A file of web/ (index.html for `/`), or None so the request goes on to the gateway."""
     web = root / "web"
     name = "index.html" if request.path == "/" else request.path.lstrip("/")
     path = safe_join(str(web), name)
-    if path is None or not Path(path).is_file():
+    if path is None or not is_file(path):
         return None
     content_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
     if content_type.startswith("text/") or content_type.endswith("javascript"):

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_plus
 
 import flask_swagger_ui
 from waitress.server import create_server
@@ -19,6 +20,7 @@ from werkzeug.exceptions import NotFound
 from werkzeug.utils import safe_join, send_file
 from werkzeug.wrappers import Request, Response
 
+from apikeys.observability import redact
 from apikeys_local import console, dynamo
 from apikeys_local.gateway import Gateway
 from apikeys_local.idp import LocalIdentityProvider
@@ -31,6 +33,9 @@ SWAGGER_DIST = Path(flask_swagger_ui.__file__).parent / "dist"
 DEMO_ACCOUNT = "demo-account"
 DEMO_PLAN = "pro"
 PLAN_FUNCTION = "SetPlanFunction"
+# Longer request paths answer 414 (in the error shape) before any routing or file lookup.
+MAX_PATH = 2048
+LOG_TARGET_MAX = 512
 _DOCS_HTML = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>API keys - local API docs</title>
 <link rel="stylesheet" href="/docs/swagger-ui.css"></head>
@@ -152,7 +157,7 @@ class App:
             return Response(_DOCS_HTML, content_type="text/html; charset=utf-8")
         if request.path.startswith("/docs/"):
             asset = safe_join(str(SWAGGER_DIST), request.path.removeprefix("/docs/"))
-            if asset is None or not Path(asset).is_file():
+            if asset is None or not console.is_file(asset):
                 raise NotFound()
             return send_file(asset, request.environ)
         return None
@@ -165,15 +170,42 @@ class App:
         request = Request(environ)
         function = "-"
         try:
-            response = self._local(request)
+            if len(request.path) > MAX_PATH:
+                response = _error(414, "uri_too_long", f"The request path exceeds {MAX_PATH} characters.")
+            else:
+                response = self._local(request)
             if response is None:
                 outcome = self.gateway.handle(request)
                 response, function = outcome.response, outcome.function or "-"
-        except NotFound as exc:
-            response = exc.get_response()
+        except NotFound:
+            response = _error(404, "not_found", "No such resource.")
         ms = (time.perf_counter() - started) * 1000
-        self.log(f"{request.method} {request.full_path.rstrip('?')} {response.status_code} {ms:.0f}ms {function}")
+        self.log(f"{request.method} {log_target(request)} {response.status_code} {ms:.0f}ms {function}")
         return response(environ, start_response)
+
+
+def _error(status: int, code: str, message: str) -> Response:
+    body = json.dumps({"error": {"code": code, "message": message}})
+    return Response(body, status=status, content_type="application/json", headers={"Cache-Control": "no-store"})
+
+
+def log_target(request: Request) -> str:
+    """Path and query for the access log, key material redacted as in every other log. A
+    query parameter is judged in its percent-decoded form too (`ot%5F...` is a key), and one
+    that holds a key is logged as `name=[REDACTED]`. Overlong targets are cut."""
+    target = redact(request.path)
+    raw = request.query_string.decode("latin-1")
+    if raw:
+        pairs = []
+        for pair in raw.split("&"):
+            decoded = unquote_plus(pair, errors="replace")
+            if redact(pair) != pair or redact(decoded) != decoded:
+                name, sep, _ = pair.partition("=")
+                plain = unquote_plus(name, errors="replace")
+                pair = f"{name}=[REDACTED]" if sep and redact(name) == name and redact(plain) == plain else "[REDACTED]"
+            pairs.append(pair)
+        target += "?" + "&".join(pairs)
+    return target if len(target) <= LOG_TARGET_MAX else target[:LOG_TARGET_MAX] + "…"
 
 
 def set_plan(emulator: Emulator, account: str, plan: str) -> dict[str, Any]:

@@ -4,6 +4,7 @@ this import path is the cold start of every API that attaches the authorizer."""
 from __future__ import annotations
 
 import functools
+import re
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
@@ -18,14 +19,17 @@ _last_touched: dict[str, float] = {}
 _touch_lock = threading.Lock()
 
 
+# RFC 7235 separates scheme and credentials with ASCII spaces (tabs tolerated); str.split()
+# would also accept NBSP, U+2003 and every other Unicode space. The token is visible ASCII.
+_BEARER = re.compile(r"[ \t]*bearer[ \t]+([!-~]+)[ \t]*", re.IGNORECASE | re.ASCII)
+
+
 def bearer_token(header: str | None) -> str | None:
     """`Bearer <token>`, scheme case-insensitive, exactly one token; anything else is None."""
     if not header or len(header) > MAX_HEADER_BYTES:
         return None
-    parts = header.split()
-    if len(parts) != 2 or parts[0].lower() != "bearer":
-        return None
-    return parts[1]
+    match = _BEARER.fullmatch(header)
+    return match[1] if match else None
 
 
 def authorize(token: str | None) -> Principal | None:
