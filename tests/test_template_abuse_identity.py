@@ -7,7 +7,7 @@ import json
 import re
 from typing import Any
 
-from tests.support import load_template
+from tests.support import ROOT, load_template
 
 
 def _api() -> dict[str, Any]:
@@ -101,3 +101,13 @@ def test_account_claim_is_sub_or_a_custom_attribute_users_cannot_write() -> None
     client = template["Resources"]["ManagementUserPoolClient"]["Properties"]
     assert client["WriteAttributes"] == ["email"]
     assert not any(a.startswith("custom:") for a in client["WriteAttributes"])
+
+
+def test_docs_state_what_a_forged_key_really_costs() -> None:
+    """A valid CRC32 is public knowledge: a forged key with one costs one GetItem (asserted by
+    test_unknown_well_formed_key_is_denied_after_one_read); only malformed ones cost nothing."""
+    for doc in ("README.md", "SECURITY.md", "layers/shared/apikeys/keys.py"):
+        text = " ".join((ROOT / doc).read_text().split())
+        assert not re.search(r"forged keys? costs? \**zero", text, re.IGNORECASE), doc
+        assert not re.search(r"forged keys cost zero|reject typos and forgeries", text, re.IGNORECASE), doc
+        assert re.search(r"forged key with a (correct|valid) (checksum|CRC32)[^.]*costs? one `?GetItem", text), doc
