@@ -18,8 +18,9 @@ $(VENV)/.local: requirements.txt requirements-local.txt pyproject.toml
 	$(PIP) --no-deps -e .
 	touch $@
 
-$(VENV)/.deps: $(VENV)/.local requirements-dev.txt
+$(VENV)/.deps: $(VENV)/.local requirements-dev.txt requirements-sam.txt
 	$(PIP) -r requirements-dev.txt
+	$(PIP) --no-deps -r requirements-sam.txt
 	touch $@
 
 # The API at http://127.0.0.1:$(PORT) on an embedded DynamoDB; prints a quickstart.

@@ -119,8 +119,9 @@ class ServerProcess:
         return self.process.returncode
 
 
-def start_server(home: Path, cwd: Path = ROOT, **env: str) -> ServerProcess:
-    return ServerProcess([str(CLI), "serve", "--port", "0"], cwd, clean_env(APIKEYS_LOCAL_HOME=str(home), **env))
+def start_server(home: Path, cwd: Path = ROOT, args: tuple[str, ...] = (), **env: str) -> ServerProcess:
+    command = [str(CLI), "serve", "--port", "0", *args]
+    return ServerProcess(command, cwd, clean_env(APIKEYS_LOCAL_HOME=str(home), **env))
 
 
 def cli(home: Path, *args: str, cwd: Path = ROOT, **env: str) -> subprocess.CompletedProcess[str]:

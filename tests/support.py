@@ -86,13 +86,14 @@ def rest_event(
     raw_body: str | None = None,
     path_parameters: dict[str, str] | None = None,
     claim: str = "sub",
+    token_use: str = "id",
 ) -> dict[str, Any]:
-    """A REST API proxy event (payload 1.0) behind the Cognito authorizer."""
+    """A REST API proxy event (payload 1.0) behind the Cognito authorizer (an ID token's claims)."""
     resource = path
     if path_parameters:
         for name, value in path_parameters.items():
             resource = resource.replace(value, "{" + name + "}")
-    authorizer = {"claims": {claim: account}} if account is not None else None
+    authorizer = {"claims": {claim: account, "token_use": token_use}} if account is not None else None
     return {
         "resource": resource,
         "path": path,

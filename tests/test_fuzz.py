@@ -145,7 +145,13 @@ path_values = st.one_of(
 
 def cognito_context() -> st.SearchStrategy[Any]:
     claims = st.one_of(
-        junk, st.fixed_dictionaries({"sub": st.one_of(any_text, junk, st.sampled_from(["acct-fuzz", "acct-2"]))})
+        junk,
+        st.fixed_dictionaries(
+            {
+                "sub": st.one_of(any_text, junk, st.sampled_from(["acct-fuzz", "acct-2"])),
+                "token_use": st.one_of(st.sampled_from(["id", "access"]), any_text, junk),
+            }
+        ),
     )
     return st.one_of(
         junk, st.fixed_dictionaries({"authorizer": st.one_of(junk, st.fixed_dictionaries({"claims": claims}))})

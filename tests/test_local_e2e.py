@@ -179,7 +179,9 @@ def test_unknown_routes_get_api_gateways_answer(local_api: ServerProcess, idp: L
     for method, path in (("GET", "/nope"), ("PUT", "/keys"), ("GET", "/keys/a/b")):
         reply = http(method, f"{local_api.url}{path}", idp.mint("a"))
         assert reply.status == 403
-        assert reply.json == {"message": "Missing Authentication Token"}
+        # DEFAULT_4XX: API Gateway's status and message, in the error shape.
+        assert reply.json == {"error": {"code": "request_refused", "message": "Missing Authentication Token"}}
+        assert reply.headers["Cache-Control"] == "no-store"
 
 
 def test_plan_limit_through_http(local_api: ServerProcess, local_home: Path, idp: LocalIdentityProvider) -> None:

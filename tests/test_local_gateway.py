@@ -75,7 +75,7 @@ def handler(event, context):
 def _template() -> dict[str, Any]:
     gateway_responses = {
         kind: {
-            "StatusCode": r.status,
+            **({"StatusCode": r.status} if r.status is not None else {}),
             "ResponseParameters": {"Headers": {k: f"'{v}'" for k, v in r.headers.items()}},
             "ResponseTemplates": {"application/json": r.body},
         }
@@ -187,7 +187,7 @@ def test_proxy_response_mapping(probe: ServerProcess) -> None:
     for query in ("broken=1", "badshape=1", "sleep=3"):
         failed = http("GET", f"{probe.url}/open/x?{query}")
         assert failed.status == 502, query
-        assert failed.json == {"message": "Internal server error"}
+        assert failed.json == json.loads(REAL.gateway_responses["DEFAULT_5XX"].body)  # with 502, not 500
     assert http("GET", f"{probe.url}/open/x").status == 200  # a timed-out container was replaced
 
 
@@ -213,10 +213,12 @@ def test_authorizer_outcomes_and_gateway_responses(probe: ServerProcess) -> None
     check(http("GET", f"{probe.url}/guarded", "deny"), "ACCESS_DENIED")
     check(http("GET", f"{probe.url}/guarded", "narrow"), "ACCESS_DENIED")
     check(http("GET", f"{probe.url}/guarded", "boom"), "AUTHORIZER_FAILURE")
-    assert REAL.gateway_responses["AUTHORIZER_FAILURE"].headers == {"Retry-After": "1"}
-    assert REAL.gateway_responses["UNAUTHORIZED"].headers == {"WWW-Authenticate": "Bearer"}
+    assert REAL.gateway_responses["AUTHORIZER_FAILURE"].headers == {"Retry-After": "1", "Cache-Control": "no-store"}
+    assert REAL.gateway_responses["UNAUTHORIZED"].headers == {"WWW-Authenticate": "Bearer", "Cache-Control": "no-store"}
+    # AUTHORIZER_CONFIGURATION_ERROR has no response of its own: DEFAULT_5XX, with its 500.
     nested = http("GET", f"{probe.url}/guarded", "nested")
-    assert nested.status == 500 and nested.json == {"message": None}
+    assert nested.status == 500 and nested.json == json.loads(REAL.gateway_responses["DEFAULT_5XX"].body)
+    assert nested.headers["Cache-Control"] == "no-store"
 
 
 def test_authorizer_cache_follows_the_ttl(probe: ServerProcess) -> None:

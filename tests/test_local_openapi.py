@@ -46,11 +46,12 @@ def test_every_operation_documents_security_errors_and_bodies() -> None:
         assert operation["security"] == [{route.authorizer: []}]
         assert schemes[route.authorizer]["scheme"] == "bearer"
         responses = operation["responses"]
-        for status in ("401", "500", "503"):
+        for status in ("401", "429", "500", "503"):
             assert responses[status]["content"]["application/json"]["schema"] == {
                 "$ref": "#/components/schemas/ErrorOut"
             }
         assert "WWW-Authenticate" in responses["401"]["headers"] and "Retry-After" in responses["503"]["headers"]
+        assert "Retry-After" in responses["429"]["headers"]  # the stage's throttling (THROTTLED)
         success = [s for s in responses if s.startswith("2")]
         assert len(success) == 1, operation["operationId"]
         for name in route.path.split("{")[1:]:
@@ -69,8 +70,8 @@ def test_every_operation_documents_security_errors_and_bodies() -> None:
         assert documented.get("required") == expected.get("required")
         assert documented["additionalProperties"] is False
     assert SPEC["paths"]["/keys/{key_id}/roll"]["post"]["requestBody"]["required"] is False
-    assert set(create["responses"]) == {"201", "400", "401", "403", "500", "503"}
-    assert set(SPEC["paths"]["/keys/{key_id}"]["delete"]["responses"]) == {"204", "401", "404", "500", "503"}
+    assert set(create["responses"]) == {"201", "400", "401", "403", "429", "500", "503"}
+    assert set(SPEC["paths"]["/keys/{key_id}"]["delete"]["responses"]) == {"204", "401", "404", "429", "500", "503"}
     refs = {r.split("/")[-1] for r in _refs(SPEC)}
     assert refs <= set(SPEC["components"]["schemas"])
 

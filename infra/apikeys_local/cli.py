@@ -40,8 +40,19 @@ def _emulator(root: Path, table: str | None) -> Emulator:
     return Emulator.start(root, table or DEFAULT_TABLE, logs_to_stderr=True, containers=1)
 
 
+def _overrides(pairs: list[str]) -> dict[str, str]:
+    """`Name=Value` pairs, as `sam deploy --parameter-overrides` takes them."""
+    overrides: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"apikeys-local: --parameter-overrides expects Name=Value, got {pair!r}")
+        overrides[name] = value
+    return overrides
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
-    serve(find_root(), args.host, args.port, args.table)
+    serve(find_root(), args.host, args.port, args.table, parameter_overrides=_overrides(args.parameter_overrides))
     return 0
 
 
@@ -90,6 +101,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 3000), help="0 picks a free port")
     p.add_argument("--table", default=DEFAULT_TABLE)
+    p.add_argument(
+        "--parameter-overrides",
+        nargs="*",
+        default=[],
+        metavar="NAME=VALUE",
+        help="template parameters, e.g. ThrottlingRateLimit=5 ThrottlingBurstLimit=10",
+    )
     p.set_defaults(run=_cmd_serve)
 
     p = sub.add_parser("token", help="print a management token (a signed local JWT) for an account")

@@ -22,6 +22,7 @@ from werkzeug.wrappers import Request, Response
 from apikeys_local.idp import LocalIdentityProvider
 from apikeys_local.runtime import Runtime
 from apikeys_local.template import Authorizer, Route, Stack
+from apikeys_local.throttle import TokenBucket
 
 API_ID = "local"
 ACCOUNT_ID = "123456789012"
@@ -89,6 +90,7 @@ class Gateway:
         )
         self._cache: dict[tuple[str, str], tuple[float, dict[str, Any] | str]] = {}
         self._cache_lock = threading.Lock()
+        self.bucket = TokenBucket(*stack.throttle) if stack.throttle is not None else None
 
     # -- responses ---------------------------------------------------------------------------
 
@@ -99,6 +101,7 @@ class Gateway:
             "UNAUTHORIZED": "UnauthorizedException",
             "ACCESS_DENIED": "AccessDeniedException",
             "MISSING_AUTHENTICATION_TOKEN": "MissingAuthenticationTokenException",
+            "THROTTLED": "TooManyRequestsException",
         }.get(kind, "InternalServerErrorException")
         return Response(spec.body, status=spec.status, headers=headers)
 
@@ -276,6 +279,9 @@ class Gateway:
         except (NotFound, MethodNotAllowed):
             return Outcome(self.gateway_response("MISSING_AUTHENTICATION_TOKEN", request_id))
         route = self.stack.routes[index]
+        # The stage's method throttling, before the authorizer: a throttled request costs nothing.
+        if self.bucket is not None and not self.bucket.take():
+            return Outcome(self.gateway_response("THROTTLED", request_id), route.function)
         authorizer_context: Any = None
         if route.authorizer is not None:
             decision = self.authorize(self.stack.authorizers[route.authorizer], request, request_id, route, params)

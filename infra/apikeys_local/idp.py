@@ -63,16 +63,39 @@ class LocalIdentityProvider:
         claims[claim] = account
         return jwt.encode(claims, self._private_key, algorithm="RS256")
 
+    def mint_access(self, account: str, ttl_seconds: int = DEFAULT_TTL_SECONDS) -> str:
+        """An access token like Cognito's: `client_id` instead of `aud`, scopes, no custom
+        attributes. API Gateway's Cognito authorizer accepts it; the management handlers
+        refuse it (401), as they accept ID tokens only."""
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": ISSUER,
+            "client_id": AUDIENCE,
+            "token_use": "access",
+            "scope": "aws.cognito.signin.user.admin",
+            "sub": account,
+            "username": account,
+            "iat": now,
+            "exp": now + ttl_seconds,
+        }
+        return jwt.encode(claims, self._private_key, algorithm="RS256")
+
     def verify(self, token: str) -> dict[str, Any] | None:
-        """The claims of a valid token; None for unsigned, expired, tampered or foreign ones."""
+        """The claims of a valid token, ID or access, as API Gateway's Cognito authorizer
+        checks them (signature, issuer, expiry, and `aud` or `client_id`); None for unsigned,
+        expired, tampered or foreign ones."""
         try:
-            return jwt.decode(
+            claims: dict[str, Any] = jwt.decode(
                 token,
                 self._public_key,
                 algorithms=["RS256"],
-                audience=AUDIENCE,
                 issuer=ISSUER,
-                options={"require": ["exp", "iat", "iss", "aud"]},
+                options={"require": ["exp", "iat", "iss"], "verify_aud": False},
             )
         except jwt.PyJWTError:
             return None
+        if claims.get("token_use") == "id" and claims.get("aud") == AUDIENCE:
+            return claims
+        if claims.get("token_use") == "access" and claims.get("client_id") == AUDIENCE and "aud" not in claims:
+            return claims
+        return None

@@ -72,6 +72,15 @@ def build_spec(stack: Stack, server_url: str | None = None, strict: bool = True)
         for status, response in operation.get("responses", {}).items():
             if status == "204":
                 response.pop("content", None)  # 204 has no body
+        if stack.throttle is not None and "ErrorOut" in generated.get("components", {}).get("schemas", {}):
+            # API Gateway's stage throttling (the THROTTLED Gateway Response) answers before the handler.
+            operation["responses"]["429"] = {
+                "description": "Too many requests for this stage; retry after Retry-After seconds.",
+                "headers": {
+                    "Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "string"}}
+                },
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}},
+            }
         if route.authorizer is not None:
             operation["security"] = [{route.authorizer: []}]
         paths.setdefault(route.path, {})[method] = operation

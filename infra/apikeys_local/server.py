@@ -107,12 +107,13 @@ class Emulator:
         endpoint: str | None = None,
         containers: int = 10,
         logs_to_stderr: bool = False,
+        parameter_overrides: dict[str, str] | None = None,
     ) -> Emulator:
         user_endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or None
+        stack = load_stack(root, table_name, parameter_overrides)  # a bad override fails before anything starts
         embedded = dynamo.EmbeddedDynamoDB()
         resolved = user_endpoint or embedded.endpoint
         env = base_environment(resolved, bool(user_endpoint), embedded.endpoint)
-        stack = load_stack(root, table_name)
         dynamo.ensure_table(stack, table_name, resolved, env)
         runtime = Runtime(root, stack.functions, env, max_per_function=containers, logs_to_stderr=logs_to_stderr)
         idp = LocalIdentityProvider(state_dir(root))
@@ -244,11 +245,18 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def serve(root: Path, host: str, port: int, table_name: str, threads: int = 32) -> None:
+def serve(
+    root: Path,
+    host: str,
+    port: int,
+    table_name: str,
+    threads: int = 32,
+    parameter_overrides: dict[str, str] | None = None,
+) -> None:
     def log(line: str) -> None:
         print(line, flush=True)
 
-    emulator = Emulator.start(root, table_name)
+    emulator = Emulator.start(root, table_name, parameter_overrides=parameter_overrides)
     server: Any = None
     pump: StreamPump | None = None
     state_file = state_dir(root) / "server.json"

@@ -4,6 +4,7 @@ function or a path of this project."""
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,7 @@ DEFAULT_GATEWAY_RESPONSES: dict[str, tuple[int, str]] = {
     "AUTHORIZER_FAILURE": (500, '{"message":null}'),
     "AUTHORIZER_CONFIGURATION_ERROR": (500, '{"message":null}'),
     "MISSING_AUTHENTICATION_TOKEN": (403, '{"message":"Missing Authentication Token"}'),
+    "THROTTLED": (429, '{"message":"Too Many Requests"}'),
     "INTEGRATION_FAILURE": (502, '{"message":"Internal server error"}'),
     "INTEGRATION_TIMEOUT": (504, '{"message":"Endpoint request timed out"}'),
 }
@@ -67,7 +69,7 @@ class Authorizer:
 
 @dataclass(frozen=True)
 class GatewayResponse:
-    status: int
+    status: int | None  # None: DEFAULT_4XX/5XX without StatusCode keep the type's own status
     headers: dict[str, str]
     body: str
 
@@ -101,12 +103,20 @@ class Stack:
     table_properties: dict[str, Any]
     parameters: dict[str, str] = field(default_factory=dict)
     streams: list[StreamSubscription] = field(default_factory=list)
+    # The stage's throttling (MethodSettings for /* and *): (rate per second, burst), if any.
+    throttle: tuple[float, float] | None = None
 
     def gateway_response(self, kind: str) -> GatewayResponse:
-        if kind in self.gateway_responses:
-            return self.gateway_responses[kind]
+        """The response of `kind` as API Gateway renders it: the type's own definition, else
+        DEFAULT_4XX/DEFAULT_5XX (keeping the type's status), else API Gateway's default."""
         status, body = DEFAULT_GATEWAY_RESPONSES[kind]
-        return GatewayResponse(status, {}, body)
+        spec = self.gateway_responses.get(kind) or self.gateway_responses.get(f"DEFAULT_{str(status)[0]}XX")
+        if spec is None:
+            return GatewayResponse(status, {}, body)
+        message = json.loads(body)["message"]
+        rendered = spec.body.replace("$context.error.messageString", json.dumps(message))
+        rendered = rendered.replace("$context.error.responseType", kind)
+        return GatewayResponse(spec.status or status, spec.headers, rendered)
 
     def create_table_args(self, table_name: str) -> dict[str, Any]:
         props = self.table_properties
@@ -262,12 +272,24 @@ def load_stack(root: Path, table_name: str, overrides: dict[str, str] | None = N
         default_status, default_body = DEFAULT_GATEWAY_RESPONSES.get(kind, (500, '{"message":null}'))
         headers = ((spec.get("ResponseParameters") or {}).get("Headers")) or {}
         templates = spec.get("ResponseTemplates") or {}
+        status = spec.get("StatusCode", None if kind in ("DEFAULT_4XX", "DEFAULT_5XX") else default_status)
         responses[kind] = GatewayResponse(
-            status=int(spec.get("StatusCode", default_status)),
+            status=None if status is None else int(status),
             # Header values are mapping expressions; a static value is quoted: "'Bearer'".
             headers={k: str(v).strip("'") for k, v in headers.items()},
             body=templates.get("application/json", default_body),
         )
+
+    throttle: tuple[float, float] | None = None
+    for setting in api_props.get("MethodSettings") or []:
+        if (setting.get("ResourcePath"), setting.get("HttpMethod")) != ("/*", "*"):
+            raise TemplateError("the emulator applies stage-wide MethodSettings only (ResourcePath /*, HttpMethod *)")
+        if "ThrottlingRateLimit" in setting or "ThrottlingBurstLimit" in setting:
+            # API Gateway's account defaults stand in for a limit the template leaves out.
+            throttle = (
+                float(setting.get("ThrottlingRateLimit", 10000)),
+                float(setting.get("ThrottlingBurstLimit", 5000)),
+            )
 
     return Stack(
         root=root,
@@ -280,4 +302,5 @@ def load_stack(root: Path, table_name: str, overrides: dict[str, str] | None = N
         table_properties=resources[tables[0]]["Properties"],
         parameters=params,
         streams=streams,
+        throttle=throttle,
     )

@@ -146,8 +146,13 @@ def _claims(app: APIGatewayRestResolver) -> dict[str, Any]:
 
 
 def caller_account_id(app: APIGatewayRestResolver) -> str:
-    """The account from the Cognito authorizer's claims; no identity means 401."""
-    account = _claims(app).get(get_settings().account_id_claim)
+    """The account from the Cognito authorizer's claims; no identity means 401. ID tokens only:
+    an access token carries no custom attributes and is meant for OAuth scopes, so its `sub`
+    must not stand in for a differently configured account claim (or be mixed with it)."""
+    claims = _claims(app)
+    if claims.get("token_use") != "id":
+        raise Unauthorized("Sign in to manage API keys (an ID token is required).")
+    account = claims.get(get_settings().account_id_claim)
     if not isinstance(account, str) or not account.strip():
         raise Unauthorized("Sign in to manage API keys.")
     return account

@@ -1,7 +1,9 @@
 """API key format: prefix + 32 base62 random characters + 6 base62 CRC32 checksum.
 
-The checksum (as in GitHub's token format) lets the authorizer reject typos and forgeries
-offline, before any I/O, and lets secret scanners match the pattern with few false positives.
+The checksum (as in GitHub's token format) lets the authorizer reject typos and malformed
+keys offline, before any I/O, and lets secret scanners match the pattern with few false
+positives. It is not a secret: a forged key with a valid CRC32 costs one GetItem, a cost the
+API's stage throttling (and optional WAF) bounds.
 Keys carry ~190 bits from the CSPRNG, so a fast SHA-256 digest is enough at rest: a slow
 password hash protects low-entropy secrets, and these cannot be guessed.
 """
