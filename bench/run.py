@@ -28,10 +28,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 LAYER = ROOT / "layers" / "shared"
 EVENTS = ROOT / "events"
-for path in (str(LAYER), str(ROOT)):
+for path in (str(LAYER), str(ROOT / "infra"), str(ROOT)):
     if path not in sys.path:
         sys.path.insert(0, path)
 
+from apikeys_local.template import read_template  # noqa: E402
 from bench.child import child_env, spawn  # noqa: E402
 from bench.stats import percentile, ratio, summary  # noqa: E402
 
@@ -53,7 +54,7 @@ PLACEHOLDER_KEY = "ot_PASTE_A_KEY_HERE"
 # The function settings of template.yaml's Globals (the table and endpoint are added at run time).
 FUNCTION_ENV = {
     "KEY_PREFIX": "ot_",
-    "PLAN_LIMITS": '{"pro":3,"advanced":10,"agency":25}',
+    "PLAN_LIMITS": read_template(ROOT / "template.yaml")["Parameters"]["PlanLimits"]["Default"],
     "DEFAULT_PLAN": "",
     "ACCOUNT_ID_CLAIM": "sub",
     "POWERTOOLS_SERVICE_NAME": "apikeys",
@@ -170,7 +171,7 @@ class Fixture:
         from apikeys import logic
         from apikeys.config import get_settings
         from apikeys.store import dynamodb_client
-        from tests.support import table_definition
+        from tests.helpers.support import table_definition
 
         self.table = get_settings().table_name
         self.client = dynamodb_client()
@@ -256,7 +257,7 @@ def interleaved(
 def authorizer_calls(fixture: Fixture) -> dict[str, Callable[[], Any]]:
     """Warm, in-process handler calls: the same path a warm Lambda container runs."""
     from apikeys import keys, store
-    from tests.support import LambdaContext, load_function
+    from tests.helpers.support import LambdaContext, load_function
 
     handler = load_function("authorizer").lambda_handler
     context = LambdaContext(function_name="authorizer")
@@ -451,7 +452,7 @@ def call_counts(fixture: Fixture, *_: Any) -> dict[str, Any]:
     """DynamoDB API calls per operation, counted at the client (botocore event hook)."""
     from apikeys.auth import wait_for_background_updates
     from apikeys.store import dynamodb_client
-    from tests.support import CallCounter, LambdaContext, load_function
+    from tests.helpers.support import CallCounter, LambdaContext, load_function
 
     counter = CallCounter(dynamodb_client())
     context = LambdaContext()
@@ -640,7 +641,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.endpoint:
         endpoint = args.endpoint
     else:
-        from tests.dynamodb_local import DynamoDBLocal
+        from tests.helpers.dynamodb_local import DynamoDBLocal
 
         with affinity(pinning.get("server_cpus")):
             server = DynamoDBLocal().start()

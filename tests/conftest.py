@@ -1,21 +1,31 @@
-"""Fixtures: every contract test runs on moto (unit) and on DynamoDB Local (integration)."""
+"""Tiers, engines and fixtures of the whole suite.
+
+Each folder is a tier with a marker of the same name, applied here by folder, so a new file
+gets its tier by where it lives: unit (in process, moto or pure; `make unit`), contract (the
+API's behaviour on moto and on DynamoDB Local), local (the local server over HTTP, the CLI, the
+browser) and stress (races, storms, injected faults, fuzzing, the bench). Helpers live in
+tests/helpers. A test that uses `api` or `db` runs once per engine: moto and DynamoDB Local, or
+only the engines its `engines` marker names. Its moto run is also in the unit tier.
+"""
 
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
 
-from tests import figures
-from tests.dynamodb_local import DynamoDBLocal
-from tests.support import CallCounter, table_definition
+from tests.helpers import figures
+from tests.helpers.dynamodb_local import DynamoDBLocal
+from tests.helpers.support import Api, CallCounter, table_definition
 
-pytest_plugins = ["tests.hygiene", "pytester"]
+pytest_plugins = ["tests.helpers.hygiene", "pytester"]
 
 # No real AWS is reachable or wanted: fake credentials, fixed region, set before any client.
 os.environ.update(
@@ -32,24 +42,50 @@ for var in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_PROFILE"):
     os.environ.pop(var, None)
 
 
-def reset_caches() -> None:
-    """A fresh container: settings, client, plan guesses and last-used throttle."""
-    from apikeys import auth, config, logic, store
+TESTS = Path(__file__).resolve().parent
+TIERS = ("unit", "contract", "local", "stress")
+ENGINES = ("moto", "dynamodb_local")
 
-    config.get_settings.cache_clear()
-    store.dynamodb_client.cache_clear()
-    logic._plan_guess.clear()
-    auth._last_touched.clear()
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The tiers' markers are registered in pyproject.toml (--strict-markers); check they match."""
+    registered = {line.split(":", 1)[0] for line in config.getini("markers")}
+    assert set(TIERS) <= registered, f"register every tier's marker in pyproject.toml: {TIERS}"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test with its folder's tier; the moto run of a two-engine test is also unit."""
+    for item in items:
+        folder = Path(str(item.path)).resolve().relative_to(TESTS).parts[0]
+        if folder not in TIERS:
+            raise pytest.UsageError(f"{item.nodeid}: tests live in a tier folder, one of {TIERS}")
+        item.add_marker(folder)
+        callspec = getattr(item, "callspec", None)
+        if folder != "unit" and callspec is not None and callspec.params.get("db") == "moto":
+            item.add_marker("unit")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run every test that uses `db` (the `api` fixture does) on each engine it may use."""
+    if "db" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker("engines")
+    engines = marker.args if marker else ENGINES
+    assert set(engines) <= set(ENGINES), f"unknown engine in {engines}"
+    metafunc.parametrize("db", engines, indirect=True)
 
 
 @pytest.fixture(autouse=True)
 def _fresh_container(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test starts as a fresh Lambda container on a table of its own."""
+    from apikeys.config import reset_for_tests
+
     monkeypatch.setenv("TABLE_NAME", f"keys-{uuid.uuid4().hex[:8]}")
     for var in ("KEY_PREFIX", "PLAN_LIMITS", "DEFAULT_PLAN", "ACCOUNT_ID_CLAIM"):
         monkeypatch.delenv(var, raising=False)
-    reset_caches()
+    reset_for_tests()
     yield
-    reset_caches()
+    reset_for_tests()
 
 
 @pytest.fixture(scope="session")
@@ -79,10 +115,27 @@ def local_db(dynamodb_local: DynamoDBLocal, monkeypatch: pytest.MonkeyPatch) -> 
     return dynamodb_local.endpoint
 
 
-@pytest.fixture(params=["moto", "dynamodb_local"])
+@pytest.fixture
 def db(request: pytest.FixtureRequest) -> Any:
-    """The contract suite runs against both engines."""
+    """A fresh table on one engine; `pytest_generate_tests` runs the test once per engine."""
     return request.getfixturevalue("moto_db" if request.param == "moto" else "local_db")
+
+
+@pytest.fixture
+def api(db: Any, capfd: pytest.CaptureFixture[str]) -> Iterator[Api]:
+    """The API called in process, and after the test: no full key it ever showed appears in any
+    output. The output is written back, so pytest and the suite-wide hygiene check still see it."""
+    from apikeys.auth import wait_for_background_updates
+
+    client = Api()
+    yield client
+    wait_for_background_updates()
+    out, err = capfd.readouterr()
+    sys.stdout.write(out)
+    sys.stderr.write(err)
+    for secret in client.secrets:
+        assert secret not in out and secret not in err, "a full API key reached the logs"
+        assert secret[3:20] not in out + err
 
 
 @pytest.fixture
@@ -103,7 +156,7 @@ def local_home(tmp_path_factory: pytest.TempPathFactory) -> Any:
 @pytest.fixture(scope="session")
 def local_api(local_home: Any) -> Iterator[Any]:
     """`apikeys-local serve` as its own process on a free port, on its embedded DynamoDB."""
-    from tests.local_server import start_server
+    from tests.helpers.local_server import start_server
 
     server = start_server(local_home)
     yield server

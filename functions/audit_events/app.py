@@ -8,17 +8,16 @@ from apikeys import coldstart  # first: pauses the cyclic GC while the imports b
 
 # isort: split
 import functools
-import os
 from typing import Any
 
 import boto3
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.config import Config
 
+from apikeys.config import get_audit_settings
 from apikeys.observability import make_logger
-from apikeys.store import event_from_stream_image
+from apikeys.store import client_config, event_from_stream_image
 
 logger = make_logger()
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
@@ -27,7 +26,7 @@ coldstart.ready()
 
 @functools.cache
 def events_client() -> Any:
-    return boto3.client("events", config=Config(retries={"mode": "standard", "max_attempts": 3}))
+    return boto3.client("events", config=client_config())
 
 
 class PublishFailed(Exception):
@@ -42,13 +41,14 @@ def handle(record: DynamoDBRecord) -> None:
     if parsed is None:
         return
     detail_type, detail = parsed
+    settings = get_audit_settings()
     result = events_client().put_events(
         Entries=[
             {
-                "Source": os.environ.get("AUDIT_EVENT_SOURCE", "apikeys"),
+                "Source": settings.event_source,
                 "DetailType": detail_type,
                 "Detail": detail,
-                "EventBusName": os.environ.get("AUDIT_EVENT_BUS", "default"),
+                "EventBusName": settings.event_bus,
             }
         ]
     )

@@ -6,7 +6,7 @@ while checking a key propagates as an invocation error, which API Gateway answer
 5xx and never lets through. Lean on purpose: no pydantic, no resolver, and no Powertools
 event data classes (importing their package costs ~10 ms of every cold start for two dict
 lookups and a six-line policy; see docs/performance.md). The response shapes are exactly
-Powertools' (tests/test_fast_paths.py compares them), except that the ARN partition is kept.
+Powertools' (tests/unit/test_fast_paths.py compares them), except that the ARN partition is kept.
 """
 
 from __future__ import annotations

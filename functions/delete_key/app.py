@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from apikeys import logic
 from apikeys.api import caller, caller_account_id, documented, make_resolver
 from apikeys.errors import NotFound
+from apikeys.keys import KEY_ID_PATTERN
 from apikeys.observability import make_logger, make_metrics
 
 logger = make_logger()
@@ -26,7 +27,7 @@ coldstart.ready()
 
 @app.delete("/keys/<key_id>", summary="Delete (revoke) a key at once", **documented(204, "Deleted", errors=(NotFound,)))
 def delete_key(
-    key_id: Annotated[str, Path(description="The key's id, as listed.", pattern=r"^key_[0-9A-Za-z]{20}$")],
+    key_id: Annotated[str, Path(description="The key's id, as listed.", pattern=KEY_ID_PATTERN)],
 ) -> Any:
     logic.delete_key(caller_account_id(app), key_id, caller(app))
     logger.info("key deleted", extra={"key_id": key_id})

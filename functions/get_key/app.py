@@ -14,6 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from apikeys import logic
 from apikeys.api import caller_account_id, documented, json_response, key_body, make_resolver
 from apikeys.errors import NotFound
+from apikeys.keys import KEY_ID_PATTERN
 from apikeys.models import KeyOut
 from apikeys.observability import make_logger
 
@@ -24,7 +25,7 @@ coldstart.ready()
 
 @app.get("/keys/<key_id>", summary="One key, masked", **documented(200, "OK", KeyOut, (NotFound,)))
 def get_key(
-    key_id: Annotated[str, Path(description="The key's id, as listed.", pattern=r"^key_[0-9A-Za-z]{20}$")],
+    key_id: Annotated[str, Path(description="The key's id, as listed.", pattern=KEY_ID_PATTERN)],
 ) -> Any:
     return json_response(200, key_body(logic.get_key(caller_account_id(app), key_id)))
 

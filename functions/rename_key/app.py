@@ -14,6 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from apikeys import logic
 from apikeys.api import caller, caller_account_id, documented, json_response, key_body, make_resolver, parse_body
 from apikeys.errors import InvalidRequest, NotFound
+from apikeys.keys import KEY_ID_PATTERN
 from apikeys.models import KeyOut, RenameKeyRequest
 from apikeys.observability import make_logger
 
@@ -28,7 +29,7 @@ coldstart.ready()
     **documented(200, "OK", KeyOut, (InvalidRequest, NotFound), body=RenameKeyRequest),
 )
 def rename_key(
-    key_id: Annotated[str, Path(description="The key's id, as listed.", pattern=r"^key_[0-9A-Za-z]{20}$")],
+    key_id: Annotated[str, Path(description="The key's id, as listed.", pattern=KEY_ID_PATTERN)],
 ) -> Any:
     account_id = caller_account_id(app)
     request = parse_body(app, RenameKeyRequest)

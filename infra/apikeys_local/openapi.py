@@ -4,30 +4,23 @@ and the template says which authorizer guards each route."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
-from apikeys_local.template import Function, Stack
+from apikeys_local.template import Function, Stack, load_module
 
 _UNUSED = {"HTTPValidationError", "ValidationError", "ResponseValidationError"}
 
 
 def resolver_of(function: Function) -> APIGatewayRestResolver:
     """The function's resolver, imported from its CodeUri + Handler module (no invocation)."""
-    module_path = function.handler.rpartition(".")[0]
-    source = function.code_uri / (module_path.replace(".", "/") + ".py")
     name = f"apikeys_local_spec_{function.name}"
+    source = function.source
     if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, source)
-        if spec is None or spec.loader is None:
-            raise FileNotFoundError(source)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
+        load_module(source, name)
     resolvers = [v for v in vars(sys.modules[name]).values() if isinstance(v, APIGatewayRestResolver)]
     if len(resolvers) != 1:
         raise LookupError(f"{function.name}: expected one APIGatewayRestResolver in {source}, found {len(resolvers)}")

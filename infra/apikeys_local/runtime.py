@@ -8,7 +8,6 @@ container, so concurrent requests behave as concurrent Lambda invocations do.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import multiprocessing
 import os
@@ -23,7 +22,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from apikeys_local.template import Function
+from apikeys_local.template import Function, load_module
 
 # Heavy imports done once in the fork server, so a cold start is a fork, not a re-import.
 _PRELOAD = ["boto3", "botocore.session", "aws_lambda_powertools", "aws_lambda_powertools.event_handler", "pydantic"]
@@ -58,15 +57,8 @@ class LambdaContext:
 
 
 def load_handler(function: Function) -> Any:
-    module_path, _, attr = function.handler.rpartition(".")
-    source = function.code_uri / (module_path.replace(".", "/") + ".py")
-    spec = importlib.util.spec_from_file_location(module_path, source)
-    if spec is None or spec.loader is None:
-        raise FileNotFoundError(f"{function.name}: cannot load {source}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_path] = module
-    spec.loader.exec_module(module)
-    return getattr(module, attr)
+    module = load_module(function.source, function.module_name)
+    return getattr(module, function.handler.rpartition(".")[2])
 
 
 def _error(exc: BaseException) -> dict[str, Any]:

@@ -1,13 +1,17 @@
 """Reads template.yaml into what the emulator needs: functions, API routes, authorizers,
 Gateway Responses and the table. The template is the only route table; nothing here names a
-function or a path of this project."""
+function or a path of this project. It is also the one template reader and handler loader of
+the tests and the bench, so the three cannot read the template differently."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import yaml
@@ -35,6 +39,30 @@ def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
 
 _CfnLoader.add_multi_constructor("!", _tag)
 
+
+def parse_template(text: str) -> Any:
+    """CloudFormation YAML text (a template or a snippet of one) as data, short-form tags in
+    their long form: `!Ref X` is {"Ref": "X"}, `!GetAtt A.B` is {"Fn::GetAtt": ["A", "B"]}."""
+    return yaml.load(text, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+
+
+def read_template(path: Path) -> dict[str, Any]:
+    """A CloudFormation YAML file as data, in the long form of `parse_template`."""
+    template: dict[str, Any] = parse_template(path.read_text())
+    return template
+
+
+def load_module(source: Path, name: str) -> ModuleType:
+    """Import a handler's file as module `name`, as Lambda imports CodeUri + Handler."""
+    spec = importlib.util.spec_from_file_location(name, source)
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(f"cannot load {source}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 # API Gateway's own defaults for the response types the emulator can produce.
 DEFAULT_GATEWAY_RESPONSES: dict[str, tuple[int, str]] = {
     "UNAUTHORIZED": (401, '{"message":"Unauthorized"}'),
@@ -56,6 +84,15 @@ class Function:
     environment: dict[str, str]
     timeout: int
     memory: int
+
+    @property
+    def module_name(self) -> str:
+        return self.handler.rpartition(".")[0]
+
+    @property
+    def source(self) -> Path:
+        """The file Lambda imports for this function's Handler."""
+        return self.code_uri / (self.module_name.replace(".", "/") + ".py")
 
 
 @dataclass(frozen=True)
@@ -194,7 +231,7 @@ def _parameters(template: dict[str, Any], overrides: dict[str, str]) -> dict[str
 
 def load_stack(root: Path, table_name: str, overrides: dict[str, str] | None = None) -> Stack:
     """The stack as the emulator runs it; `table_name` is what `Ref` of the table resolves to."""
-    template = yaml.load((root / "template.yaml").read_text(), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+    template = read_template(root / "template.yaml")
     resources: dict[str, Any] = template["Resources"]
     tables = [name for name, r in resources.items() if r["Type"] == "AWS::DynamoDB::Table"]
     if len(tables) != 1:

@@ -1,7 +1,8 @@
 """Settings read from the environment once per container.
 
 Why a cached function and not module constants: tests and the local server change the
-environment between runs, and `get_settings.cache_clear()` is the one reset point.
+environment between runs, and `reset_for_tests()` is the one reset point of every
+per-container cache of the layer.
 """
 
 from __future__ import annotations
@@ -63,3 +64,32 @@ def get_settings() -> Settings:
         raise ConfigError(f"DEFAULT_PLAN {default_plan!r} is not in PLAN_LIMITS")
     claim = os.environ.get("ACCOUNT_ID_CLAIM", "") or "sub"
     return Settings(table, prefix, limits, default_plan, claim)
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    """Where the audit_events function publishes the outbox: EventBridge bus and source."""
+
+    event_bus: str
+    event_source: str
+
+
+def get_audit_settings() -> AuditSettings:
+    """Separate from `get_settings`: the stream consumer needs neither a table nor plans.
+    Not cached: two environment lookups per record, as the function has always read them."""
+    return AuditSettings(
+        event_bus=os.environ.get("AUDIT_EVENT_BUS", "default"),
+        event_source=os.environ.get("AUDIT_EVENT_SOURCE", "apikeys"),
+    )
+
+
+def reset_for_tests() -> None:
+    """Forget every per-container cache of the layer (settings, the DynamoDB client, plan
+    guesses, the last-used throttle), as a fresh Lambda container would start. Production code
+    never calls it; tests call it between tests so no state leaks from one to the next."""
+    from apikeys import auth, logic, store  # here, not at the top: they import this module
+
+    get_settings.cache_clear()
+    store.dynamodb_client.cache_clear()
+    logic._plan_guess.clear()
+    auth._last_touched.clear()

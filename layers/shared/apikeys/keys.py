@@ -11,6 +11,7 @@ password hash protects low-entropy secrets, and these cannot be guessed.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import string
 import time
@@ -20,6 +21,10 @@ ALPHABET = string.digits + string.ascii_uppercase + string.ascii_lowercase  # AS
 RANDOM_LEN = 32  # 32 * log2(62) ~ 190 bits of entropy
 CHECKSUM_LEN = 6  # 62**6 > 2**32, so any CRC32 fits
 _ALPHABET_SET = frozenset(ALPHABET)
+# A key id as `new_key_id` makes it: the one definition, used by the domain's check and by the
+# handlers' OpenAPI path parameters (anchored there, as JSON Schema patterns are searches).
+KEY_ID_PATTERN = r"^key_[0-9A-Za-z]{20}$"
+_KEY_ID_RE = re.compile(KEY_ID_PATTERN)
 
 
 def _base62(number: int, width: int) -> str:
@@ -66,3 +71,8 @@ def new_key_id() -> str:
     """Public key id, sortable by creation time (microseconds) so listings are newest first."""
     micros = time.time_ns() // 1000
     return "key_" + _base62(micros, 10) + "".join(secrets.choice(ALPHABET) for _ in range(10))
+
+
+def is_key_id(value: str) -> bool:
+    """Whether `value` can be a key id at all; anything else is answered 404 without I/O."""
+    return _KEY_ID_RE.fullmatch(value) is not None

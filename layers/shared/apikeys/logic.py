@@ -16,7 +16,6 @@ from apikeys.config import get_settings
 from apikeys.errors import Conflict, InvalidRequest, KeyLimitReached, NotFound, ServiceUnavailable
 from apikeys.store import AccountMismatch, KeyRecord, Store
 
-_KEY_ID_RE = re.compile(r"key_[0-9A-Za-z]{20}")
 _ACCOUNT_ID_RE = re.compile(r"[^\x00-\x1f\x7f]{1,128}")
 # Per-container guess of each account's plan, so a create needs no read: DynamoDB checks
 # the guess inside the transaction and returns the real plan when it is wrong.
@@ -137,7 +136,7 @@ def list_keys(account_id: str) -> KeyListing:
 
 
 def _valid_key_id(key_id: str) -> NotFound | None:
-    if _KEY_ID_RE.fullmatch(key_id):
+    if keys.is_key_id(key_id):
         return None
     return NotFound(f"No API key with id {key_id[:40]!r}.")
 

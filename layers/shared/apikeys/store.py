@@ -55,21 +55,26 @@ CALL_ATTEMPTS, CONNECT_TIMEOUT, READ_TIMEOUT = 3, 0.5, 1.0
 _BACKOFF_BASE, _BACKOFF_CAP = 0.02, 0.5
 
 
-@functools.cache
-def dynamodb_client() -> Any:
-    """One client per container. botocore's standard retry mode retries throttling, 5xx and
-    connection errors with jittered backoff. The worst case of one call (3 attempts that each
-    time out, plus at most 1 s + 2 s of backoff) is 7.5 s, inside the 10 s Lambda timeout
-    (`tests/test_faults.py` checks the arithmetic against template.yaml). `total_max_attempts`
-    counts the first attempt; botocore's `max_attempts` would not, and meant 4 attempts.
-    The endpoint comes from the standard SDK settings (AWS_ENDPOINT_URL_DYNAMODB)."""
-    config = Config(
+def client_config() -> Config:
+    """The botocore settings of every AWS client of the service (DynamoDB here, EventBridge in
+    audit_events). botocore's standard retry mode retries throttling, 5xx and connection errors
+    with jittered backoff. The worst case of one call (3 attempts that each time out, plus at
+    most 1 s + 2 s of backoff) is 7.5 s, inside the 10 s Lambda timeout
+    (`tests/stress/test_faults.py` checks the arithmetic against template.yaml). `total_max_attempts`
+    counts the first attempt; botocore's `max_attempts` would not, and meant 4 attempts."""
+    return Config(
         retries={"mode": "standard", "total_max_attempts": CALL_ATTEMPTS},
         connect_timeout=CONNECT_TIMEOUT,
         read_timeout=READ_TIMEOUT,
         tcp_keepalive=True,
     )
-    return boto3.client("dynamodb", config=config)
+
+
+@functools.cache
+def dynamodb_client() -> Any:
+    """One client per container, with `client_config()`. The endpoint comes from the standard
+    SDK settings (AWS_ENDPOINT_URL_DYNAMODB)."""
+    return boto3.client("dynamodb", config=client_config())
 
 
 @dataclass(frozen=True)

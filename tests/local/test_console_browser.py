@@ -1,0 +1,188 @@
+"""The Settings → API Keys page in a real browser (Debian's chromium driven by playwright-core)
+against the real local server. Each test runs one scenario of tests/local/browser/console.mjs on a
+fresh account and asserts the facts it reports; screenshots land in test-artifacts/screenshots/."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers.local_server import ROOT, ServerProcess, http, start_server
+from tests.helpers.support import PLAN_LIMITS
+
+SCRIPT = ROOT / "tests" / "local" / "browser" / "console.mjs"
+SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser") or "chromium"
+
+
+@pytest.fixture(scope="module")
+def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    assert Path(CHROMIUM).is_file(), "Chromium is missing: `make test` installs it (scripts/ensure-chromium.sh)"
+    assert (ROOT / "node_modules" / "playwright-core").is_dir(), "playwright-core is missing: run `npm ci`"
+    server = start_server(tmp_path_factory.mktemp("console-home"))
+    yield server
+    server.stop()
+
+
+def run(console: ServerProcess, scenario: str) -> dict[str, Any]:
+    env = {
+        **os.environ,
+        "CONSOLE_URL": console.url,
+        "ACCOUNT": f"browser-{scenario}-{uuid.uuid4().hex[:8]}",
+        "SCREENSHOT_DIR": str(SCREENSHOTS),
+        "CHROMIUM": CHROMIUM,
+    }
+    node = shutil.which("node")
+    assert node, "node is required"
+    done = subprocess.run(
+        [node, str(SCRIPT), scenario], cwd=ROOT, env=env, capture_output=True, text=True, timeout=240, check=False
+    )
+    lines = done.stdout.strip().splitlines()
+    assert done.returncode == 0, f"scenario {scenario} failed:\n{done.stderr}\n{done.stdout[-3000:]}"
+    facts = json.loads(lines[-1])
+    assert facts["page_errors"] == []
+    return facts
+
+
+def test_create_copy_use_and_delete_a_key(console: ServerProcess) -> None:
+    f = run(console, "lifecycle")
+    assert f["empty_usage"] == "0 of 3 keys · Pro"
+    # Validation: the API's message, shown on the field, marked invalid.
+    assert f["validation_message"] == f["api_validation_message"]
+    assert f["name_invalid"] == "true"
+    # The key is shown once, with the warning, focus in the dialog, and the copy is exact.
+    assert f["key_format_ok"]
+    assert "won't be shown again" in f["dialog_warning"]
+    assert f["focus_in_dialog"] == "secret-value"
+    assert f["name_error_cleared"]
+    assert f["copied_equals_shown"]
+    assert f["whoami_before"] == 200
+    assert f["whoami_account"].startswith("browser-lifecycle-")
+    # Closing the dialog forgets the key: only the masked form remains, in the page and after a reload.
+    assert f["key_left_in_page"] is False
+    assert f["key_left_after_reload"] is False
+    assert f["row_display"] == f["expected_display"]
+    assert f["rows"] == 1
+    assert f["usage_after_create"] == "1 of 3 keys · Pro"
+    assert f["focus_after_dialog"] == "key-name"
+    assert f["last_used_text"] in ("just now", "1 minute ago")
+    assert f["last_used_title"].endswith("UTC")  # the exact time, on hover
+    # Delete: the confirmation names the key and the immediate 401; Escape cancels.
+    assert "“Zapier Integration”" in f["confirm_text"]
+    assert "401 Unauthorized" in f["confirm_text"]
+    assert f["focus_on_cancel"] == "delete-cancel"
+    assert f["focus_back_on_delete"].startswith("Delete")
+    assert f["whoami_after_cancel"] == 200
+    assert f["usage_after_delete"] == "0 of 3 keys · Pro"
+    assert f["whoami_after_delete"] == 401
+
+
+def test_over_limit_account_sees_a_notice_and_keeps_working_keys(console: ServerProcess) -> None:
+    f = run(console, "overlimit")
+    assert f["over_limit_notice"] == (
+        "This account has 4 API keys and the Pro plan allows 3. They keep working, but keys cannot be "
+        "created or rolled until you delete 1 key or upgrade your plan."
+    )
+    assert f["usage_over"] == "4 of 3 keys · Pro"
+    assert f["whoami_over"] == 200
+    assert (f["roll_status"], f["roll_code"]) == (403, "key_limit_reached")
+    assert f["roll_message"] == (
+        "This account has 4 API keys and the Pro plan allows 3. Delete 1 key to roll a key, "
+        "or upgrade to Advanced (10 keys)."
+    )
+    assert f["notice_hidden_at_limit"]
+
+
+def test_plan_limit_shows_the_apis_message(console: ServerProcess) -> None:
+    f = run(console, "limit")
+    assert f["usage_at_cap"] == "3 of 3 keys · Pro"
+    assert "at-limit" in f["usage_at_cap_class"]
+    assert f["api_limit_status"] == 403
+    assert f["api_limit_code"] == "key_limit_reached"
+    assert f["limit_hint"] == f["api_limit_message"]
+    assert "Pro" in f["limit_hint"]
+    assert f["dialog_opened"] is False
+    assert f["rows"] == 3
+    assert f["hint_hidden_after_delete"]
+    assert f["usage_after_delete"] == "2 of 3 keys · Pro"
+
+
+def test_roll_with_grace_period_rename_and_phone_width(console: ServerProcess) -> None:
+    f = run(console, "roll")
+    assert f["roll_focus"] == "roll-grace"
+    assert f["new_key_format_ok"]
+    assert f["new_key_differs"]
+    assert f["old_display"] in f["roll_context"]
+    assert "keeps working until" in f["roll_context"]
+    assert sorted(f["statuses"]) == ["Active", "Rolling out"]
+    assert f["rolling_expires"]
+    assert f["usage_after_roll"] == "1 of 3 keys · Pro"
+    assert f["whoami_old"] == 200
+    assert f["whoami_new"] == 200
+    assert f["keys_left_in_page"] is False
+    assert "64" in f["rename_error"]
+    assert f["names"].count("Production server (eu-west-1)") == 1
+    assert f["usage_full"] == "3 of 3 keys · Pro"
+    assert f["phone_overflow"] <= 0
+    assert f["phone_delete_visible"]
+
+
+def test_loading_error_and_ended_session_states(console: ServerProcess) -> None:
+    f = run(console, "states")
+    assert f["loading_busy"] == "true"
+    assert "Could not reach the API" in f["error_text"]
+    assert f["recovered"]
+    assert f["session_message"] == f["api_unauthorized_message"]
+
+
+def test_cognito_hosted_sign_in_with_pkce(console: ServerProcess) -> None:
+    f = run(console, "cognito")
+    c = f["cognito"]
+    assert c["response_type"] == "code"
+    assert c["client_id"] == "client123"
+    assert c["method"] == "S256"
+    assert c["redirect_uri"] == f"{console.url}/"
+    assert c["token_request_ok"]
+    assert "code=" not in f["url_after_sign_in"]
+    assert f["account_shown"].startswith("browser-cognito-")
+
+
+def test_local_server_serves_the_page_and_a_dev_login(console: ServerProcess) -> None:
+    page = http("GET", f"{console.url}/")
+    assert page.status == 200
+    assert page.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+    assert "<title>API Keys · Settings</title>" in page.text
+    script = http("GET", f"{console.url}/app.js")
+    assert script.headers["Content-Type"].startswith(("text/javascript", "application/javascript"))
+    assert http("GET", f"{console.url}/nope.js").status == 403  # not a page file: the gateway's answer
+
+    login = f"{console.url}/_local/login"
+    assert http("GET", login).status == 405
+    text_plain = http("POST", login, raw=b'{"account": "a"}', headers={"Content-Type": "text/plain"})
+    assert text_plain.status == 415  # a cross-site form post cannot reach it
+    unknown = http("POST", login, body={"account": "a", "plan": "platinum"})
+    assert unknown.status == 400
+    assert "platinum" in unknown.json["error"]["message"]
+    assert http("POST", login, body={"account": " "}).status == 400
+    assert http("POST", login, body={"account": "a", "extra": 1}).status == 400
+
+    account = f"dev-login-{uuid.uuid4().hex[:8]}"
+    signed_in = http("POST", login, body={"account": account, "plan": "advanced"})
+    assert signed_in.status == 200
+    assert signed_in.headers["Cache-Control"] == "no-store"
+    listing = http("GET", f"{console.url}/keys", token=signed_in.json["token"])
+    assert listing.status == 200
+    assert (listing.json["plan"], listing.json["key_limit"], listing.json["key_count"]) == (
+        "advanced",
+        PLAN_LIMITS["advanced"],
+        0,
+    )

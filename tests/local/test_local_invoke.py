@@ -1,0 +1,123 @@
+"""`apikeys-local invoke FUNCTION --event FILE` with every sample in events/, against the running
+local server's table: each sample does what it is for."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from apikeys_local.template import load_stack
+from tests.helpers.local_server import ROOT, ServerProcess, cli
+from tests.helpers.support import PLAN_LIMITS
+
+EVENTS = ROOT / "events"
+STACK = load_stack(ROOT, "unused")
+NOT_EVENTS = {"env.json"}  # `sam local invoke --env-vars`, not an event
+
+
+def function_for(sample: Path) -> str:
+    """The function whose CodeUri folder names the sample: create_key.json -> functions/create_key."""
+    matches = [
+        f.name for f in STACK.functions.values() if sample.stem == f.code_uri.name or sample.stem.startswith(
+            f.code_uri.name + "_")
+    ]  # fmt: skip
+    assert len(matches) == 1, (sample.name, matches)
+    return matches[0]
+
+
+def invoke(home: Path, function: str, event: Path) -> tuple[int, Any]:
+    done = cli(home, "invoke", function, "--event", str(event))
+    assert done.stdout, done.stderr
+    return done.returncode, json.loads(done.stdout)
+
+
+def with_key(sample: Path, key: str, tmp: Path) -> Path:
+    text = sample.read_text().replace("ot_PASTE_A_KEY_HERE", key)
+    out = tmp / sample.name
+    out.write_text(text)
+    return out
+
+
+def test_every_sample_event_does_what_it_is_for(local_api: ServerProcess, local_home: Path, tmp_path: Path) -> None:
+    samples = sorted(p for p in EVENTS.glob("*.json") if p.name not in NOT_EVENTS)
+    seen: set[str] = set()
+
+    def run(name: str, event: Path | None = None) -> tuple[int, Any]:
+        seen.add(name)
+        sample = EVENTS / name
+        return invoke(local_home, function_for(sample), event or sample)
+
+    # The server set demo-account's plan at startup; the sample sets it again.
+    rc, plan = run("set_plan.json")
+    assert rc == 0 and plan == {"account_id": "demo-account", "plan": "pro", "key_limit": PLAN_LIMITS["pro"]}
+
+    rc, created = run("create_key.json")
+    assert rc == 0 and created["statusCode"] == 201, created
+    key_body = json.loads(created["body"])
+    assert key_body["name"] == "Zapier Integration" and key_body["key"].startswith("ot_")
+    key, key_id = key_body["key"], key_body["id"]
+
+    rc, listed = run("list_keys.json")
+    assert rc == 0 and listed["statusCode"] == 200
+    assert key_id in [k["id"] for k in json.loads(listed["body"])["keys"]]
+
+    rc, whoami = run("whoami.json")
+    assert rc == 0 and whoami["statusCode"] == 200
+    assert json.loads(whoami["body"]) == {"account_id": "demo-account", "key_id": "key_00000000000000000000",
+                                          "plan": "pro"}  # fmt: skip
+
+    # The authorizer samples carry a placeholder: refused as such, allowed with a real key.
+    rc, refused = run("authorizer_token.json")
+    assert rc == 1 and refused["errorMessage"] == "Unauthorized"
+    rc, refused = run("authorizer_request.json")
+    assert rc == 1 and refused["errorMessage"] == "Unauthorized"
+    rc, refused = run("authorizer_http_api.json")
+    assert rc == 0 and refused == {"isAuthorized": False}
+    context = {"account_id": "demo-account", "key_id": key_id, "plan": "pro"}
+    for name in ("authorizer_token.json", "authorizer_request.json"):
+        rc, allowed = run(name, with_key(EVENTS / name, key, tmp_path))
+        assert rc == 0 and allowed["principalId"] == "demo-account" and allowed["context"] == context
+        assert allowed["policyDocument"]["Statement"][0]["Effect"] == "Allow"
+    rc, allowed = run("authorizer_http_api.json", with_key(EVENTS / "authorizer_http_api.json", key, tmp_path))
+    assert rc == 0 and allowed == {"isAuthorized": True, "context": context}
+
+    def with_id(name: str, key_id: str) -> Path:
+        out = tmp_path / f"real-{name}"
+        out.write_text((EVENTS / name).read_text().replace("key_00000000000000000000", key_id))
+        return out
+
+    # The key samples name a key that does not exist (404); with a real id they do their job.
+    for name in ("get_key.json", "rename_key.json", "roll_key.json", "delete_key.json"):
+        rc, missing = run(name)
+        assert rc == 0 and missing["statusCode"] == 404, (name, missing)
+        assert json.loads(missing["body"])["error"]["code"] == "not_found"
+    rc, got = run("get_key.json", with_id("get_key.json", key_id))
+    assert rc == 0 and got["statusCode"] == 200 and json.loads(got["body"])["id"] == key_id
+    rc, renamed = run("rename_key.json", with_id("rename_key.json", key_id))
+    assert rc == 0 and renamed["statusCode"] == 200 and json.loads(renamed["body"])["name"] == "Zapier (prod)"
+    rc, rolled = run("roll_key.json", with_id("roll_key.json", key_id))
+    assert rc == 0 and rolled["statusCode"] == 201, rolled
+    new_key = json.loads(rolled["body"])
+    assert new_key["id"] != key_id and new_key["key"].startswith("ot_") and new_key["key"] != key
+    rc, deleted = run("delete_key.json", with_id("delete_key.json", new_key["id"]))
+    assert rc == 0 and deleted["statusCode"] == 204
+
+    # Stream samples: the batch is processed with no item failure.
+    for name in ("key_expiry.json", "audit_events.json"):
+        rc, result = run(name)
+        assert rc == 0 and result == {"batchItemFailures": []}, (name, result)
+
+    # Samples added later still run: no function error, no 5xx.
+    for sample in samples:
+        if sample.name not in seen:
+            rc, result = run(sample.name)
+            assert rc == 0 and (not isinstance(result, dict) or result.get("statusCode", 200) < 500), sample.name
+    assert {p.name for p in samples} <= seen
+
+
+def test_invoke_reports_unknown_functions_and_logs_on_stderr(local_api: ServerProcess, local_home: Path) -> None:
+    done = cli(local_home, "invoke", "NoSuchFunction", "--event", str(EVENTS / "whoami.json"))
+    assert done.returncode == 2 and "CreateKeyFunction" in done.stderr
+    done = cli(local_home, "invoke", "SetPlanFunction", "--event", str(EVENTS / "set_plan.json"))
+    assert json.loads(done.stdout)["plan"] == "pro" and '"message":"plan set"' in done.stderr

@@ -1,0 +1,69 @@
+"""`make bench` in smoke mode: tiny rounds against the suite's DynamoDB Local, so the harness
+keeps working. No timing is asserted here (timing goals live in the benchmark's own ratios);
+the DynamoDB call counts are exact and are."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.run import FUNCTIONS
+from tests.helpers.dynamodb_local import DynamoDBLocal
+
+ROOT = Path(__file__).resolve().parents[2]
+FULL_KEY = re.compile(r"ot_[A-Za-z0-9]{38}")
+
+
+def test_smoke_run_reports_every_figure_and_exact_call_counts(dynamodb_local: DynamoDBLocal, tmp_path: Path) -> None:
+    out, md = tmp_path / "bench.json", tmp_path / "bench.md"
+    args = ["--smoke", "--json", str(out), "--markdown", str(md), "--endpoint", dynamodb_local.endpoint]
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.run", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"results written to {out}" in proc.stdout
+    results = json.loads(out.read_text())
+    assert results["mode"] == "smoke"
+
+    # Every figure of the issue's table is present, with its baseline, ratio and verdict.
+    figures = {row["figure"] for row in results["table"]}
+    expected = {"authorizer warm p50", "authorizer warm p99", "reject tampered key p50", "reject malformed key p50"}
+    expected |= {"authorizer throughput"}
+    expected |= {f"cold start {name}" for name in FUNCTIONS} | {f"peak RSS {name}" for name in FUNCTIONS}
+    assert expected <= figures
+    for row in results["table"]:
+        assert set(row) == {"figure", "value", "baseline", "ratio", "target", "ok"}
+        assert row["figure"] in proc.stdout
+        assert f"| {row['figure']} |" in md.read_text()
+    warm = results["warm_latency"]["variants"]
+    assert set(warm) == {"authorizer", "bare_get_item", "tampered", "malformed"}
+    breakdown = set(results["warm_latency"]["breakdown"])
+    assert breakdown == {"store.get_principal", "auth.authorize", "tampered, log line off"}
+    assert all(v["n"] == results["sizes"]["rounds"] and v["p50_us"] > 0 for v in warm.values())
+    assert set(results["cold_start"]["functions"]) == set(FUNCTIONS)
+    # Every function but the EventBridge publisher (no local emulator) is measured.
+    assert {p.parent.name for p in (ROOT / "functions").glob("*/app.py")} - set(FUNCTIONS) == {"audit_events"}
+    assert all(v["peak_after_last_kib"] > 0 for v in results["memory"]["functions"].values())
+
+    # The call counts are exact in any mode.
+    counts = {name: entry["calls"] for name, entry in results["call_counts"].items()}
+    assert counts == {
+        "authorize (valid key, request path)": ["GetItem"],
+        "authorize (tampered key)": [],
+        "authorize (malformed key)": [],
+        "create (warm container)": ["TransactWriteItems"],
+        "list (10 keys, one page)": ["Query"],
+        "list (10 keys, page size 3)": ["Query"] * 4,
+        "delete": ["GetItem", "TransactWriteItems"],
+        "whoami": [],
+    }
+
+    # The benchmark's key exists only in its memory: not in its output, nor in the results.
+    assert not FULL_KEY.search(proc.stdout + proc.stderr + out.read_text())

@@ -1,0 +1,59 @@
+"""Races between separate processes against DynamoDB Local: the plan limit and the
+counter hold because DynamoDB's transaction conditions decide, not Python."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers.race_worker import race, race_mixed
+from tests.helpers.support import Api, rest_event
+
+pytestmark = pytest.mark.engines("dynamodb_local")  # the API on DynamoDB Local only
+
+
+def test_ten_simultaneous_creates_on_pro_create_exactly_three(api: Api) -> None:
+    api.set_plan("acct-race", "pro")
+    events = [rest_event("POST", "/keys", "acct-race", body={"name": f"racer {i}"}) for i in range(10)]
+    statuses = race("create_key", events)
+    assert sorted(statuses) == [201] * 3 + [403] * 7
+    listing = api.list("acct-race").body
+    assert listing["key_count"] == 3
+    assert len(listing["keys"]) == 3
+
+
+def test_six_simultaneous_deletes_of_one_key_decrement_once(api: Api) -> None:
+    api.set_plan("acct-race", "pro")
+    doomed = api.create("acct-race", "doomed").body
+    api.create("acct-race", "survivor")
+    key_id = doomed["id"]
+    events = [
+        rest_event("DELETE", f"/keys/{key_id}", "acct-race", path_parameters={"key_id": key_id}) for _ in range(6)
+    ]
+    statuses = race("delete_key", events)
+    assert sorted(statuses) == [204] + [404] * 5
+    listing = api.list("acct-race").body
+    assert listing["key_count"] == 1
+    assert [k["name"] for k in listing["keys"]] == ["survivor"]
+    assert api.bearer(doomed["key"]) is None
+
+
+def test_plan_change_racing_creates_leaves_every_key_on_the_final_plan(api: Api) -> None:
+    """Creates racing a plan change: every committed key's digest item carries the plan the
+    account ends on (what the authorizer returns), and the count matches the keys."""
+    import boto3
+
+    from apikeys.config import get_settings
+
+    api.set_plan("acct-race", "pro")
+    calls = [("create_key", rest_event("POST", "/keys", "acct-race", body={"name": f"k{i}"})) for i in range(5)]
+    calls.append(("set_plan", {"account_id": "acct-race", "plan": "agency"}))
+    statuses = race_mixed(calls)
+    assert "ok" in statuses
+    assert all(s in (201, 403, "ok") for s in statuses), statuses
+    listing = api.list("acct-race").body
+    assert listing["plan"] == "agency"
+    assert listing["key_count"] == len(listing["keys"]) == statuses.count(201)
+    items = boto3.client("dynamodb").scan(TableName=get_settings().table_name)["Items"]
+    digest_plans = [item["plan"]["S"] for item in items if item["sk"]["S"] == "DIGEST"]
+    assert len(digest_plans) == listing["key_count"]
+    assert set(digest_plans) <= {"agency"}
