@@ -13,8 +13,8 @@ import pytest
 
 from apikeys import clock
 from apikeys.config import get_settings
-from tests.helpers.support import Api
 from tests.contract.test_streams import TTL_IDENTITY, Stream, _expire
+from tests.helpers.support import Api
 
 ACCOUNT = "acct-half"
 
