@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from apikeys.auth import authorize, bearer_token, has_api_access
 from apikeys.observability import make_logger
-from apikeys.store import Principal
+from apikeys.records import Principal
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext

@@ -16,23 +16,22 @@ from apikeys import coldstart  # first: pauses the cyclic GC while the imports b
 # isort: split
 from typing import Any
 
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from apikeys import logic
 from apikeys.audit import Caller
 from apikeys.errors import InvalidRequest
-from apikeys.observability import make_logger
+from apikeys.handler import entry_point, wrote
 
-logger = make_logger()
 coldstart.ready()
 
 
-@logger.inject_lambda_context
-def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
+def set_plan(event: Any, context: Any) -> dict[str, Any]:
     event = event if isinstance(event, dict) else {}
     actor = event.get("actor") if isinstance(event.get("actor"), str) else "billing"
     if "plan" not in event:
         raise InvalidRequest("plan is required: a plan name, or null to remove the account's plan.")
     change = logic.set_plan(event.get("account_id"), event.get("plan"), Caller(actor, context.aws_request_id))
-    logger.info("plan set", extra={"account_id": change.account_id, "plan": change.plan})
+    wrote("PlanChanged", "plan set", account_id=change.account_id, plan=change.plan)
     return {"account_id": change.account_id, "plan": change.plan, "key_limit": change.key_limit}
+
+
+lambda_handler = entry_point(set_plan)

@@ -85,7 +85,8 @@ def writer(endpoint: str, table: str, account: str, worker: int, count: int, fir
 
     from apikeys import audit, keys
     from apikeys.errors import ServiceUnavailable
-    from apikeys.store import AccountMismatch, KeyRecord, Store
+    from apikeys.records import KeyRecord
+    from apikeys.store import AccountMismatch, Store
 
     ddb = client(endpoint, read_timeout=60)
     impatient = URLLib3Session(timeout=first_timeout)

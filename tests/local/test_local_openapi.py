@@ -17,7 +17,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from apikeys.models import CreateKeyRequest, RenameKeyRequest, RollKeyRequest
+from apikeys.bodies import CreateKeyRequest, RenameKeyRequest, RollKeyRequest
 from apikeys_local.idp import LocalIdentityProvider
 from apikeys_local.openapi import build_spec, resolver_of
 from apikeys_local.template import load_stack

@@ -216,7 +216,9 @@ def test_fault(api: Api, sleeps: dict[str, list[float]], path: Path, kind: str, 
 
 def test_backoff_is_jittered_and_bounded(api: Api, sleeps: dict[str, list[float]]) -> None:
     """botocore's standard mode and the store's conflict loop both wait a random, capped time."""
-    from apikeys.store import _BACKOFF_CAP, CALL_ATTEMPTS, TX_ATTEMPTS, dynamodb_client
+    from apikeys.retries import BACKOFF_CAP as _BACKOFF_CAP
+    from apikeys.retries import CALL_ATTEMPTS, TX_ATTEMPTS
+    from apikeys.store import dynamodb_client
 
     throttle = Fault(dynamodb_client(), "Query", "ThrottlingException", times=None)
     for _ in range(20):
@@ -246,7 +248,7 @@ def test_injected_fault_kinds_cover_the_issue() -> None:
 def _worst_case_call_seconds() -> float:
     """One DynamoDB call when every attempt hangs: each attempt waits out connect + read
     timeouts, and botocore's standard backoff waits at most 2**(n-1) s before retry n."""
-    from apikeys.store import CALL_ATTEMPTS, CONNECT_TIMEOUT, READ_TIMEOUT
+    from apikeys.retries import CALL_ATTEMPTS, CONNECT_TIMEOUT, READ_TIMEOUT
 
     backoff = sum(2 ** (n - 1) for n in range(1, CALL_ATTEMPTS))
     return CALL_ATTEMPTS * (CONNECT_TIMEOUT + READ_TIMEOUT) + backoff
@@ -280,7 +282,7 @@ def test_a_hung_dynamodb_fails_closed_with_real_timeouts(monkeypatch: pytest.Mon
 
     from apikeys import keys
     from apikeys.config import reset_for_tests
-    from apikeys.store import CALL_ATTEMPTS
+    from apikeys.retries import CALL_ATTEMPTS
 
     server = socket.socket()
     server.bind(("127.0.0.1", 0))

@@ -14,7 +14,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from apikeys import audit
-from apikeys.store import KeyRecord, Store
+from apikeys.records import KeyRecord
+from apikeys.store import Store
 from tests.helpers.embedded_dynamo import client, embedded_dynamodb, writer
 from tests.helpers.faults import APPLIED_THEN_TIMEOUT, Fault
 from tests.helpers.invariants import check_table

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from apikeys import keys
 from apikeys.observability import _AUTH_FIELD_RE, _BEARER_RE, _KEY_RE, redact
-from apikeys.store import Principal
+from apikeys.records import Principal
 from tests.helpers.support import load_function
 
 

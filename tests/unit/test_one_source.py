@@ -15,7 +15,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 
-from apikeys import config, keys, store
+from apikeys import config, keys, retries
 from tests.helpers.support import PLAN_LIMITS, ROOT, load_function
 
 SOURCES = [ROOT / d for d in ("layers", "functions", "infra", "bench", "tests")]
@@ -95,6 +95,6 @@ def test_audit_events_retries_like_the_store_and_reads_its_settings_from_config(
             function.handle(function.DynamoDBRecord(record))
     finally:
         function.events_client.cache_clear()
-    assert len(sent) == store.CALL_ATTEMPTS  # botocore's `max_attempts: 3` made 4
+    assert len(sent) == retries.CALL_ATTEMPTS  # botocore's `max_attempts: 3` made 4
     assert {e["EventBusName"] for s in sent for e in s["Entries"]} == {"audit-bus"}
     assert {e["Source"] for s in sent for e in s["Entries"]} == {"apikeys.test"}

@@ -14,10 +14,10 @@ from pydantic import BaseModel, ValidationError
 
 from apikeys import logic
 from apikeys.audit import Caller
+from apikeys.bodies import CreatedKeyOut, ErrorOut, KeyOut
 from apikeys.config import get_settings
-from apikeys.errors import ApiKeyError, InvalidRequest, NotFound, ServiceUnavailable, Unauthorized
-from apikeys.models import CreatedKeyOut, ErrorOut, KeyOut
-from apikeys.store import KeyRecord
+from apikeys.errors import ApiKeyError, InternalError, InvalidRequest, NotFound, ServiceUnavailable, Unauthorized
+from apikeys.records import KeyRecord
 
 MAX_BODY_BYTES = 10 * 1024
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -89,7 +89,7 @@ def make_resolver(logger: Logger) -> APIGatewayRestResolver:
 
     def _unexpected(error: Exception) -> Response[str]:
         logger.exception("unhandled error")
-        return error_response(ApiKeyError("Something went wrong on our side. Please retry later."))
+        return error_response(InternalError("Something went wrong on our side. Please retry later."))
 
     def _not_found(_: Exception) -> Response[str]:
         return error_response(NotFound("No such route."))
@@ -122,7 +122,7 @@ def documented(
     responses: dict[int, Any] = {status: {"description": description}}
     if model is not None:
         responses[status]["content"] = {"application/json": {"model": model}}
-    every: tuple[type[ApiKeyError], ...] = (*errors, Unauthorized, ApiKeyError, ServiceUnavailable)
+    every: tuple[type[ApiKeyError], ...] = (*errors, Unauthorized, InternalError, ServiceUnavailable)
     for error in every:
         responses[error.status] = {
             "description": error.__doc__.strip().splitlines()[0] if error.__doc__ else error.code,

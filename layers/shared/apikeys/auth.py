@@ -11,7 +11,8 @@ from datetime import timedelta
 
 from apikeys import clock, keys, plans
 from apikeys.config import get_settings
-from apikeys.store import Principal, Store
+from apikeys.records import Principal
+from apikeys.store import Store
 
 MAX_HEADER_BYTES = 8192
 LAST_USED_EVERY = timedelta(minutes=1)

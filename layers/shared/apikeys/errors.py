@@ -5,14 +5,20 @@ from __future__ import annotations
 
 
 class ApiKeyError(Exception):
-    """Anything else went wrong; the body names no internals."""
+    """Base of every error the contract names; raise a subclass, never this class itself."""
 
-    code = "internal_error"
-    status = 500
+    code: str
+    status: int
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class InternalError(ApiKeyError):
+    """Anything else went wrong; the body names no internals."""
+
+    code, status = "internal_error", 500
 
 
 class InvalidRequest(ApiKeyError):

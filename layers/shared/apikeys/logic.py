@@ -10,11 +10,12 @@ import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from apikeys import audit, clock, keys, plans
+from apikeys import audit, clock, keys, plans, retries
 from apikeys.audit import Caller
 from apikeys.config import get_settings
 from apikeys.errors import Conflict, InvalidRequest, KeyLimitReached, NotFound, ServiceUnavailable
-from apikeys.store import AccountMismatch, KeyRecord, Store
+from apikeys.records import KeyRecord
+from apikeys.store import AccountMismatch, Store
 
 _ACCOUNT_ID_RE = re.compile(r"[^\x00-\x1f\x7f]{1,128}")
 # Per-container guess of each account's plan, so a create needs no read: DynamoDB checks
@@ -98,7 +99,7 @@ def create_key(
     )
     plan = _plan_guess.get(account_id, settings.default_plan)
     # A guess can be wrong at most a few times in a row (a plan change racing this create).
-    for _ in range(4):
+    for _ in retries.attempts(retries.CREATE_PLAN_GUESSES, "The account's plan is changing. Please retry."):
         try:
             store().insert_key(
                 account_id,
@@ -135,32 +136,32 @@ def list_keys(account_id: str) -> KeyListing:
     )
 
 
-def _valid_key_id(key_id: str) -> NotFound | None:
-    if keys.is_key_id(key_id):
-        return None
-    return NotFound(f"No API key with id {key_id[:40]!r}.")
+def _require_key_id(key_id: str) -> None:
+    """A malformed id cannot name a key: 404 before any I/O (the message truncates it)."""
+    if not keys.is_key_id(key_id):
+        raise NotFound(f"No API key with id {key_id[:40]!r}.")
 
 
 def get_key(account_id: str, key_id: str) -> KeyRecord:
     """One key of the caller's. Another account's key id is indistinguishable from an unknown one."""
-    missing = _valid_key_id(key_id)
-    record = None if missing else store().get_key(account_id, key_id)
+    _require_key_id(key_id)
+    record = store().get_key(account_id, key_id)
     if record is None:
-        raise missing or NotFound(f"No API key with id {key_id!r}.")
+        raise NotFound(f"No API key with id {key_id!r}.")
     return record
 
 
 def delete_key(account_id: str, key_id: str, caller: Caller | None = None) -> None:
     """Revoke a key: the authorizer refuses it on the very next request."""
     db = store()
-    for _ in range(3):
+    for _ in retries.attempts(retries.DELETE_ATTEMPTS):
         record = get_key(account_id, key_id)
         event = audit.event(
             audit.KEY_DELETED, caller or Caller(account_id), account_id, key_id=key_id, key_name=record.name
         )
         if db.delete_key(account_id, record, event):
             return
-    # Gone (a concurrent delete won) or changed state under us three times in a row.
+    # Gone (a concurrent delete won) or changed state under us on every attempt.
     raise NotFound(f"No API key with id {key_id!r}.")
 
 
@@ -182,12 +183,10 @@ def rename_key(account_id: str, key_id: str, name: str, caller: Caller | None = 
 def roll_key(account_id: str, key_id: str, grace_period_seconds: int = 0, caller: Caller | None = None) -> CreatedKey:
     """Replace a key by a new one with the same name, in the same slot. With a grace period
     both work until it ends, so an integration can switch without downtime, even on a full plan."""
-    missing = _valid_key_id(key_id)
-    if missing:
-        raise missing
+    _require_key_id(key_id)
     settings = get_settings()
     db = store()
-    for _ in range(6):
+    for _ in retries.attempts(retries.ROLL_ATTEMPTS):
         account, records = db.load_account(account_id)
         old = next((r for r in records if r.key_id == key_id), None)
         if account is None or old is None:
@@ -224,7 +223,7 @@ def roll_key(account_id: str, key_id: str, grace_period_seconds: int = 0, caller
         )
         if db.roll_key(replace(account, plan=plan), old, created.record, grace_until, event):
             return created
-    raise ServiceUnavailable("Too many concurrent changes to this account. Please retry.")
+    raise ServiceUnavailable(retries.TOO_BUSY)
 
 
 def record_ttl_removal(account_id: str, record: KeyRecord) -> bool:

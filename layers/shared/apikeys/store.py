@@ -22,18 +22,17 @@ from __future__ import annotations
 
 import functools
 import json
-import random
 import time
-from dataclasses import dataclass
 from typing import Any, cast
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from apikeys import clock
+from apikeys import clock, retries
 from apikeys.audit import AuditEvent
 from apikeys.errors import ServiceUnavailable
+from apikeys.records import Account, KeyRecord, Principal
 
 ACCOUNT_SK = "ACCOUNT"
 DIGEST_SK = "DIGEST"
@@ -49,10 +48,6 @@ _UNAVAILABLE_CODES = {
     "ServiceUnavailable",
     "TransactionInProgressException",
 }
-TX_ATTEMPTS = 10
-# Per DynamoDB call: attempts and socket timeouts (seconds), so retries fit a Lambda timeout.
-CALL_ATTEMPTS, CONNECT_TIMEOUT, READ_TIMEOUT = 3, 0.5, 1.0
-_BACKOFF_BASE, _BACKOFF_CAP = 0.02, 0.5
 
 
 def client_config() -> Config:
@@ -60,12 +55,13 @@ def client_config() -> Config:
     audit_events). botocore's standard retry mode retries throttling, 5xx and connection errors
     with jittered backoff. The worst case of one call (3 attempts that each time out, plus at
     most 1 s + 2 s of backoff) is 7.5 s, inside the 10 s Lambda timeout
-    (`tests/stress/test_faults.py` checks the arithmetic against template.yaml). `total_max_attempts`
-    counts the first attempt; botocore's `max_attempts` would not, and meant 4 attempts."""
+    (`tests/stress/test_faults.py` checks the arithmetic against template.yaml); the numbers
+    live in `retries.py`. `total_max_attempts` counts the first attempt; botocore's
+    `max_attempts` would not, and meant 4 attempts."""
     return Config(
-        retries={"mode": "standard", "total_max_attempts": CALL_ATTEMPTS},
-        connect_timeout=CONNECT_TIMEOUT,
-        read_timeout=READ_TIMEOUT,
+        retries={"mode": "standard", "total_max_attempts": retries.CALL_ATTEMPTS},
+        connect_timeout=retries.CONNECT_TIMEOUT,
+        read_timeout=retries.READ_TIMEOUT,
         tcp_keepalive=True,
     )
 
@@ -75,37 +71,6 @@ def dynamodb_client() -> Any:
     """One client per container, with `client_config()`. The endpoint comes from the standard
     SDK settings (AWS_ENDPOINT_URL_DYNAMODB)."""
     return boto3.client("dynamodb", config=client_config())
-
-
-@dataclass(frozen=True)
-class Account:
-    account_id: str
-    plan: str | None
-    key_count: int
-    version: int
-
-
-@dataclass(frozen=True)
-class KeyRecord:
-    key_id: str
-    name: str
-    display: str
-    created_at: str
-    last_used_at: str | None
-    digest: str
-    expires_at_epoch: int | None = None  # also the item's TTL
-    expires_in_days: int | None = None  # the lifetime a roll gives the replacement
-    rolling: bool = False  # rolled out, working until expires_at_epoch (its grace period)
-
-
-@dataclass(frozen=True)
-class Principal:
-    """What the authorizer returns: all of it lives on the digest item."""
-
-    account_id: str
-    key_id: str
-    plan: str
-    expires_at_epoch: int | None = None
 
 
 class AccountMismatch(Exception):
@@ -220,13 +185,15 @@ def event_from_stream_image(image: dict[str, Any]) -> tuple[str, str] | None:
     return image["detail_type"]["S"], image["detail"]["S"]
 
 
-def _unavailable(exc: Exception) -> ServiceUnavailable | None:
-    """The 503 for errors that retries could not cure: connection errors, read timeouts,
-    throttling and 5xx. Anything else is a bug or misconfiguration and stays a 500."""
-    transient = isinstance(exc, BotoCoreError) or (
+def _is_transient(exc: Exception) -> bool:
+    """Errors that retries could not cure but a later request may: connection errors, read
+    timeouts, throttling and 5xx (a 503). Anything else is a bug or misconfiguration (a 500)."""
+    return isinstance(exc, BotoCoreError) or (
         isinstance(exc, ClientError) and exc.response["Error"]["Code"] in _UNAVAILABLE_CODES
     )
-    return ServiceUnavailable("The key service is temporarily unavailable. Please retry.") if transient else None
+
+
+_UNAVAILABLE = "The key service is temporarily unavailable. Please retry."
 
 
 class Store:
@@ -239,32 +206,35 @@ class Store:
         try:
             return getattr(self.client, operation)(TableName=self.table, **kwargs)
         except (ClientError, BotoCoreError) as exc:
-            mapped = _unavailable(exc)
-            if mapped is None:
+            if not _is_transient(exc):
                 raise
-            raise mapped from None
+            raise ServiceUnavailable(_UNAVAILABLE) from None
 
     def _transact(self, items: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
         """One TransactWriteItems, retried on conflicts. Returns None when committed, or the
         cancellation reasons when a condition was false (nothing was written then)."""
-        for attempt in range(TX_ATTEMPTS):
+        for attempt in range(retries.TX_ATTEMPTS):
             try:
                 self.client.transact_write_items(TransactItems=items)
                 return None
             except ClientError as exc:
                 if exc.response["Error"]["Code"] != "TransactionCanceledException":
-                    raise _unavailable(exc) or exc from None
+                    if not _is_transient(exc):
+                        raise
+                    raise ServiceUnavailable(_UNAVAILABLE) from None
                 reasons = cast(list[dict[str, Any]], exc.response.get("CancellationReasons", []))
                 codes = {reason.get("Code") for reason in reasons}
                 if "ConditionalCheckFailed" in codes:
                     return reasons
                 if not codes & _RETRYABLE_REASONS:
                     raise
-            except BotoCoreError as exc:
-                raise _unavailable(exc) or exc from None
-            # Full jitter (not a secret, so `random` is right): concurrent writers spread out.
-            time.sleep(random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt)))  # noqa: S311  # nosec B311
-        raise ServiceUnavailable("Too many concurrent changes to this account. Please retry.")
+            except BotoCoreError:
+                raise ServiceUnavailable(_UNAVAILABLE) from None
+            delay = retries.backoff(attempt)
+            if not retries.time_left_for(delay):
+                break
+            time.sleep(delay)
+        raise ServiceUnavailable(retries.TOO_BUSY)
 
     # -- reads -------------------------------------------------------------------------
 
@@ -505,8 +475,11 @@ class Store:
         digest item found missing is left out of the next attempt instead of failing the change.
         """
         gone: set[str] = set()
-        attempts = 0
-        while attempts < TX_ATTEMPTS:
+        attempts = rounds = 0
+        while attempts < retries.SET_PLAN_ATTEMPTS:
+            if rounds and not retries.time_left_for(0):
+                break
+            rounds += 1
             account, keys = self.load_account(account_id)
             now = clock.now().timestamp()
             live = [
@@ -570,7 +543,7 @@ class Store:
             # With `version` unchanged, a key item whose digest item is missing was half-removed
             # by TTL (a delete or roll removes both in one transaction and bumps `version`).
             gone |= missing
-        raise ServiceUnavailable("Too many concurrent changes to this account. Please retry.")
+        raise ServiceUnavailable(retries.TOO_BUSY)
 
     def touch_last_used(self, account_id: str, key_id: str, now: str, cutoff: str) -> None:
         """Best effort: at most one write per key per minute across containers, and the

@@ -1,0 +1,45 @@
+"""The domain's records: what a key, an account and an authorized caller are.
+
+Plain frozen dataclasses, free of DynamoDB and HTTP, so the domain, the handlers and the
+authorizer share them without importing the data access layer (`store.py` maps them to
+items) or pydantic (`bodies.py` holds the HTTP bodies).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Account:
+    """An account's plan and counters; `version` counts every write that changes its set of keys."""
+
+    account_id: str
+    plan: str | None
+    key_count: int
+    version: int
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """One API key as stored: never the secret, only its digest and masked display."""
+
+    key_id: str
+    name: str
+    display: str
+    created_at: str
+    last_used_at: str | None
+    digest: str
+    expires_at_epoch: int | None = None  # also the item's TTL
+    expires_in_days: int | None = None  # the lifetime a roll gives the replacement
+    rolling: bool = False  # rolled out, working until expires_at_epoch (its grace period)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """What the authorizer returns: all of it lives on the digest item."""
+
+    account_id: str
+    key_id: str
+    plan: str
+    expires_at_epoch: int | None = None

@@ -1,0 +1,130 @@
+"""The retry budget under sustained TransactionConflict, against DynamoDB Local.
+
+Every write (create, delete, rename, roll, set plan) meets a conflict on every transaction,
+and every DynamoDB call takes 0.9 s of a fake clock (an answer just inside the read timeout),
+which also runs botocore's and the store's backoff sleeps: no real seconds pass. The oracle is
+template.yaml's `Timeout`, not the code's constants: each request must end with a 503
+`service_unavailable` (Retry-After) at least one second before it, with the table unchanged.
+"""
+
+from __future__ import annotations
+
+import time
+import types
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import botocore.endpoint
+import pytest
+
+from apikeys import retries
+from apikeys import store as store_module
+from apikeys.errors import ServiceUnavailable
+from tests.helpers import support
+from tests.helpers.faults import TRANSACTION_CONFLICT, Fault
+from tests.helpers.invariants import check_table, snapshot
+from tests.helpers.support import Api, load_template
+
+pytestmark = pytest.mark.engines("dynamodb_local")  # faults at the HTTP layer need a real endpoint
+
+ACCOUNT = "acct-budget"
+CALL_SECONDS = 0.9
+OPERATIONS = ("GetItem", "Query", "TransactWriteItems")
+
+
+def _timeout(function: str) -> float:
+    """The function's Timeout as template.yaml sets it (its own, else the Globals one)."""
+    template = load_template()
+    default = template["Globals"]["Function"]["Timeout"]
+    for resource in template["Resources"].values():
+        props = resource.get("Properties", {})
+        code = str(props.get("CodeUri", "")).rstrip("/")
+        if resource["Type"] == "AWS::Serverless::Function" and code.endswith(f"/{function}"):
+            return float(props.get("Timeout", default))
+    raise AssertionError(f"no function {function} in template.yaml")
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+    def call(self, **_: Any) -> None:
+        self.now += CALL_SECONDS
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch, api: Api) -> Iterator[FakeClock]:
+    """Botocore's and the store's sleeps, the deadline's clock and every DynamoDB call run on it."""
+    from apikeys.store import dynamodb_client
+
+    api.set_plan(ACCOUNT, "pro")
+    assert api.create(ACCOUNT, "existing").status == 201
+    fake = FakeClock()
+    fake_time = types.SimpleNamespace(sleep=fake.sleep, time=time.time, monotonic=fake.monotonic)
+    monkeypatch.setattr(botocore.endpoint, "time", fake_time)
+    monkeypatch.setattr(store_module, "time", fake_time)
+    monkeypatch.setattr(retries, "time", fake_time)
+    events = dynamodb_client().meta.events
+    for operation in OPERATIONS:
+        events.register_first(f"before-send.dynamodb.{operation}", fake.call)
+    yield fake
+    for operation in OPERATIONS:
+        events.unregister(f"before-send.dynamodb.{operation}", fake.call)
+
+
+def _writes(api: Api) -> dict[str, tuple[str, Callable[[], Any]]]:
+    key_id = api.list(ACCOUNT).body["keys"][0]["id"]
+    return {
+        "create": ("create_key", lambda: api.create(ACCOUNT, "new key")),
+        "delete": ("delete_key", lambda: api.delete(ACCOUNT, key_id)),
+        "rename": ("rename_key", lambda: api.rename(ACCOUNT, key_id, "renamed")),
+        "roll": ("roll_key", lambda: api.roll(ACCOUNT, key_id, grace=3600)),
+        "roll without grace": ("roll_key", lambda: api.roll(ACCOUNT, key_id)),
+        "set plan": ("set_plan", lambda: api.set_plan(ACCOUNT, "advanced")),
+    }
+
+
+@pytest.mark.parametrize("write", ["create", "delete", "rename", "roll", "roll without grace", "set plan"])
+def test_sustained_conflicts_end_in_a_503_a_second_before_the_timeout(
+    api: Api, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, write: str
+) -> None:
+    from apikeys.config import get_settings
+    from apikeys.store import dynamodb_client
+
+    function, action = _writes(api)[write]
+    timeout = _timeout(function)
+    # Lambda's context says how long is left: the template's Timeout at the start of the request.
+    monkeypatch.setattr(support.LambdaContext, "get_remaining_time_in_millis", lambda _: int(timeout * 1000))
+    table = get_settings().table_name
+    before = snapshot(table)
+    conflict = Fault(dynamodb_client(), "TransactWriteItems", TRANSACTION_CONFLICT, times=None)
+    start = clock.now
+    try:
+        outcome = action()
+    except ServiceUnavailable as exc:  # set plan is a direct invoke: the invoker sees the error
+        outcome = support.Reply(503, {"error": {"code": exc.code, "message": exc.message}}, {"Retry-After": "1"})
+    finally:
+        conflict.remove()
+    elapsed = clock.now - start
+    assert outcome.status == 503, outcome
+    assert outcome.body["error"]["code"] == "service_unavailable"
+    assert outcome.headers["Retry-After"] == "1"
+    assert conflict.injected >= 2  # it did retry
+    assert elapsed <= timeout - 1, f"{write} answered {elapsed:.1f} s into a {timeout:.0f} s Timeout"
+    assert snapshot(table) == before
+    check_table(table)
+
+
+def test_the_fallback_deadline_is_every_functions_timeout() -> None:
+    """Without a Lambda context that says how long is left, the deadline uses FUNCTION_TIMEOUT."""
+    template = load_template()
+    default = template["Globals"]["Function"]["Timeout"]
+    for name, resource in template["Resources"].items():
+        if resource["Type"] == "AWS::Serverless::Function":
+            assert resource["Properties"].get("Timeout", default) == retries.FUNCTION_TIMEOUT, name
