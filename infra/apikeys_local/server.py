@@ -21,7 +21,7 @@ from werkzeug.utils import safe_join, send_file
 from werkzeug.wrappers import Request, Response
 
 from apikeys.observability import redact
-from apikeys_local import console, dynamo
+from apikeys_local import console, consumers, dynamo
 from apikeys_local.gateway import Gateway
 from apikeys_local.idp import LocalIdentityProvider
 from apikeys_local.openapi import build_spec
@@ -297,6 +297,7 @@ def serve(root: Path, host: str, port: int, table_name: str, threads: int = 32) 
 
     emulator = Emulator.start(root, table_name)
     server: Any = None
+    mounted: consumers.Mounted | None = None
     pump: StreamPump | None = None
     state_file = state_dir(root) / "server.json"
     try:
@@ -307,10 +308,14 @@ def serve(root: Path, host: str, port: int, table_name: str, threads: int = 32) 
             set_plan(emulator, DEMO_ACCOUNT, DEMO_PLAN)
         app = App(emulator, log)
         app.spec()  # fail at start, not on the first /openapi.json, if a route lacks its handler
+        # examples/*/ consumer APIs on the same port, under the path prefixes they declare.
+        mounted = consumers.mount(
+            app, root, emulator.runtime, emulator.idp, emulator.stack.parameters["AWS::StackName"], log
+        )
         # 10 MB: API Gateway's payload limit.
         try:
             server = create_server(
-                app,
+                mounted,
                 host=host,
                 port=port,
                 threads=threads,
@@ -341,5 +346,7 @@ def serve(root: Path, host: str, port: int, table_name: str, threads: int = 32) 
             server.close()
         if pump is not None:
             pump.stop()
+        if mounted is not None:
+            mounted.close()
         state_file.unlink(missing_ok=True)
         emulator.stop()
