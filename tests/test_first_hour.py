@@ -12,6 +12,8 @@ from pathlib import Path
 from apikeys_local.idp import LocalIdentityProvider
 from apikeys_local.server import quickstart
 from tests.local_server import ServerProcess, cli, http
+from tests.test_console_browser import console as console
+from tests.test_console_browser import run
 
 
 def login(url: str, account: str, plan: str | None = None) -> str:
@@ -67,3 +69,14 @@ def test_printed_quickstart_shows_each_status_and_names_the_token(local_api: Ser
     assert done.returncode == 0, done.stderr
     statuses = [line for line in done.stdout.splitlines() if line.startswith("HTTP")]
     assert [s.split()[1] for s in statuses] == ["201", "200", "200", "204", "401"]
+
+
+def test_console_first_hour_in_a_browser(console: ServerProcess) -> None:
+    """Before: a new account's first page was "0 of 0 keys · No plan" with no way forward."""
+    f = run(console, "firsthour")
+    assert f["new_account_usage"] == "0 of 3 keys · Pro"
+    assert f["planless_usage"] == "0 of 0 keys · No plan"
+    assert f["planless_notice"] == (
+        "This account has no plan yet. Sign out and sign in again with a plan chosen, or run "
+        "`apikeys-local plan set ACCOUNT pro`, then reload."
+    )
