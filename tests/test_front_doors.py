@@ -140,3 +140,20 @@ def test_one_get_item_for_a_well_formed_key_and_none_for_a_malformed_one(api: Ap
         wait_for_background_updates()
         assert calls.calls[:1] == ["GetItem"] and calls.calls.count("GetItem") == 1, form
         assert set(calls.calls) <= {"GetItem", "UpdateItem"}  # the last-used write, off the request path
+
+
+def test_a_store_failure_fails_closed_on_both_doors(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A key that could not be checked is neither allowed nor reported as refused: the error
+    propagates (API Gateway: 5xx on $connect; AppSync: 401), and an alarm sees a Lambda error."""
+    from apikeys.store import Store
+
+    api.set_plan("acct-down", "pro")
+    key = api.create("acct-down").body["key"]
+
+    def unavailable(self: Store, digest: str) -> None:
+        raise ConnectionError("DynamoDB unreachable")
+
+    monkeypatch.setattr(Store, "get_principal", unavailable)
+    for event in (appsync(key), websocket(key)):
+        with pytest.raises(ConnectionError):
+            api.authorize(event)
