@@ -62,6 +62,15 @@
   /** After a downgrade: existing keys keep working (or, on a plan without keys, are kept but
    * refused) while creating and rolling wait for the count to fit the plan. */
   function overLimitNotice() {
+    if (state.loaded && state.count === 0 && state.limit === 0) {
+      // No plan (or one without keys): nothing to delete, so say how to get a plan.
+      const what = state.plan ? `The ${planTitle(state.plan)} plan allows no API keys.` : "This account has no plan yet.";
+      const how =
+        AUTH.mode === "cognito"
+          ? "Choose a plan (Pro allows 3 keys) to create your first key."
+          : "Sign out and sign in again with a plan chosen, or run `apikeys-local plan set ACCOUNT pro`, then reload.";
+      return `${what} ${how}`;
+    }
     const has = `This account has ${plural(state.count, "API key")}`;
     if (state.count > 0 && state.limit === 0) {
       const owner = state.plan ? `the ${planTitle(state.plan)} plan allows` : "no plan, which allows";

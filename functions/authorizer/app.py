@@ -1,11 +1,14 @@
 """API Gateway Lambda authorizer: `Authorization: Bearer <key>` -> allow with the account, or 401;
 an explicit Deny (403) for a live key of an account whose plan allows 0 keys.
 
-Handles REST TOKEN and REQUEST events and HTTP API payload 2.0. Fails closed: any error
-while checking a key propagates as an invocation error, which API Gateway answers with
-5xx and never lets through. Lean on purpose: no pydantic, no resolver, and no Powertools
-event data classes (importing their package costs ~10 ms of every cold start for two dict
-lookups and a six-line policy; see docs/performance.md). The response shapes are exactly
+Handles REST TOKEN and REQUEST events, HTTP API payload 2.0, API Gateway WebSocket `$connect`
+(a REQUEST event; the policy names the `$connect` ARN) and AWS AppSync `AWS_LAMBDA`
+authorization (`{"isAuthorized", "resolverContext", "ttlOverride": 0}`; a refused key is
+`isAuthorized: false`). Fails closed: any error while checking a key propagates as an
+invocation error, which API Gateway answers with 5xx and AppSync with 401, and never lets
+through. Lean on purpose: no pydantic, no resolver, and no Powertools event data classes
+(importing their package costs ~10 ms of every cold start for two dict lookups and a six-line
+policy; see docs/performance.md). The response shapes are exactly
 Powertools' (tests/unit/test_fast_paths.py compares them), except that the ARN partition is kept.
 """
 
@@ -16,7 +19,7 @@ from apikeys import coldstart  # first: pauses the cyclic GC while the imports b
 # isort: split
 from typing import TYPE_CHECKING, Any
 
-from apikeys.auth import authorize, bearer_token, has_api_access
+from apikeys.auth import MAX_HEADER_BYTES, authorize, bearer_token, has_api_access
 from apikeys.observability import make_logger
 from apikeys.records import Principal
 
@@ -62,13 +65,26 @@ def _valid_arn(arn: object) -> str | None:
     return arn
 
 
-def allow_policy(method_arn: str, principal: Principal, effect: str = "Allow") -> dict[str, Any]:
+def _is_websocket_connect(event: dict[str, Any], method_arn: str) -> bool:
+    """A WebSocket API's `$connect` authorization: its method ARN is api/stage/$connect, with
+    no HTTP method segment, so a REST-style `api/stage/*/*` resource would not match it."""
+    request_context = event.get("requestContext")
+    connect = isinstance(request_context, dict) and request_context.get("eventType") == "CONNECT"
+    return connect or method_arn.endswith("/$connect")
+
+
+def allow_policy(
+    method_arn: str, principal: Principal, effect: str = "Allow", websocket: bool = False
+) -> dict[str, Any]:
     """IAM policy allowing (or, for a plan without API access, explicitly denying: API Gateway
     answers 403 through the ACCESS_DENIED Gateway Response) every route of the calling API's
-    stage (arn:…/{api}/{stage}/*/*), so a cached policy never blocks another route."""
+    stage (arn:…/{api}/{stage}/*/*), so a cached policy never blocks another route. A WebSocket
+    API asks only for `$connect` (later messages are not authorized): the policy names that ARN."""
     arn = method_arn.split(":")
     api_id, stage = arn[5].split("/")[:2]
     resource = f"arn:{arn[1]}:execute-api:{arn[3]}:{arn[4]}:{api_id}/{stage}/*/*"
+    if websocket:
+        resource = method_arn
     return {
         "principalId": principal.account_id,
         "policyDocument": {
@@ -80,7 +96,11 @@ def allow_policy(method_arn: str, principal: Principal, effect: str = "Allow") -
 
 
 def _decide(header: str | None) -> Principal | None:
-    principal = authorize(bearer_token(header))
+    return _decide_token(bearer_token(header))
+
+
+def _decide_token(token: str | None) -> Principal | None:
+    principal = authorize(token)
     if principal is None:
         logger.info("denied", extra={"reason": "missing, malformed, unknown or revoked key"})
     elif not has_api_access(principal):
@@ -92,6 +112,39 @@ def _decide(header: str | None) -> Principal | None:
     return principal
 
 
+def _appsync_token(value: object) -> str | None:
+    """AppSync passes the client's whole `Authorization` header value as `authorizationToken`.
+    GraphQL clients in AWS_LAMBDA mode (Amplify among them) send the token bare, others reuse
+    their REST configuration and send `Bearer <key>`: both are taken. The bare form is one
+    visible-ASCII token; the key's own format check follows, before any I/O."""
+    if not isinstance(value, str) or len(value) > MAX_HEADER_BYTES:
+        return None
+    token = bearer_token(value)
+    if token is not None:
+        return token
+    bare = value.strip(" \t")
+    return bare if bare and all("!" <= ch <= "~" for ch in bare) else None
+
+
+def _is_appsync(event: dict[str, Any]) -> bool:
+    request_context = event.get("requestContext")
+    return (
+        "type" not in event
+        and "authorizationToken" in event
+        and isinstance(request_context, dict)
+        and ("apiId" in request_context)
+    )
+
+
+def appsync_answer(event: dict[str, Any]) -> dict[str, Any]:
+    """AppSync's AWS_LAMBDA response: the REST context as `resolverContext` (read in resolvers
+    as `$ctx.identity.resolverContext`), never cached (`ttlOverride: 0`, as the REST TTL 0)."""
+    principal = _decide_token(_appsync_token(event.get("authorizationToken")))
+    if principal is None or not has_api_access(principal):
+        return {"isAuthorized": False, "ttlOverride": 0}
+    return {"isAuthorized": True, "resolverContext": _context(principal), "ttlOverride": 0}
+
+
 @logger.inject_lambda_context
 def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     if not isinstance(event, dict):
@@ -101,6 +154,8 @@ def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
         if principal is None or not has_api_access(principal):
             return {"isAuthorized": False}
         return {"isAuthorized": True, "context": _context(principal)}
+    if _is_appsync(event):
+        return appsync_answer(event)
 
     method_arn = _valid_arn(event.get("methodArn"))
     if event.get("type") == "TOKEN":
@@ -112,4 +167,5 @@ def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     principal = _decide(header) if method_arn is not None else None
     if principal is None or method_arn is None:
         raise Exception("Unauthorized")  # noqa: TRY002 - the exact message API Gateway maps to 401
-    return allow_policy(method_arn, principal, "Allow" if has_api_access(principal) else "Deny")
+    effect = "Allow" if has_api_access(principal) else "Deny"
+    return allow_policy(method_arn, principal, effect, _is_websocket_connect(event, method_arn))

@@ -57,10 +57,16 @@ def static_file(root: Path, request: Request) -> Response | None:
 
 
 def dev_login(
-    request: Request, idp: LocalIdentityProvider, claim: str, set_plan: Callable[[str, str], Any]
+    request: Request,
+    idp: LocalIdentityProvider,
+    claim: str,
+    set_plan: Callable[[str, str], Any],
+    start_plan: Callable[[str], Any] | None = None,
 ) -> Response:
     """POST {"account": "...", "plan": "pro" | null} -> {"token", "account"}: sign in as any
-    account, optionally putting it on a plan first (what the billing system does when deployed)."""
+    account, optionally putting it on a plan first (what the billing system does when deployed).
+    Without a plan, `start_plan` puts a new account on a usable plan, so the first sign-in does
+    not land on "0 of 0 keys" with nothing to do."""
     if request.method != "POST":
         return _error(405, "method_not_allowed", f"Use POST {LOGIN_PATH}.")
     if request.mimetype != "application/json":
@@ -78,11 +84,13 @@ def dev_login(
     if plan is not None and not isinstance(plan, str):
         return _error(400, "invalid_request", "plan: a plan name or null.")
     account = account.strip()
-    if plan:
-        try:
+    try:
+        if plan:
             set_plan(account, plan)
-        except RuntimeError as exc:
-            return _error(400, "invalid_request", str(exc))
+        elif start_plan is not None:
+            start_plan(account)
+    except RuntimeError as exc:
+        return _error(400, "invalid_request", str(exc))
     token = idp.mint(account, claim)
     body = json.dumps({"token": token, "account": account})
     return Response(body, content_type="application/json", headers={"Cache-Control": "no-store"})

@@ -21,7 +21,7 @@ from werkzeug.utils import safe_join, send_file
 from werkzeug.wrappers import Request, Response
 
 from apikeys.observability import redact
-from apikeys_local import console, dynamo
+from apikeys_local import console, consumers, dynamo
 from apikeys_local.gateway import Gateway
 from apikeys_local.idp import LocalIdentityProvider
 from apikeys_local.openapi import build_spec
@@ -146,12 +146,16 @@ class App:
 
     def _local(self, request: Request) -> Response | None:
         if request.path == console.LOGIN_PATH:
-            return console.dev_login(request, self.emulator.idp, self.emulator.claim(), self._set_plan)
+            return console.dev_login(
+                request, self.emulator.idp, self.emulator.claim(), self._set_plan, self._start_plan
+            )
         if request.method != "GET":
             return None
         page = console.static_file(self.emulator.root, request)
         if page is not None:
             return page
+        if request.path == "/favicon.ico":
+            return Response(status=204, headers={"Cache-Control": "max-age=86400"})  # no icon, no error
         if request.path == "/openapi.json":
             return Response(self.spec(), content_type="application/json")
         if request.path in ("/docs", "/docs/"):
@@ -165,6 +169,9 @@ class App:
 
     def _set_plan(self, account: str, plan: str) -> None:
         set_plan(self.emulator, account, plan)
+
+    def _start_plan(self, account: str) -> None:
+        start_plan(self.emulator, account)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         started = time.perf_counter()
@@ -216,24 +223,64 @@ def set_plan(emulator: Emulator, account: str, plan: str) -> dict[str, Any]:
     return result.payload
 
 
+def start_plan(emulator: Emulator, account: str, plan: str = DEMO_PLAN) -> bool:
+    """Put a new account (no plan, no key) on `plan`, as the demo account is; True if it did.
+    An account that has a plan, or keys kept after a cancellation, is left as it is. Read
+    through the template's `GET /keys` function, so nothing here knows the table's layout."""
+    routes = [r for r in emulator.stack.routes if r.method == "GET" and r.path == "/keys"]
+    if not routes or PLAN_FUNCTION not in emulator.stack.functions:
+        return False
+    event = {
+        "resource": "/keys",
+        "path": "/keys",
+        "httpMethod": "GET",
+        "headers": {},
+        "multiValueHeaders": {},
+        "requestContext": {
+            "resourcePath": "/keys",
+            "httpMethod": "GET",
+            "path": f"/{emulator.stack.stage}/keys",
+            "stage": emulator.stack.stage,
+            "requestId": "local-dev-login",
+            "accountId": "123456789012",
+            "apiId": "local",
+            "authorizer": {"claims": {emulator.claim(): account}},
+            "identity": {"sourceIp": "127.0.0.1"},
+        },
+        "body": None,
+        "isBase64Encoded": False,
+    }
+    result = emulator.runtime.invoke(routes[0].function, event)
+    if not result.ok or result.payload.get("statusCode") != 200:
+        raise RuntimeError(f"{routes[0].function}: could not read the account's plan")
+    listing = json.loads(result.payload["body"])
+    if listing.get("plan") is not None or listing.get("key_count"):
+        return False
+    set_plan(emulator, account, plan)
+    return True
+
+
 def quickstart(url: str, token: str, account: str, plan: str) -> str:
+    """The copy-paste session: every step prints its body (if any), then its HTTP status."""
     body = json.dumps({"name": "My first key"})
     auth = '-H "Authorization: Bearer $TOKEN"'
-    field = "python3 -c 'import json,sys; print(json.load(sys.stdin)[\"{}\"])'"
+    status = "-w '\\nHTTP %{http_code}\\n'"
+    field = "head -n 1 | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"{}\"])'"
     return f"""
 apikeys local API: {url}   (OpenAPI: {url}/openapi.json, Swagger UI: {url}/docs)
-Demo account "{account}" is on the {plan} plan. Management token (valid 12 h): apikeys-local token --account ACCOUNT
+Demo account "{account}" is on the {plan} plan; TOKEN below is its management token (valid 12 h).
+Another account's token: run `apikeys-local token --account ACCOUNT` (then `apikeys-local plan set ACCOUNT pro`).
 
 Quickstart (copy-paste into bash):
 
 API={url}
 TOKEN={token}
-CREATED=$(curl -s -X POST "$API/keys" {auth} -H "Content-Type: application/json" -d '{body}'); echo "$CREATED"
+CREATED=$(curl -s {status} -X POST "$API/keys" {auth} -H "Content-Type: application/json" -d '{body}'); echo "$CREATED"
 KEY=$(echo "$CREATED" | {field.format("key")})
 KEY_ID=$(echo "$CREATED" | {field.format("id")})
-curl -s "$API/v1/whoami" -H "Authorization: Bearer $KEY"; echo
-curl -s "$API/keys" {auth}; echo
-curl -s -o /dev/null -w "%{{http_code}}\\n" -X DELETE "$API/keys/$KEY_ID" {auth}
+curl -s {status} "$API/v1/whoami" -H "Authorization: Bearer $KEY"
+curl -s {status} "$API/keys" {auth}
+curl -s -o /dev/null -w "HTTP %{{http_code}}\\n" -X DELETE "$API/keys/$KEY_ID" {auth}
 curl -s -i "$API/v1/whoami" -H "Authorization: Bearer $KEY"; echo
 
 Ctrl-C stops the server.
@@ -258,6 +305,7 @@ def serve(
 
     emulator = Emulator.start(root, table_name, parameter_overrides=parameter_overrides)
     server: Any = None
+    mounted: consumers.Mounted | None = None
     pump: StreamPump | None = None
     state_file = state_dir(root) / "server.json"
     try:
@@ -268,10 +316,14 @@ def serve(
             set_plan(emulator, DEMO_ACCOUNT, DEMO_PLAN)
         app = App(emulator, log)
         app.spec()  # fail at start, not on the first /openapi.json, if a route lacks its handler
+        # examples/*/ consumer APIs on the same port, under the path prefixes they declare.
+        mounted = consumers.mount(
+            app, root, emulator.runtime, emulator.idp, emulator.stack.parameters["AWS::StackName"], log
+        )
         # 10 MB: API Gateway's payload limit.
         try:
             server = create_server(
-                app,
+                mounted,
                 host=host,
                 port=port,
                 threads=threads,
@@ -302,5 +354,7 @@ def serve(
             server.close()
         if pump is not None:
             pump.stop()
+        if mounted is not None:
+            mounted.close()
         state_file.unlink(missing_ok=True)
         emulator.stop()

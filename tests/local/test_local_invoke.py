@@ -72,10 +72,16 @@ def test_every_sample_event_does_what_it_is_for(local_api: ServerProcess, local_
     assert rc == 1 and refused["errorMessage"] == "Unauthorized"
     rc, refused = run("authorizer_request.json")
     assert rc == 1 and refused["errorMessage"] == "Unauthorized"
+    rc, refused = run("authorizer_websocket.json")
+    assert rc == 1 and refused["errorMessage"] == "Unauthorized"
     rc, refused = run("authorizer_http_api.json")
     assert rc == 0 and refused == {"isAuthorized": False}
+    rc, refused = run("authorizer_appsync.json")
+    assert rc == 0 and refused == {"isAuthorized": False, "ttlOverride": 0}
     context = {"account_id": "demo-account", "key_id": key_id, "plan": "pro"}
-    for name in ("authorizer_token.json", "authorizer_request.json"):
+    rc, allowed = run("authorizer_appsync.json", with_key(EVENTS / "authorizer_appsync.json", key, tmp_path))
+    assert rc == 0 and allowed == {"isAuthorized": True, "resolverContext": context, "ttlOverride": 0}
+    for name in ("authorizer_token.json", "authorizer_request.json", "authorizer_websocket.json"):
         rc, allowed = run(name, with_key(EVENTS / name, key, tmp_path))
         assert rc == 0 and allowed["principalId"] == "demo-account" and allowed["context"] == context
         assert allowed["policyDocument"]["Statement"][0]["Effect"] == "Allow"

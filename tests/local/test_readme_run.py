@@ -48,14 +48,16 @@ def test_readme_run_command_from_a_fresh_clone(tmp_path: Path) -> None:
             ["bash", "-e", "-c", script], capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path
         )
         assert done.returncode == 0, done.stderr
-        out = done.stdout.splitlines()
+        out = done.stdout.splitlines()  # each step: its body (if any), then its HTTP status
         created = json.loads(out[0])
         assert created["name"] == "My first key" and created["key"].startswith("ot_")
-        assert json.loads(out[1]) == {"account_id": "demo-account", "key_id": created["id"], "plan": "pro"}
-        listed = json.loads(out[2])
+        assert out[1] == "HTTP 201"
+        assert json.loads(out[2]) == {"account_id": "demo-account", "key_id": created["id"], "plan": "pro"}
+        assert out[3] == "HTTP 200"
+        listed = json.loads(out[4])
         assert [k["id"] for k in listed["keys"]] == [created["id"]] and listed["plan"] == "pro"
-        assert out[3] == "204"
-        assert out[4].startswith("HTTP/1.1 401")
+        assert out[5:7] == ["HTTP 200", "HTTP 204"]
+        assert out[7].startswith("HTTP/1.1 401")
         assert any(line.lower().startswith("www-authenticate: bearer") for line in out)
         assert '"code":"unauthorized"' in done.stdout
         assert created["key"] not in server.output()

@@ -233,6 +233,28 @@ const scenarios = {
     facts.notice_hidden_at_limit = await notice.isHidden();
   },
 
+  /** First hour: a new account signed in with "Keep the account's plan" starts on Pro; an
+   * account without a plan (its GET /keys answer simulated in the browser, as a cancelled
+   * subscription would give) is told what to do instead of "Delete a key or upgrade". */
+  async firsthour(page) {
+    await signIn(page, "");
+    await page.getByText("No API keys yet.").waitFor();
+    facts.new_account_usage = await usage(page);
+    await button(page, "Sign out").click();
+    await page.route("**/keys", (route) =>
+      route.request().method() === "GET"
+        ? route.fulfill({ status: 200, contentType: "application/json",
+            body: JSON.stringify({ keys: [], plan: null, key_limit: 0, key_count: 0 }) })
+        : route.continue(),
+    );
+    await signIn(page, "");
+    const notice = page.locator("#over-limit");
+    await notice.waitFor();
+    facts.planless_notice = await notice.innerText();
+    facts.planless_usage = await usage(page);
+    await shot(page, "08c-no-plan");
+  },
+
   /** Roll with a grace period shows the new key once and lists both; rename; phone width. */
   async roll(page) {
     await signIn(page, "pro");

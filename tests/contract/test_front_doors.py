@@ -1,0 +1,159 @@
+"""One authorizer for every front door (issue 15): API Gateway WebSocket `$connect` and AWS
+AppSync `AWS_LAMBDA` authorization, beside REST and HTTP APIs. Same key check, same context,
+still one GetItem for a well-formed key and none for a malformed one; on moto and DynamoDB Local."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from apikeys import keys
+from apikeys_local.gateway import policy_allows
+from tests.helpers.support import ROOT, Api, CallCounter
+
+EVENTS = ROOT / "events"
+
+
+@pytest.fixture
+def api(db: Any) -> Iterator[Api]:
+    client = Api()
+    yield client
+    from apikeys.auth import wait_for_background_updates
+
+    wait_for_background_updates()
+
+
+def sample(name: str, key: str) -> dict[str, Any]:
+    """A sample event from events/ with its placeholder replaced by `key`."""
+    event: dict[str, Any] = json.loads((EVENTS / name).read_text().replace("ot_PASTE_A_KEY_HERE", key))
+    return event
+
+
+def websocket(key: str) -> dict[str, Any]:
+    return sample("authorizer_websocket.json", key)
+
+
+def appsync(token: str) -> dict[str, Any]:
+    event = sample("authorizer_appsync.json", "")
+    event["authorizationToken"] = event["requestHeaders"]["authorization"] = token
+    return event
+
+
+def test_websocket_connect_is_allowed_by_a_policy_that_covers_connect(api: Api) -> None:
+    """Before: the REST resource api/stage/*/* does not match api/stage/$connect, so API
+    Gateway would have refused every WebSocket connection (403) for a valid key."""
+    api.set_plan("acct-ws", "pro")
+    created = api.create("acct-ws").body
+    event = websocket(created["key"])
+    answer = api.authorize(event)
+    assert answer is not None and answer["principalId"] == "acct-ws"
+    assert answer["context"] == {"account_id": "acct-ws", "key_id": created["id"], "plan": "pro"}
+    assert answer["context"] == api.bearer(created["key"])["context"]  # type: ignore[index]
+    (statement,) = answer["policyDocument"]["Statement"]
+    assert statement["Effect"] == "Allow" and statement["Action"] == "execute-api:Invoke"
+    assert policy_allows(answer["policyDocument"], event["methodArn"]) is True
+    # Detected from eventType alone too, whatever the route's name in the ARN.
+    event["methodArn"] = event["methodArn"].replace("$connect", "$default")
+    assert policy_allows(api.authorize(event)["policyDocument"], event["methodArn"]) is True  # type: ignore[index]
+
+
+def test_websocket_connect_refusals(api: Api) -> None:
+    api.set_plan("acct-ws", "pro")
+    created = api.create("acct-ws").body
+    assert api.authorize(websocket(created["key"][:-1] + "0")) is None  # Unauthorized: 401
+    assert api.authorize(websocket("")) is None
+    no_header = websocket(created["key"])
+    no_header.pop("headers"), no_header.pop("multiValueHeaders")
+    assert api.authorize(no_header) is None
+    assert api.delete("acct-ws", created["id"]).status == 204
+    assert api.authorize(websocket(created["key"])) is None  # deleted: refused on the next connect
+
+
+def test_websocket_connect_of_a_plan_less_account_is_an_explicit_deny(api: Api) -> None:
+    api.set_plan("acct-ws", "pro")
+    key = api.create("acct-ws").body["key"]
+    from tests.contract.test_downgrades import _set_plan
+
+    _set_plan({"account_id": "acct-ws", "plan": None})
+    event = websocket(key)
+    answer = api.authorize(event)
+    assert answer is not None and answer["principalId"] == "acct-ws"
+    assert answer["policyDocument"]["Statement"][0]["Effect"] == "Deny"
+    assert answer["policyDocument"]["Statement"][0]["Resource"] == [event["methodArn"]]
+    assert policy_allows(answer["policyDocument"], event["methodArn"]) is False
+
+
+def test_appsync_answers_its_own_shape_with_the_rest_context(api: Api) -> None:
+    api.set_plan("acct-gql", "advanced")
+    created = api.create("acct-gql").body
+    key = created["key"]
+    rest_context = api.bearer(key)["context"]  # type: ignore[index]
+    assert rest_context == {"account_id": "acct-gql", "key_id": created["id"], "plan": "advanced"}
+    for form, token in enumerate((key, f"Bearer {key}", f"bearer\t{key}", f" {key} ")):
+        assert api.authorize(appsync(token)) == {
+            "isAuthorized": True,
+            "resolverContext": rest_context,
+            "ttlOverride": 0,
+        }, form  # the index, never the key, in a failure message
+
+
+def test_appsync_refusals_are_is_authorized_false_never_an_exception(api: Api) -> None:
+    api.set_plan("acct-gql", "pro")
+    created = api.create("acct-gql").body
+    key = created["key"]
+    refused = {"isAuthorized": False, "ttlOverride": 0}
+    bad = ("", "Bearer", key[:-1] + "0", f"Basic {key}", f"Bearer {key} x", f"{key} {key}", "ot_é", 9000 * "a")
+    for form, token in enumerate(bad):
+        assert api.authorize(appsync(token)) == refused, form
+    missing = appsync(key)
+    missing["authorizationToken"] = None
+    assert api.authorize(missing) == refused
+    assert api.authorize(appsync(keys.generate("ot_"))) == refused  # well formed, unknown
+
+    from tests.contract.test_downgrades import _set_plan
+
+    _set_plan({"account_id": "acct-gql", "plan": None})
+    assert api.authorize(appsync(key)) == refused  # plan-less: REST's explicit Deny
+    _set_plan({"account_id": "acct-gql", "plan": "pro"})
+    assert api.authorize(appsync(key))["isAuthorized"] is True  # type: ignore[index]
+    assert api.delete("acct-gql", created["id"]).status == 204
+    assert api.authorize(appsync(key)) == refused  # deleted: refused on the very next request
+
+
+def test_one_get_item_for_a_well_formed_key_and_none_for_a_malformed_one(api: Api, calls: CallCounter) -> None:
+    from apikeys.auth import wait_for_background_updates
+
+    api.set_plan("acct-io", "pro")
+    key = api.create("acct-io").body["key"]
+    tampered = key[:-1] + ("A" if key[-1] != "A" else "B")
+    for form, event in enumerate((appsync(tampered), appsync("ot_short"), websocket(tampered), websocket("ot_x"))):
+        calls.reset()
+        api.authorize(event)
+        assert calls.calls == [], form
+    unknown = keys.generate("ot_")
+    for form, event in enumerate((appsync(unknown), websocket(unknown), appsync(key), websocket(key))):
+        calls.reset()
+        api.authorize(event)
+        wait_for_background_updates()
+        assert calls.calls[:1] == ["GetItem"] and calls.calls.count("GetItem") == 1, form
+        assert set(calls.calls) <= {"GetItem", "UpdateItem"}  # the last-used write, off the request path
+
+
+def test_a_store_failure_fails_closed_on_both_doors(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A key that could not be checked is neither allowed nor reported as refused: the error
+    propagates (API Gateway: 5xx on $connect; AppSync: 401), and an alarm sees a Lambda error."""
+    from apikeys.store import Store
+
+    api.set_plan("acct-down", "pro")
+    key = api.create("acct-down").body["key"]
+
+    def unavailable(self: Store, digest: str) -> None:
+        raise ConnectionError("DynamoDB unreachable")
+
+    monkeypatch.setattr(Store, "get_principal", unavailable)
+    for event in (appsync(key), websocket(key)):
+        with pytest.raises(ConnectionError):
+            api.authorize(event)
