@@ -139,7 +139,7 @@ EXPECTED_RESPONSES = {
     "THROTTLED": ("429", "rate_limited"),
     "AUTHORIZER_FAILURE": ("503", "service_unavailable"),
     "AUTHORIZER_CONFIGURATION_ERROR": ("503", "service_unavailable"),
-    "DEFAULT_4XX": (None, "invalid_request"),
+    "DEFAULT_4XX": (None, "request_refused"),
     "DEFAULT_5XX": (None, "internal_error"),
 }
 
@@ -227,3 +227,10 @@ def test_product_function_without_an_authorizer_context_refuses(name: str) -> No
     # The REST shape read from an HTTP API event (or the reverse) is no caller either.
     other = _event("http_whoami" if name == "rest_whoami" else "rest_whoami")
     assert _load(name).lambda_handler(other, None)["statusCode"] == 401
+
+
+def test_the_example_copies_our_gateway_responses_exactly() -> None:
+    """A consumer's refusals must read like ours: same status, headers and body per type."""
+    ours = load_template()["Resources"]["KeysApi"]["Properties"]["GatewayResponses"]
+    theirs = example_template()["Globals"]["Api"]["GatewayResponses"]
+    assert theirs == ours
