@@ -25,15 +25,14 @@ from apikeys_local.gateway import ACCOUNT_ID, REGION, Gateway, Outcome, _rule_pa
 from apikeys_local.idp import LocalIdentityProvider
 from apikeys_local.runtime import InvokeResult, Runtime
 from apikeys_local.template import (
-    DEFAULT_GATEWAY_RESPONSES,
     Authorizer,
     Function,
-    GatewayResponse,
     Route,
     Stack,
     TemplateError,
     _parameters,
     _Resolver,
+    gateway_responses,
     read_template,
 )
 
@@ -88,20 +87,6 @@ def _import(value: Any, exported: dict[str, str], where: str) -> str:
             return exported[name]
         raise TemplateError(f"{where}: imports {name!r}, which the local stack does not export")
     raise TemplateError(f"{where}: the local server serves authorizers imported from our stack only")
-
-
-def _responses(specs: dict[str, Any]) -> dict[str, GatewayResponse]:
-    responses: dict[str, GatewayResponse] = {}
-    for kind, spec in specs.items():
-        default_status, default_body = DEFAULT_GATEWAY_RESPONSES.get(kind, (500, '{"message":null}'))
-        headers = ((spec.get("ResponseParameters") or {}).get("Headers")) or {}
-        templates = spec.get("ResponseTemplates") or {}
-        responses[kind] = GatewayResponse(
-            status=int(spec.get("StatusCode", default_status)),
-            headers={k: str(v).strip("'") for k, v in headers.items()},
-            body=templates.get("application/json", default_body),
-        )
-    return responses
 
 
 def load_consumer(root: Path, path: Path, stack_name: str) -> tuple[dict[str, Function], list[ConsumerApi]]:
@@ -168,7 +153,7 @@ def load_consumer(root: Path, path: Path, stack_name: str) -> tuple[dict[str, Fu
                 functions=functions,
                 routes=routes,
                 authorizers=authorizers,
-                gateway_responses=_responses(resolve(responses)),
+                gateway_responses=gateway_responses(resolve(responses)),
                 table_logical_id="",
                 table_properties={},
                 parameters=params,

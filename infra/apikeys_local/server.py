@@ -244,7 +244,7 @@ def start_plan(emulator: Emulator, account: str, plan: str = DEMO_PLAN) -> bool:
             "requestId": "local-dev-login",
             "accountId": "123456789012",
             "apiId": "local",
-            "authorizer": {"claims": {emulator.claim(): account}},
+            "authorizer": {"claims": {emulator.claim(): account, "token_use": "id"}},
             "identity": {"sourceIp": "127.0.0.1"},
         },
         "body": None,

@@ -229,6 +229,24 @@ def _parameters(template: dict[str, Any], overrides: dict[str, str]) -> dict[str
     return params
 
 
+def gateway_responses(specs: dict[str, Any]) -> dict[str, GatewayResponse]:
+    """An API's `GatewayResponses` as the emulated gateway renders them. DEFAULT_4XX/5XX have
+    no status of their own: the response type they stand in for keeps its status."""
+    responses: dict[str, GatewayResponse] = {}
+    for kind, spec in specs.items():
+        default_status, default_body = DEFAULT_GATEWAY_RESPONSES.get(kind, (500, '{"message":null}'))
+        headers = ((spec.get("ResponseParameters") or {}).get("Headers")) or {}
+        templates = spec.get("ResponseTemplates") or {}
+        status = spec.get("StatusCode", None if kind in ("DEFAULT_4XX", "DEFAULT_5XX") else default_status)
+        responses[kind] = GatewayResponse(
+            status=None if status is None else int(status),
+            # Header values are mapping expressions; a static value is quoted: "'Bearer'".
+            headers={k: str(v).strip("'") for k, v in headers.items()},
+            body=templates.get("application/json", default_body),
+        )
+    return responses
+
+
 def load_stack(root: Path, table_name: str, overrides: dict[str, str] | None = None) -> Stack:
     """The stack as the emulator runs it; `table_name` is what `Ref` of the table resolves to."""
     template = read_template(root / "template.yaml")
@@ -304,18 +322,7 @@ def load_stack(root: Path, table_name: str, overrides: dict[str, str] | None = N
         if route.authorizer is not None and route.authorizer not in authorizers:
             raise TemplateError(f"{route.function}: authorizer {route.authorizer!r} is not defined on the API")
 
-    responses: dict[str, GatewayResponse] = {}
-    for kind, spec in (api_props.get("GatewayResponses") or {}).items():
-        default_status, default_body = DEFAULT_GATEWAY_RESPONSES.get(kind, (500, '{"message":null}'))
-        headers = ((spec.get("ResponseParameters") or {}).get("Headers")) or {}
-        templates = spec.get("ResponseTemplates") or {}
-        status = spec.get("StatusCode", None if kind in ("DEFAULT_4XX", "DEFAULT_5XX") else default_status)
-        responses[kind] = GatewayResponse(
-            status=None if status is None else int(status),
-            # Header values are mapping expressions; a static value is quoted: "'Bearer'".
-            headers={k: str(v).strip("'") for k, v in headers.items()},
-            body=templates.get("application/json", default_body),
-        )
+    responses = gateway_responses(api_props.get("GatewayResponses") or {})
 
     throttle: tuple[float, float] | None = None
     for setting in api_props.get("MethodSettings") or []:
