@@ -10,7 +10,7 @@ PORT ?= 3000
 PIP := $(PY) -m pip install -q --disable-pip-version-check
 
 .DEFAULT_GOAL := help
-.PHONY: help test unit contract local stress deps lint scan fmt clean dev bench
+.PHONY: help test unit contract local stress deps lint scan fmt clean dev bench mutation
 
 # pytest exits 5 when it collected no test: that is a broken suite, not a pass.
 PYTEST = $(PY) -m pytest $(1); rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
@@ -88,5 +88,9 @@ stress: deps ## Races, storm, injected faults, fuzzing and the bench smoke run
 bench: deps ## Benchmark on DynamoDB Local (BENCH_ARGS="--smoke" for a quick check)
 	$(PY) -m bench.run $(BENCH_ARGS)
 
+# Not part of `make test`: about an hour on one core (docs/testing.md records scores and times).
+mutation: $(VENV)/.deps ## mutmut on keys, auth, plans, logic and store against the fast tier (MODULES="keys" to narrow)
+	scripts/mutation.sh
+
 clean: ## Remove the virtualenvs, node_modules and local state
-	rm -rf $(VENV) .venv-checkov node_modules .pytest_cache .apikeys-local
+	rm -rf $(VENV) .venv-checkov node_modules .pytest_cache .apikeys-local .mutation .mutation-results.txt

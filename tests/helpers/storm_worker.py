@@ -1,5 +1,7 @@
 """One storm worker (a separate process, a warm Lambda container of every function): random
-creates, deletes, plan changes and authorizations on a handful of accounts, phase by phase."""
+creates, deletes, rolls, renames, gets, plan changes and authorizations on a handful of accounts,
+phase by phase. Any exception and any 5xx is a violation: under contention the service answers
+201/403/404/409, never an error."""
 
 from __future__ import annotations
 
@@ -59,43 +61,85 @@ def run(worker: int, phases: int, seconds: float, start: Any, results: Any) -> N
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             account = rng.choice(ACCOUNTS)
-            roll = rng.random()
-            if roll < 0.35:
-                reply = api.create(account, f"w{worker}")
-                counts[f"create {reply.status}"] += 1
-                if reply.status == 201:
-                    new_created.append((reply.body["key"], account, reply.body["id"]))
-            elif roll < 0.60:
-                listing = api.list(account)
-                counts[f"list {listing.status}"] += 1
-                if listing.status == 200 and listing.body["keys"]:
-                    key_id = rng.choice(listing.body["keys"])["id"]
-                    reply = api.delete(account, key_id)
-                    counts[f"delete {reply.status}"] += 1
-                    if reply.status == 204:
-                        deleted_by_me.add(key_id)
-            elif roll < 0.90:
-                pool = created + new_created
-                if not pool:
-                    continue
-                secret, owner, key_id = rng.choice(pool)
-                try:
-                    allowed = api.bearer(secret)
-                except Exception as exc:
-                    counts[f"authorize error {type(exc).__name__}"] += 1
-                    continue
-                counts["authorize allowed" if allowed else "authorize denied"] += 1
-                if allowed and key_id in deleted_by_me:
-                    violations.append(f"key {key_id} deleted (204) then allowed")
-                if allowed and allowed["context"]["account_id"] != owner:
-                    violations.append(f"key {key_id} allowed for another account")
-            else:
-                try:
-                    api.set_plan(account, rng.choice(PLANS))
-                    counts["set plan ok"] += 1
-                except Exception as exc:
-                    counts[f"set plan error {type(exc).__name__}"] += 1
+            try:
+                _step(api, rng, worker, account, created + new_created, new_created, deleted_by_me, counts, violations)
+            except Exception as exc:
+                violations.append(f"exception {type(exc).__name__}: {exc}")
         created.extend(new_created)
         results.put({"worker": worker, "counts": dict(counts), "created": new_created, "violations": violations})
         counts.clear()
         violations = []
+
+
+# Statuses the contract allows under contention, per operation; anything else is a violation.
+ALLOWED = {
+    "create": {201, 403},
+    "list": {200},
+    "delete": {204, 404},
+    "roll": {201, 403, 404, 409},
+    "rename": {200, 404},
+    "get": {200, 404},
+}
+
+
+def _step(
+    api: Any,
+    rng: random.Random,
+    worker: int,
+    account: str,
+    pool: list[tuple[str, str, str]],
+    new_created: list[tuple[str, str, str]],
+    deleted_by_me: set[str],
+    counts: Counter[str],
+    violations: list[str],
+) -> None:
+    """One random operation; a status outside ALLOWED (a 5xx above all) is a violation."""
+
+    def answered(operation: str, reply: Any) -> bool:
+        counts[f"{operation} {reply.status}"] += 1
+        if reply.status not in ALLOWED[operation]:
+            violations.append(f"{operation} answered {reply.status}: {reply.body}")
+        return bool(reply.status < 300)
+
+    dice = rng.random()
+    if dice < 0.30:
+        reply = api.create(account, f"w{worker}")
+        if answered("create", reply):
+            new_created.append((reply.body["key"], account, reply.body["id"]))
+        return
+    if dice < 0.70:
+        listing = api.list(account)
+        if not answered("list", listing) or not listing.body["keys"]:
+            return
+        key_id = rng.choice(listing.body["keys"])["id"]
+        action = rng.random()
+        if action < 0.4:
+            if answered("delete", api.delete(account, key_id)):
+                deleted_by_me.add(key_id)
+        elif action < 0.7:
+            grace = rng.choice([0, 3600])
+            reply = api.roll(account, key_id, grace=grace)
+            if answered("roll", reply):
+                new_created.append((reply.body["key"], account, reply.body["id"]))
+                if not grace:
+                    deleted_by_me.add(key_id)
+        elif action < 0.85:
+            answered("rename", api.rename(account, key_id, f"renamed by w{worker}"))
+        else:
+            reply = api.get(account, key_id)
+            if answered("get", reply) and reply.body["id"] != key_id:
+                violations.append(f"get {key_id} answered key {reply.body['id']}")
+        return
+    if dice < 0.92:
+        if not pool:
+            return
+        secret, owner, key_id = rng.choice(pool)
+        allowed = api.bearer(secret)
+        counts["authorize allowed" if allowed else "authorize denied"] += 1
+        if allowed and key_id in deleted_by_me:
+            violations.append(f"key {key_id} deleted (204) then allowed")
+        if allowed and allowed["context"]["account_id"] != owner:
+            violations.append(f"key {key_id} allowed for another account")
+        return
+    api.set_plan(account, rng.choice(PLANS))
+    counts["set plan ok"] += 1

@@ -39,7 +39,8 @@ def test_six_simultaneous_deletes_of_one_key_decrement_once(api: Api) -> None:
 
 def test_plan_change_racing_creates_leaves_every_key_on_the_final_plan(api: Api) -> None:
     """Creates racing a plan change: every committed key's digest item carries the plan the
-    account ends on (what the authorizer returns), and the count matches the keys."""
+    account ends on (what the authorizer returns), and the count matches the keys. A race
+    cannot force its order; the next test forces a create to straddle the plan change."""
     import boto3
 
     from apikeys.config import get_settings
@@ -50,6 +51,8 @@ def test_plan_change_racing_creates_leaves_every_key_on_the_final_plan(api: Api)
     statuses = race_mixed(calls)
     assert "ok" in statuses
     assert all(s in (201, 403, "ok") for s in statuses), statuses
+    # Pro allows 3 whatever the order, Agency all 5: creates did succeed (not 0 == 0 below).
+    assert statuses.count(201) >= 3, statuses
     listing = api.list("acct-race").body
     assert listing["plan"] == "agency"
     assert listing["key_count"] == len(listing["keys"]) == statuses.count(201)
@@ -57,3 +60,21 @@ def test_plan_change_racing_creates_leaves_every_key_on_the_final_plan(api: Api)
     digest_plans = [item["plan"]["S"] for item in items if item["sk"]["S"] == "DIGEST"]
     assert len(digest_plans) == listing["key_count"]
     assert set(digest_plans) <= {"agency"}
+
+
+def test_a_create_that_straddles_an_upgrade_succeeds_on_the_new_plan(api: Api) -> None:
+    """A full Pro account: the create (a fresh container) learns the plan is Pro on its first
+    attempt, and its second attempt is held until the upgrade to Agency has committed. It must
+    see the changed plan and commit on Agency; in sequence it would have been refused (403)."""
+    from tests.helpers.interleave import interleave
+
+    api.set_plan("acct-race", "pro")
+    for i in range(3):
+        assert api.create("acct-race", f"k{i}").status == 201
+    create = ("create_key", rest_event("POST", "/keys", "acct-race", body={"name": "straddler"}))
+    upgrade = ("set_plan", {"account_id": "acct-race", "plan": "agency"})
+    statuses = interleave(late=create, early=upgrade, hold_nth=2)
+    assert statuses == {"early": "ok", "late": 201}
+    listing = api.list("acct-race").body
+    assert listing["plan"] == "agency" and listing["key_count"] == len(listing["keys"]) == 4
+    assert "straddler" in {k["name"] for k in listing["keys"]}

@@ -1,0 +1,78 @@
+"""Two Lambda invocations in separate processes, in a forced order: the *late* one reads, then
+its first TransactWriteItems is held at botocore's `before-call` event until the *early* one
+has answered. So the late one writes on a stale read, every time, which is the interleaving a
+condition expression exists for. Nothing of the code under test is patched: the hold is on the
+client's event hook, outside the request.
+
+DynamoDB Local serialises transactions, so this never produces a real `TransactionConflict`;
+what it exercises is each transaction's condition on the state the other one left.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Call = tuple[str, dict[str, Any]]
+
+
+def _status(response: dict[str, Any]) -> Any:
+    return response.get("statusCode", "ok")
+
+
+def _late(call: Call, reached: Any, go: Any, results: Any, hold_nth: int) -> None:
+    from apikeys.store import dynamodb_client
+    from tests.helpers.support import LambdaContext, load_function
+
+    function, event = call
+    handler = load_function(function).lambda_handler
+    held = []
+
+    def hold(**_: Any) -> None:
+        held.append(True)
+        if len(held) == hold_nth:
+            reached.set()
+            go.wait(timeout=120)
+
+    dynamodb_client().meta.events.register("before-call.dynamodb.TransactWriteItems", hold)
+    try:
+        results.put(("late", _status(handler(event, LambdaContext(function_name=function)))))
+    except Exception as exc:  # report, never hang the parent
+        results.put(("late", f"error: {type(exc).__name__}: {exc}"))
+    finally:
+        reached.set()
+
+
+def _early(call: Call, reached: Any, go: Any, results: Any) -> None:
+    from tests.helpers.support import LambdaContext, load_function
+
+    function, event = call
+    handler = load_function(function).lambda_handler
+    reached.wait(timeout=120)
+    try:
+        results.put(("early", _status(handler(event, LambdaContext(function_name=function)))))
+    except Exception as exc:
+        results.put(("early", f"error: {type(exc).__name__}: {exc}"))
+    finally:
+        go.set()
+
+
+def interleave(late: Call, early: Call, hold_nth: int = 1) -> dict[str, Any]:
+    """`late` reads, `early` runs to completion, then `late` writes (its `hold_nth`-th
+    transaction is the one held). Returns each one's status (set_plan's is None: no HTTP)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    reached, go, results = ctx.Event(), ctx.Event(), ctx.Queue()
+    procs = [
+        ctx.Process(target=_late, args=(late, reached, go, results, hold_nth)),
+        ctx.Process(target=_early, args=(early, reached, go, results)),
+    ]
+    for proc in procs:
+        proc.start()
+    try:
+        return dict(results.get(timeout=180) for _ in procs)
+    finally:
+        for proc in procs:
+            proc.join(timeout=30)
+            if proc.is_alive():
+                proc.kill()

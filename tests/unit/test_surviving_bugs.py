@@ -1,0 +1,201 @@
+"""Behaviours a mutation audit could break without any test failing (issue 16): expiry at the
+exact second, the grace-period cap, a configured ACCOUNT_ID_CLAIM, and the expiry handler's own
+TTL-removal check. In process on moto; the clock is injected, never waited on."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+
+from apikeys import clock
+from apikeys.config import get_settings
+from tests.helpers.support import Api, LambdaContext, load_function, rest_event
+
+pytestmark = pytest.mark.engines("moto")
+
+# The identity DynamoDB's TTL service deletes with, as the AWS documentation gives it.
+TTL_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
+
+
+@pytest.fixture
+def set_clock(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], None]:
+    """Pin the service's clock to an exact epoch second (expiry is decided to the second)."""
+    moment = [clock.now()]
+    monkeypatch.setattr(clock, "now", lambda: moment[0])
+
+    def to(epoch: float) -> None:
+        moment[0] = datetime.fromtimestamp(epoch, UTC)
+
+    return to
+
+
+def _iso_epoch(iso: str) -> int:
+    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp())
+
+
+# --- Expiry at the second -------------------------------------------------------------------
+
+
+def test_a_key_works_one_second_before_its_expiry_and_is_refused_at_it(
+    api: Api, set_clock: Callable[[float], None]
+) -> None:
+    set_clock(1_800_000_000)
+    api.set_plan("acct-a", "pro")
+    created = api.create("acct-a", "expiring", expires_in_days=1).body
+    expires = _iso_epoch(created["expires_at"])
+    assert expires == 1_800_000_000 + 86400  # the contract: created_at + days, to the second
+
+    set_clock(expires - 1)
+    allowed = api.bearer(created["key"])
+    assert allowed is not None and allowed["context"]["key_id"] == created["id"]
+    assert api.get("acct-a", created["id"]).body["status"] == "active"
+
+    set_clock(expires)
+    refused = api.bearer(created["key"])  # not inside the assert: a failure must not print the key
+    assert refused is None, "allowed at expires_at"
+    assert api.get("acct-a", created["id"]).body["status"] == "expired"
+
+
+def test_status_turns_expired_exactly_at_expires_at() -> None:
+    from apikeys.logic import status
+    from apikeys.store import KeyRecord
+
+    record = KeyRecord("key_x", "n", "d", "2026-01-01T00:00:00.000Z", None, "digest", 1_000, 1)
+    assert status(record, 999) == "active"
+    assert status(record, 999.999) == "active"
+    assert status(record, 1_000) == "expired"
+    rolling = KeyRecord("key_y", "n", "d", "2026-01-01T00:00:00.000Z", None, "digest", 1_000, None, rolling=True)
+    assert status(rolling, 999) == "rolling"
+    assert status(rolling, 1_000) == "expired"
+
+
+def test_a_rolled_out_key_works_until_the_last_second_of_its_grace(
+    api: Api, set_clock: Callable[[float], None]
+) -> None:
+    set_clock(1_800_000_000)
+    api.set_plan("acct-a", "pro")
+    old = api.create("acct-a", "old").body
+    assert api.roll("acct-a", old["id"], grace=60).status == 201
+    set_clock(1_800_000_000 + 59)
+    assert api.bearer(old["key"]) is not None
+    set_clock(1_800_000_000 + 60)
+    refused = api.bearer(old["key"])
+    assert refused is None, "allowed at the end of its grace period"
+
+
+# --- Grace-period cap ---------------------------------------------------------------------
+
+
+def test_at_most_key_limit_keys_are_in_a_grace_period_at_once(api: Api) -> None:
+    api.set_plan("acct-a", "pro")  # Pro allows 3 keys, so 3 grace periods at once
+    ids = [api.create("acct-a", f"k{i}").body["id"] for i in range(3)]
+    new_ids = []
+    for key_id in ids:
+        rolled = api.roll("acct-a", key_id, grace=3600)
+        assert rolled.status == 201, rolled.body
+        new_ids.append(rolled.body["id"])
+
+    refused = api.roll("acct-a", new_ids[0], grace=3600)
+    assert refused.status == 409, refused.body
+    assert refused.body["error"] == {
+        "code": "conflict",
+        "message": "At most 3 keys may be in a grace period at once on this plan.",
+    }
+    listing = api.list("acct-a").body
+    assert sorted(k["status"] for k in listing["keys"]) == ["active"] * 3 + ["rolling"] * 3
+    # Without a grace period the roll holds no grace slot, so it is still allowed.
+    assert api.roll("acct-a", new_ids[0]).status == 201
+
+
+# --- ACCOUNT_ID_CLAIM ---------------------------------------------------------------------
+
+
+def _as(claims: dict[str, str], method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    event = rest_event(method, path, "ignored", **kwargs)
+    event["requestContext"]["authorizer"]["claims"] = {**claims, "token_use": "id"}
+    return event
+
+
+def test_a_configured_account_claim_decides_the_account_end_to_end(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    from apikeys import logic
+    from apikeys.config import reset_for_tests
+
+    monkeypatch.setenv("ACCOUNT_ID_CLAIM", "custom:account_id")
+    monkeypatch.setenv("DEFAULT_PLAN", "pro")
+    reset_for_tests()
+    alice = {"sub": "user-alice", "custom:account_id": "acct-team"}
+    bob = {"sub": "user-bob", "custom:account_id": "acct-team"}
+
+    created = api._remember(api._invoke("create_key", _as(alice, "POST", "/keys", body={"name": "team key"})))
+    assert created.status == 201, created.body
+    # Both users of the team account see the key; the key authorizes as the team account.
+    listing = api._invoke("list_keys", _as(bob, "GET", "/keys")).body
+    assert [k["id"] for k in listing["keys"]] == [created.body["id"]]
+    allowed = api.bearer(created.body["key"])
+    assert allowed is not None and allowed["context"]["account_id"] == "acct-team"
+    assert logic.list_keys("user-alice").keys == []  # nothing was filed under the `sub`
+
+    missing = api._invoke("list_keys", _as({"sub": "user-alice"}, "GET", "/keys"))
+    assert missing.status == 401
+    assert missing.body["error"]["code"] == "unauthorized"
+    refused = api._invoke("create_key", _as({"sub": "user-alice"}, "POST", "/keys", body={"name": "x"}))
+    assert refused.status == 401
+    assert [k.name for k in logic.list_keys("acct-team").keys] == ["team key"]
+    assert logic.list_keys("user-alice").keys == []
+
+
+# --- The expiry handler's own TTL-removal check ---------------------------------------------
+
+
+def _remove_record(item: dict[str, Any], identity: dict[str, str] | None) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "eventID": "1",
+        "eventName": "REMOVE",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/2026",
+        "dynamodb": {"Keys": {"pk": item["pk"], "sk": item["sk"]}, "OldImage": item, "StreamViewType": "OLD_IMAGE"},
+    }
+    if identity is not None:
+        record["userIdentity"] = identity
+    return record
+
+
+def _key_item(account: str, key_id: str) -> dict[str, Any]:
+    key = {"pk": {"S": f"ACCOUNT#{account}"}, "sk": {"S": f"KEY#{key_id}"}}
+    item = boto3.client("dynamodb").get_item(TableName=get_settings().table_name, Key=key, ConsistentRead=True)
+    return dict(item["Item"])
+
+
+def _events(detail_type: str) -> list[dict[str, Any]]:
+    items = boto3.client("dynamodb").scan(TableName=get_settings().table_name, ConsistentRead=True)["Items"]
+    return [i for i in items if i.get("detail_type", {}).get("S") == detail_type]
+
+
+def test_the_expiry_handler_ignores_a_user_delete_and_counts_a_ttl_delete(api: Api) -> None:
+    handler = load_function("key_expiry").lambda_handler
+    api.set_plan("acct-a", "pro")
+    deleted = api.create("acct-a", "deleted by the user").body
+    expired = api.create("acct-a", "removed by TTL").body
+    user_item = _key_item("acct-a", deleted["id"])
+    ttl_item = _key_item("acct-a", expired["id"])
+
+    # A customer's delete (its own transaction already gave the slot back): no second decrement.
+    assert api.delete("acct-a", deleted["id"]).status == 204
+    assert handler({"Records": [_remove_record(user_item, None)]}, LambdaContext()) == {"batchItemFailures": []}
+    other_identity = {"type": "Service", "principalId": "lambda.amazonaws.com"}
+    handler({"Records": [_remove_record(user_item, other_identity)]}, LambdaContext())
+    assert api.list("acct-a").body["key_count"] == 1
+    assert _events("ApiKeyExpired") == []
+
+    # DynamoDB's TTL removed the other key: its slot comes back, once, with one audit event.
+    client = boto3.client("dynamodb")
+    client.delete_item(TableName=get_settings().table_name, Key={"pk": ttl_item["pk"], "sk": ttl_item["sk"]})
+    for _ in range(2):  # a stream delivers at least once
+        handler({"Records": [_remove_record(ttl_item, TTL_IDENTITY)]}, LambdaContext())
+    assert api.list("acct-a").body["key_count"] == 0
+    assert len(_events("ApiKeyExpired")) == 1
