@@ -62,7 +62,7 @@ def test_a_key_works_one_second_before_its_expiry_and_is_refused_at_it(
 
 def test_status_turns_expired_exactly_at_expires_at() -> None:
     from apikeys.logic import status
-    from apikeys.store import KeyRecord
+    from apikeys.records import KeyRecord
 
     record = KeyRecord("key_x", "n", "d", "2026-01-01T00:00:00.000Z", None, "digest", 1_000, 1)
     assert status(record, 999) == "active"
