@@ -1,7 +1,7 @@
 """The local server's embedded DynamoDB (moto behind apikeys_local.dynamo's WSGI wrapper) in a
 process of its own, with the template's table: what `make dev` runs, without the containers.
 
-    python -m tests.embedded_dynamo TABLE   prints the endpoint, serves until stdin closes.
+    python -m tests.helpers.embedded_dynamo TABLE   prints the endpoint, serves until stdin closes.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_REGION": "us-east-1"}
 
 
@@ -32,7 +32,7 @@ def main(table: str) -> None:
 def embedded_dynamodb(table: str) -> Iterator[str]:
     """The endpoint of an embedded DynamoDB serving `table`, in a child process."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.embedded_dynamo", table],
+        [sys.executable, "-m", "tests.helpers.embedded_dynamo", table],
         cwd=ROOT,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
