@@ -13,7 +13,8 @@ from __future__ import annotations
 import os
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from apikeys import clock
 from tests.helpers import figures
 from tests.helpers.dynamodb_local import DynamoDBLocal
 from tests.helpers.support import Api, CallCounter, table_definition
@@ -170,3 +172,20 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.section("hardening figures")
         for line in lines:
             terminalreporter.write_line(line)
+
+
+@pytest.fixture
+def travel(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], None]:
+    """Move the service's clock forward by some seconds (expiry and grace are wall-clock)."""
+    real_now = clock.now
+    offset = timedelta(0)
+
+    def now() -> datetime:
+        return real_now() + offset
+
+    def advance(seconds: float) -> None:
+        nonlocal offset
+        offset += timedelta(seconds=seconds)
+
+    monkeypatch.setattr(clock, "now", now)
+    return advance

@@ -32,6 +32,7 @@ from apikeys_local.template import (
     TemplateError,
     _parameters,
     _Resolver,
+    function_of,
     gateway_responses,
     read_template,
 )
@@ -108,18 +109,7 @@ def load_consumer(root: Path, path: Path, stack_name: str) -> tuple[dict[str, Fu
         if res["Type"] != "AWS::Serverless::Function":
             continue
         props = res.get("Properties") or {}
-        env = {
-            **((globals_fn.get("Environment") or {}).get("Variables") or {}),
-            **((props.get("Environment") or {}).get("Variables") or {}),
-        }
-        functions[name] = Function(
-            name=name,
-            code_uri=path.parent / str(props.get("CodeUri", globals_fn.get("CodeUri", "."))),
-            handler=str(props.get("Handler", globals_fn.get("Handler", ""))),
-            environment={k: str(resolve(v)) for k, v in env.items()},
-            timeout=int(resolve(props.get("Timeout", globals_fn.get("Timeout", 3)))),
-            memory=int(resolve(props.get("MemorySize", globals_fn.get("MemorySize", 128)))),
-        )
+        functions[name] = function_of(name, props, globals_fn, path.parent, resolve)
 
     apis: list[ConsumerApi] = []
     for api_name, prefix in prefixes.items():

@@ -247,6 +247,23 @@ def gateway_responses(specs: dict[str, Any]) -> dict[str, GatewayResponse]:
     return responses
 
 
+def function_of(name: str, props: dict[str, Any], globals_fn: dict[str, Any], base: Path, resolve: Any) -> Function:
+    """A function as Lambda runs it: its properties over the template's Globals, its code
+    relative to the template's folder `base`, its environment resolved."""
+    env = {
+        **((globals_fn.get("Environment") or {}).get("Variables") or {}),
+        **((props.get("Environment") or {}).get("Variables") or {}),
+    }
+    return Function(
+        name=name,
+        code_uri=base / str(props.get("CodeUri", globals_fn.get("CodeUri", "."))),
+        handler=str(props.get("Handler", globals_fn.get("Handler", ""))),
+        environment={k: str(resolve(v)) for k, v in env.items()},
+        timeout=int(resolve(props.get("Timeout", globals_fn.get("Timeout", 3)))),
+        memory=int(resolve(props.get("MemorySize", globals_fn.get("MemorySize", 128)))),
+    )
+
+
 def load_stack(root: Path, table_name: str, overrides: dict[str, str] | None = None) -> Stack:
     """The stack as the emulator runs it; `table_name` is what `Ref` of the table resolves to."""
     template = read_template(root / "template.yaml")
@@ -273,18 +290,7 @@ def load_stack(root: Path, table_name: str, overrides: dict[str, str] | None = N
         if res["Type"] != "AWS::Serverless::Function":
             continue
         props = res.get("Properties") or {}
-        env = {
-            **((globals_fn.get("Environment") or {}).get("Variables") or {}),
-            **((props.get("Environment") or {}).get("Variables") or {}),
-        }
-        functions[name] = Function(
-            name=name,
-            code_uri=root / str(props.get("CodeUri", globals_fn.get("CodeUri", "."))),
-            handler=str(props.get("Handler", globals_fn.get("Handler", ""))),
-            environment={k: str(resolve(v)) for k, v in env.items()},
-            timeout=int(resolve(props.get("Timeout", globals_fn.get("Timeout", 3)))),
-            memory=int(resolve(props.get("MemorySize", globals_fn.get("MemorySize", 128)))),
-        )
+        functions[name] = function_of(name, props, globals_fn, root, resolve)
         for event in (props.get("Events") or {}).values():
             if event.get("Type") == "DynamoDB":
                 ev = event.get("Properties") or {}

@@ -4,14 +4,11 @@ Local, which runs no TTL: the test removes one item with the raw client, as TTL 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime, timedelta
 from typing import Any
 
 import boto3
 import pytest
 
-from apikeys import clock
 from apikeys.config import get_settings
 from tests.contract.test_streams import TTL_IDENTITY, Stream, _expire
 from tests.helpers.support import Api
@@ -22,22 +19,6 @@ ACCOUNT = "acct-half"
 @pytest.fixture
 def api(local_db: str) -> Api:
     return Api()
-
-
-@pytest.fixture
-def travel(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], None]:
-    real_now = clock.now
-    offset = timedelta(0)
-
-    def now() -> datetime:
-        return real_now() + offset
-
-    def advance(seconds: float) -> None:
-        nonlocal offset
-        offset += timedelta(seconds=seconds)
-
-    monkeypatch.setattr(clock, "now", now)
-    return advance
 
 
 def _items(key_id: str) -> tuple[dict[str, Any], dict[str, Any]]:

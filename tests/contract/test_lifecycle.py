@@ -3,7 +3,6 @@ on moto and DynamoDB Local."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,23 +11,6 @@ import pytest
 from apikeys import clock
 from tests.helpers.race_worker import race
 from tests.helpers.support import Api, rest_event
-
-
-@pytest.fixture
-def travel(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], None]:
-    """Move the service's clock forward by some seconds (expiry and grace are wall-clock)."""
-    real_now = clock.now
-    offset = timedelta(0)
-
-    def now() -> datetime:
-        return real_now() + offset
-
-    def advance(seconds: float) -> None:
-        nonlocal offset
-        offset += timedelta(seconds=seconds)
-
-    monkeypatch.setattr(clock, "now", now)
-    return advance
 
 
 def _parse(iso: str) -> datetime:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from apikeys import plans
+from tests.helpers.support import PLAN_LIMITS
 
-LIMITS = {"pro": 3, "advanced": 10, "agency": 25}
+LIMITS = PLAN_LIMITS  # the template's PlanLimits default
 
 
 def test_the_largest_plan_has_no_plan_up() -> None:
