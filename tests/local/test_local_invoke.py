@@ -65,7 +65,7 @@ def test_every_sample_event_does_what_it_is_for(local_api: ServerProcess, local_
     rc, whoami = run("whoami.json")
     assert rc == 0 and whoami["statusCode"] == 200
     assert json.loads(whoami["body"]) == {"account_id": "demo-account", "key_id": "key_00000000000000000000",
-                                          "plan": "pro"}  # fmt: skip
+                                          "plan": "pro", "scopes": ["*"]}  # fmt: skip
 
     # The authorizer samples carry a placeholder: refused as such, allowed with a real key.
     rc, refused = run("authorizer_token.json")
@@ -74,7 +74,7 @@ def test_every_sample_event_does_what_it_is_for(local_api: ServerProcess, local_
     assert rc == 1 and refused["errorMessage"] == "Unauthorized"
     rc, refused = run("authorizer_http_api.json")
     assert rc == 0 and refused == {"isAuthorized": False}
-    context = {"account_id": "demo-account", "key_id": key_id, "plan": "pro"}
+    context = {"account_id": "demo-account", "key_id": key_id, "plan": "pro", "scopes": "*"}
     for name in ("authorizer_token.json", "authorizer_request.json"):
         rc, allowed = run(name, with_key(EVENTS / name, key, tmp_path))
         assert rc == 0 and allowed["principalId"] == "demo-account" and allowed["context"] == context

@@ -51,7 +51,8 @@ def test_readme_run_command_from_a_fresh_clone(tmp_path: Path) -> None:
         out = done.stdout.splitlines()
         created = json.loads(out[0])
         assert created["name"] == "My first key" and created["key"].startswith("ot_")
-        assert json.loads(out[1]) == {"account_id": "demo-account", "key_id": created["id"], "plan": "pro"}
+        whoami = {"account_id": "demo-account", "key_id": created["id"], "plan": "pro", "scopes": ["*"]}
+        assert json.loads(out[1]) == whoami
         listed = json.loads(out[2])
         assert [k["id"] for k in listed["keys"]] == [created["id"]] and listed["plan"] == "pro"
         assert out[3] == "204"
