@@ -178,3 +178,35 @@ def test_http_api_uses_the_route_key_or_for_default_the_request() -> None:
     assert not allowed(_http_event("$default", "GET", "/mcp"), ("mcp",))
     assert not allowed({"routeKey": "$default"}, ("mcp",))
     assert not allowed({"routeKey": None}, ("whoami",))
+
+
+def test_local_gateway_matches_policies_as_api_gateway_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """IAM globbing over the whole ARN: `*` also matches `/`, so a mid-path `*` is broader on a
+    REST API than on an HTTP API; an explicit Deny wins over every Allow."""
+    from apikeys_local.gateway import policy_allows
+
+    authorizer = load_function("authorizer")
+    monkeypatch.setattr(authorizer, "CATALOGUE", parse_scope_catalogue(json.dumps(FORMS)))
+
+    def allows(form: str, method: str, path: str) -> bool | None:
+        principal = Principal("acct", "key_x", "pro", None, (form,))
+        policy = authorizer.allow_policy(f"{STAGE}/GET/x", principal)["policyDocument"]
+        return policy_allows(policy, f"{STAGE}/{method}{path}")
+
+    assert allows("exact", "GET", "/v1/whoami") is True
+    assert allows("exact", "GET", "/v1/whoami/x") is False
+    assert allows("exact", "POST", "/v1/whoami") is False
+    assert allows("any_method", "PATCH", "/v1/orders") is True
+    assert allows("one_segment", "POST", "/v1/orders/7/items") is True
+    assert allows("one_segment", "POST", "/v1/orders/7/8/items") is True  # `*` crosses `/` in an ARN
+    assert allows("below", "GET", "/v1/reports/a/b") is True
+    assert allows("below", "GET", "/v1/reports") is False
+    assert allows("root", "GET", "/") is True
+    assert allows("capability", "GET", "/v1/whoami") is False
+    deny_wins = {
+        "Statement": [
+            {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": [f"{STAGE}/GET/a"]},
+            {"Action": "execute-api:Invoke", "Effect": "Deny", "Resource": [f"{STAGE}/*/*"]},
+        ]
+    }
+    assert policy_allows(deny_wins, f"{STAGE}/GET/a") is False

@@ -32,16 +32,16 @@ def normalize(requested: Sequence[str] | None, catalogue: Catalogue) -> Scopes:
     if requested is None:
         return None
     if not requested:
-        raise _invalid('scopes must not be empty; omit it or use ["*"] for full access.', catalogue)
+        raise _invalid('scopes: must not be empty; omit it or use ["*"] for full access.', catalogue)
     if len(set(requested)) != len(requested):
-        raise _invalid("scopes must not repeat a scope.", catalogue)
+        raise _invalid("scopes: must not repeat a scope.", catalogue)
     if FULL_ACCESS in requested:
         if len(requested) > 1:
-            raise _invalid('"*" (full access) cannot be combined with other scopes.', catalogue)
+            raise _invalid('scopes: "*" (full access) cannot be combined with other scopes.', catalogue)
         return None
     unknown = [name for name in requested if name not in catalogue]
     if unknown:
-        raise _invalid(f"Unknown scope {unknown[0][:70]!r}.", catalogue)
+        raise _invalid(f"scopes: unknown scope {unknown[0][:70]!r}.", catalogue)
     return tuple(name for name in catalogue if name in requested)
 
 
