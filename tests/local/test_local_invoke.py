@@ -103,6 +103,18 @@ def test_every_sample_event_does_what_it_is_for(local_api: ServerProcess, local_
     rc, deleted = run("delete_key.json", with_id("delete_key.json", new_key["id"]))
     assert rc == 0 and deleted["statusCode"] == 204
 
+    # Scopes: the catalogue, a key created with one scope, a scope change (404 for the placeholder id).
+    rc, catalogue = run("list_scopes.json")
+    assert rc == 0 and catalogue["statusCode"] == 200
+    assert [s["name"] for s in json.loads(catalogue["body"])["scopes"]] == ["whoami", "mcp", "keys:read"]
+    rc, scoped = run("create_key_scoped.json")
+    assert rc == 0 and scoped["statusCode"] == 201 and json.loads(scoped["body"])["scopes"] == ["whoami"], scoped
+    rc, missing = run("rename_key_scopes.json")
+    assert rc == 0 and missing["statusCode"] == 404
+    scoped_id = json.loads(scoped["body"])["id"]
+    rc, changed = run("rename_key_scopes.json", with_id("rename_key_scopes.json", scoped_id))
+    assert rc == 0 and changed["statusCode"] == 200 and json.loads(changed["body"])["scopes"] == ["mcp"]
+
     # Stream samples: the batch is processed with no item failure.
     for name in ("key_expiry.json", "audit_events.json"):
         rc, result = run(name)
