@@ -10,7 +10,7 @@
   const STORE = window.sessionStorage; // the sign-in lasts for this tab only
   const $ = (id) => document.getElementById(id);
 
-  const state = { keys: [], plan: null, limit: 0, count: 0, limitMessage: "", loaded: false };
+  const state = { keys: [], plan: null, limit: 0, count: 0, limitMessage: "", loaded: false, scopes: null };
 
   // ---------------------------------------------------------------- formatting
 
@@ -224,6 +224,7 @@
     $("console").hidden = false;
     state.loaded = false;
     loadKeys();
+    loadScopes();
     $("key-name").focus();
   }
 
@@ -335,6 +336,58 @@
     return td;
   }
 
+  // ---------------------------------------------------------------- scopes
+
+  // The catalogue comes from the API (GET /scopes), so the console offers exactly what create accepts.
+  async function loadScopes() {
+    try {
+      state.scopes = (await request("GET", "/scopes")).scopes;
+    } catch {
+      state.scopes = []; // only "Full access" can be offered; the API still validates every request
+    }
+    fillScopes("key", ["*"]);
+  }
+
+  function fillScopes(prefix, selected) {
+    const full = selected.length === 1 && selected[0] === "*";
+    const list = $(`${prefix}-scopes`);
+    list.replaceChildren();
+    for (const scope of state.scopes || []) {
+      const box = Object.assign(document.createElement("input"), { type: "checkbox", value: scope.name });
+      box.checked = !full && selected.includes(scope.name);
+      const label = document.createElement("label");
+      label.title = scope.routes.length ? scope.routes.join(", ") : "Checked by the API itself";
+      label.append(box, Object.assign(document.createElement("code"), { textContent: scope.name }));
+      list.append(label);
+    }
+    for (const radio of document.querySelectorAll(`input[name="${prefix}-access"]`)) {
+      radio.checked = radio.value === (full ? "full" : "scoped");
+    }
+    syncScopes(prefix);
+    fieldError($(`${prefix}-access`), $(`${prefix}-scopes-error`), "");
+  }
+
+  function syncScopes(prefix) {
+    const scoped = document.querySelector(`input[name="${prefix}-access"]:checked`).value === "scoped";
+    for (const box of $(`${prefix}-scopes`).querySelectorAll("input")) box.disabled = !scoped;
+  }
+
+  function chosenScopes(prefix) {
+    if (document.querySelector(`input[name="${prefix}-access"]:checked`).value === "full") return ["*"];
+    return [...$(`${prefix}-scopes`).querySelectorAll("input:checked")].map((box) => box.value);
+  }
+
+  for (const prefix of ["key", "rename"]) {
+    for (const radio of document.querySelectorAll(`input[name="${prefix}-access"]`)) {
+      radio.addEventListener("change", () => syncScopes(prefix));
+    }
+  }
+
+  function scopesText(key) {
+    const scopes = key.scopes || ["*"];
+    return scopes.length === 1 && scopes[0] === "*" ? "Full access" : scopes.join(", ");
+  }
+
   function render() {
     const atLimit = state.count >= state.limit;
     const usage = $("usage");
@@ -373,6 +426,7 @@
       row.append(
         nameCell,
         cell("Key", display),
+        cell("Scopes", Object.assign(document.createElement("span"), { className: "scopes", textContent: scopesText(key) })),
         cell("Created", timeElement(key.created_at)),
         cell("Last used", key.last_used_at ? timeElement(key.last_used_at) : never()),
         cell("Expires", key.expires_at ? timeElement(key.expires_at) : never()),
@@ -498,6 +552,9 @@
     showActionError("");
     const body = { name: input.value };
     if (days) body.expires_in_days = Number(days);
+    const scopes = chosenScopes("key");
+    if (scopes[0] !== "*") body.scopes = scopes;
+    fieldError($("key-access"), $("key-scopes-error"), "");
     await busy($("create-button"), async () => {
       let created;
       try {
@@ -508,6 +565,8 @@
           $("limit-hint").textContent = err.message;
           $("limit-hint").hidden = false;
           loadKeys();
+        } else if (err.code === "invalid_request" && err.message.startsWith("scopes")) {
+          fieldError($("key-access"), $("key-scopes-error"), err.message);
         } else if (err.code === "invalid_request") {
           fieldError(input, $("key-name-error"), err.message);
           input.focus();
@@ -518,6 +577,7 @@
       }
       input.value = "";
       $("key-expiry").value = "";
+      fillScopes("key", ["*"]);
       const secret = created.key;
       delete created.key;
       returnFocusTo = input; // after the dialog, ready to name the next key
@@ -575,6 +635,7 @@
     renaming = key;
     $("rename-name").value = key.name;
     fieldError($("rename-name"), $("rename-error"), "");
+    fillScopes("rename", key.scopes || ["*"]);
     openDialog($("rename-dialog"), $("rename-name"));
     $("rename-name").select();
   }
@@ -587,13 +648,20 @@
     const input = $("rename-name");
     await busy(event.submitter, async () => {
       try {
-        const updated = await request("PATCH", `/keys/${encodeURIComponent(key.id)}`, { name: input.value });
+        const body = { name: input.value };
+        const scopes = chosenScopes("rename");
+        if (scopes.join(" ") !== (key.scopes || ["*"]).join(" ")) body.scopes = scopes; // only a real change
+        const updated = await request("PATCH", `/keys/${encodeURIComponent(key.id)}`, body);
         renaming = null;
         $("rename-dialog").close();
-        announce(`Renamed to ${quoted(updated.name)}.`);
+        announce(body.scopes ? `Saved ${quoted(updated.name)}: ${scopesText(updated)}.` : `Renamed to ${quoted(updated.name)}.`);
         await loadKeys();
       } catch (err) {
         if (err.status === 401) return;
+        if (err.code === "invalid_request" && err.message.startsWith("scopes")) {
+          fieldError($("rename-access"), $("rename-scopes-error"), err.message);
+          return;
+        }
         fieldError(input, $("rename-error"), err.message);
         input.focus();
       }

@@ -1,6 +1,12 @@
 """API Gateway Lambda authorizer: `Authorization: Bearer <key>` -> allow with the account, or 401;
 an explicit Deny (403) for a live key of an account whose plan allows 0 keys.
 
+Scopes (KEY_SCOPES): a full-access key is allowed on every route of the calling stage; a scoped
+key only on its scopes' routes, so API Gateway itself refuses (403) anything else, and a
+cached decision stays right on every route. A scoped key that grants no route (capabilities
+only) gets an explicit Deny. HTTP APIs have no policy: the route is matched here, so an HTTP
+API must cache decisions by route (identity source includes $context.routeKey) or not at all.
+
 Handles REST TOKEN and REQUEST events, HTTP API payload 2.0, API Gateway WebSocket `$connect`
 (a REQUEST event; the policy names the `$connect` ARN) and AWS AppSync `AWS_LAMBDA`
 authorization (`{"isAuthorized", "resolverContext", "ttlOverride": 0}`; a refused key is
@@ -19,7 +25,9 @@ from apikeys import coldstart  # first: pauses the cyclic GC while the imports b
 # isort: split
 from typing import TYPE_CHECKING, Any
 
+from apikeys import scopes
 from apikeys.auth import MAX_HEADER_BYTES, authorize, bearer_token, has_api_access
+from apikeys.config import get_scope_catalogue
 from apikeys.observability import make_logger
 from apikeys.records import Principal
 
@@ -27,11 +35,17 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 logger = make_logger()
+CATALOGUE = get_scope_catalogue()  # at import: a malformed KEY_SCOPES fails the cold start
 coldstart.ready()
 
 
 def _context(principal: Principal) -> dict[str, str]:
-    return {"account_id": principal.account_id, "key_id": principal.key_id, "plan": principal.plan}
+    return {
+        "account_id": principal.account_id,
+        "key_id": principal.key_id,
+        "plan": principal.plan,
+        "scopes": scopes.context_value(principal.scopes),
+    }
 
 
 def _request_header(event: dict[str, Any]) -> str | None:
@@ -78,21 +92,47 @@ def allow_policy(
 ) -> dict[str, Any]:
     """IAM policy allowing (or, for a plan without API access, explicitly denying: API Gateway
     answers 403 through the ACCESS_DENIED Gateway Response) every route of the calling API's
-    stage (arn:…/{api}/{stage}/*/*), so a cached policy never blocks another route. A WebSocket
-    API asks only for `$connect` (later messages are not authorized): the policy names that ARN."""
+    stage (arn:…/{api}/{stage}/*/*), so a cached policy never blocks another route. A scoped
+    key is allowed on exactly its scopes' routes of that stage, or denied everywhere if they
+    grant none. A WebSocket API asks only for `$connect` (later messages are not authorized):
+    the policy names that ARN, and only a full-access key may open a connection (scopes name
+    HTTP routes; a WebSocket has none)."""
     arn = method_arn.split(":")
     api_id, stage = arn[5].split("/")[:2]
-    resource = f"arn:{arn[1]}:execute-api:{arn[3]}:{arn[4]}:{api_id}/{stage}/*/*"
-    if websocket:
-        resource = method_arn
+    stage_arn = f"arn:{arn[1]}:execute-api:{arn[3]}:{arn[4]}:{api_id}/{stage}"
+    resources = [method_arn] if websocket else [f"{stage_arn}/*/*"]
+    if principal.scopes is not None and effect == "Allow":
+        granted = [] if websocket else scopes.resource_arns(principal.scopes, CATALOGUE, stage_arn)
+        if granted:
+            resources = granted
+        else:
+            effect = "Deny"  # capabilities only: no route of this stage may be called with this key
     return {
         "principalId": principal.account_id,
         "policyDocument": {
             "Version": "2012-10-17",
-            "Statement": [{"Action": "execute-api:Invoke", "Effect": effect, "Resource": [resource]}],
+            "Statement": [{"Action": "execute-api:Invoke", "Effect": effect, "Resource": resources}],
         },
         "context": _context(principal),
     }
+
+
+def _http_route_allowed(event: dict[str, Any], key_scopes: tuple[str, ...]) -> bool:
+    """HTTP API: the route key (`GET /keys/{key_id}`), or for `$default` the request's own
+    method and raw path, against the key's scopes. Anything unreadable is outside them."""
+    route_key = event.get("routeKey")
+    if route_key == "$default":
+        context = event.get("requestContext")
+        http = context.get("http") if isinstance(context, dict) else None
+        method = http.get("method") if isinstance(http, dict) else None
+        path = event.get("rawPath")
+        if not isinstance(method, str) or not isinstance(path, str):
+            return False
+    elif isinstance(route_key, str) and " " in route_key:
+        method, path = route_key.split(" ", 1)
+    else:
+        return False
+    return scopes.route_allowed(key_scopes, CATALOGUE, method, path)
 
 
 def _decide(header: str | None) -> Principal | None:
@@ -152,6 +192,9 @@ def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     if event.get("version") == "2.0":
         principal = _decide(_request_header(event))  # HTTP API: header names arrive lowercased
         if principal is None or not has_api_access(principal):
+            return {"isAuthorized": False}
+        if principal.scopes is not None and not _http_route_allowed(event, principal.scopes):
+            logger.info("denied", extra={"reason": "route outside the key's scopes", "key_id": principal.key_id})
             return {"isAuthorized": False}
         return {"isAuthorized": True, "context": _context(principal)}
     if _is_appsync(event):

@@ -10,9 +10,11 @@ from typing import Any
 from apikeys import logic
 from apikeys.api import caller, caller_account_id, documented, json_response, key_body, parse_body
 from apikeys.bodies import CreatedKeyOut, CreateKeyRequest
+from apikeys.config import get_scope_catalogue
 from apikeys.errors import InvalidRequest, KeyLimitReached
 
 app, lambda_handler = rest_function()
+get_scope_catalogue()  # a malformed KEY_SCOPES fails the cold start, not each request
 
 
 @app.post(
@@ -23,6 +25,6 @@ app, lambda_handler = rest_function()
 def create_key() -> Any:
     account_id = caller_account_id(app)
     request = parse_body(app, CreateKeyRequest)
-    created = logic.create_key(account_id, request.name, request.expires_in_days, caller(app))
+    created = logic.create_key(account_id, request.name, request.expires_in_days, caller(app), request.scopes)
     wrote("KeyCreated", "key created", key_id=created.record.key_id)
     return json_response(201, key_body(created.record, created.secret))

@@ -10,8 +10,10 @@ from typing import Any
 from apikeys import logic
 from apikeys.api import caller_account_id, documented, json_response, key_body
 from apikeys.bodies import KeyListOut
+from apikeys.config import get_scope_catalogue
 
 app, lambda_handler = rest_function()
+get_scope_catalogue()  # a malformed KEY_SCOPES fails the cold start, not each request
 
 
 @app.get("/keys", summary="List the account's keys, masked, newest first", **documented(200, "OK", KeyListOut))

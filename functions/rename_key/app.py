@@ -1,4 +1,4 @@
-"""PATCH /keys/{key_id}: rename a key (same name rules as create)."""
+"""PATCH /keys/{key_id}: rename a key (same name rules as create) and/or change its scopes."""
 
 from __future__ import annotations
 
@@ -12,15 +12,17 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 from apikeys import logic
 from apikeys.api import caller, caller_account_id, documented, json_response, key_body, parse_body
 from apikeys.bodies import KeyOut, RenameKeyRequest
+from apikeys.config import get_scope_catalogue
 from apikeys.errors import InvalidRequest, NotFound
 from apikeys.keys import KEY_ID_PATTERN
 
 app, lambda_handler = rest_function()
+get_scope_catalogue()  # a malformed KEY_SCOPES fails the cold start, not each request
 
 
 @app.patch(
     "/keys/<key_id>",
-    summary="Rename a key",
+    summary="Rename a key and/or change its scopes",
     **documented(200, "OK", KeyOut, (InvalidRequest, NotFound), body=RenameKeyRequest),
 )
 def rename_key(
@@ -28,6 +30,9 @@ def rename_key(
 ) -> Any:
     account_id = caller_account_id(app)
     request = parse_body(app, RenameKeyRequest)
-    record = logic.rename_key(account_id, key_id, request.name, caller(app))
-    wrote("KeyRenamed", "key renamed", key_id=key_id)
+    record = logic.rename_key(account_id, key_id, request.name, caller(app), request.scopes)
+    if request.scopes is not None:
+        wrote("KeyScopesChanged", "key scopes changed", key_id=key_id)
+    else:
+        wrote("KeyRenamed", "key renamed", key_id=key_id)
     return json_response(200, key_body(record))

@@ -13,10 +13,12 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 from apikeys import logic
 from apikeys.api import caller, caller_account_id, documented, json_response, key_body, parse_body
 from apikeys.bodies import CreatedKeyOut, RollKeyRequest
+from apikeys.config import get_scope_catalogue
 from apikeys.errors import Conflict, InvalidRequest, NotFound
 from apikeys.keys import KEY_ID_PATTERN
 
 app, lambda_handler = rest_function()
+get_scope_catalogue()  # a malformed KEY_SCOPES fails the cold start, not each request
 
 
 @app.post(

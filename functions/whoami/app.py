@@ -12,7 +12,7 @@ from apikeys.bodies import WhoAmIOut
 from apikeys.errors import Unauthorized
 
 app, lambda_handler = rest_function()
-FIELDS = ("account_id", "key_id", "plan")
+FIELDS = ("account_id", "key_id", "plan", "scopes")
 
 
 @app.get("/v1/whoami", summary="The account, key and plan of the calling API key", **documented(200, "OK", WhoAmIOut))
@@ -23,4 +23,6 @@ def whoami() -> Any:
         authorizer = authorizer["lambda"]  # HTTP API (payload 2.0) nests the context
     if not isinstance(authorizer, dict) or not all(isinstance(authorizer.get(f), str) for f in FIELDS):
         raise Unauthorized("A valid API key is required.")
-    return json_response(200, {field: authorizer[field] for field in FIELDS})
+    body: dict[str, Any] = {field: authorizer[field] for field in FIELDS}
+    body["scopes"] = body["scopes"].split(" ")  # the context joins names by spaces; `*` is full access
+    return json_response(200, body)

@@ -13,7 +13,7 @@ from tests.helpers.support import PLAN_LIMITS, Api, CallCounter, http_api_event,
 
 ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 # Fields the key lifecycle issue added to every key object (the core fields stay as they were).
-LIFECYCLE_FIELDS = {"expires_at", "status"}
+LIFECYCLE_FIELDS = {"expires_at", "status", "scopes"}
 
 
 def test_create_shows_key_once_and_list_masks_it(api: Api) -> None:
@@ -146,7 +146,7 @@ def test_delete_revokes_on_the_very_next_authorization(api: Api) -> None:
     allowed = api.bearer(created["key"])
     assert allowed is not None
     assert allowed["principalId"] == "acct-a"
-    assert allowed["context"] == {"account_id": "acct-a", "key_id": created["id"], "plan": "pro"}
+    assert allowed["context"] == {"account_id": "acct-a", "key_id": created["id"], "plan": "pro", "scopes": "*"}
     deleted = api.delete("acct-a", created["id"])
     assert deleted.status == 204 and deleted.body is None
     assert api.bearer(created["key"]) is None
@@ -224,7 +224,7 @@ def test_authorizer_event_shapes_and_schemes(api: Api) -> None:
     api.set_plan("acct-a", "advanced")
     key_body = api.create("acct-a").body
     key = key_body["key"]
-    context = {"account_id": "acct-a", "key_id": key_body["id"], "plan": "advanced"}
+    context = {"account_id": "acct-a", "key_id": key_body["id"], "plan": "advanced", "scopes": "*"}
     for template in AUTH_HEADERS:
         header = template.format(k=key)
         allowed = api.authorize(token_event(header))
@@ -364,13 +364,14 @@ def test_whoami_echoes_the_authorizer_context(api: Api) -> None:
         "account_id": "acct-a",
         "key_id": "key_x",
         "plan": "pro",
+        "scopes": "*",
         "integrationLatency": 12,
     }
     result = load_function("whoami").lambda_handler(event, LambdaContext())
     assert result["statusCode"] == 200
     import json
 
-    assert json.loads(result["body"]) == {"account_id": "acct-a", "key_id": "key_x", "plan": "pro"}
+    assert json.loads(result["body"]) == {"account_id": "acct-a", "key_id": "key_x", "plan": "pro", "scopes": ["*"]}
     event["requestContext"]["authorizer"] = None
     result = load_function("whoami").lambda_handler(event, LambdaContext())
     assert result["statusCode"] == 401

@@ -50,7 +50,7 @@ def test_websocket_connect_is_allowed_by_a_policy_that_covers_connect(api: Api) 
     event = websocket(created["key"])
     answer = api.authorize(event)
     assert answer is not None and answer["principalId"] == "acct-ws"
-    assert answer["context"] == {"account_id": "acct-ws", "key_id": created["id"], "plan": "pro"}
+    assert answer["context"] == {"account_id": "acct-ws", "key_id": created["id"], "plan": "pro", "scopes": "*"}
     assert answer["context"] == api.bearer(created["key"])["context"]  # type: ignore[index]
     (statement,) = answer["policyDocument"]["Statement"]
     assert statement["Effect"] == "Allow" and statement["Action"] == "execute-api:Invoke"
@@ -91,7 +91,7 @@ def test_appsync_answers_its_own_shape_with_the_rest_context(api: Api) -> None:
     created = api.create("acct-gql").body
     key = created["key"]
     rest_context = api.bearer(key)["context"]  # type: ignore[index]
-    assert rest_context == {"account_id": "acct-gql", "key_id": created["id"], "plan": "advanced"}
+    assert rest_context == {"account_id": "acct-gql", "key_id": created["id"], "plan": "advanced", "scopes": "*"}
     for form, token in enumerate((key, f"Bearer {key}", f"bearer\t{key}", f" {key} ")):
         assert api.authorize(appsync(token)) == {
             "isAuthorized": True,
@@ -157,3 +157,14 @@ def test_a_store_failure_fails_closed_on_both_doors(api: Api, monkeypatch: pytes
     for event in (appsync(key), websocket(key)):
         with pytest.raises(ConnectionError):
             api.authorize(event)
+
+
+def test_a_scoped_key_may_not_open_a_websocket(api: Api) -> None:
+    """Scopes name HTTP routes; a WebSocket has none, so only a full-access key may connect."""
+    api.set_plan("acct-ws-scoped", "pro")
+    created = api.create("acct-ws-scoped", scopes=["whoami"]).body
+    event = websocket(created["key"])
+    answer = api.authorize(event)
+    assert answer is not None
+    (statement,) = answer["policyDocument"]["Statement"]
+    assert statement["Effect"] == "Deny" and statement["Resource"] == [event["methodArn"]]

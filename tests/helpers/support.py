@@ -193,6 +193,11 @@ class Api:
         )
         return self._invoke("rename_key", event)
 
+    def patch(self, account: str | None, key_id: str, body: Any) -> Reply:
+        """PATCH /keys/{key_id} with any body (name, scopes, or both)."""
+        event = rest_event("PATCH", f"/keys/{key_id}", account, body=body, path_parameters={"key_id": key_id})
+        return self._invoke("rename_key", event)
+
     def roll(self, account: str | None, key_id: str, grace: int | None = None, raw_body: str | None = None) -> Reply:
         body = {"grace_period_seconds": grace} if grace is not None else None
         event = rest_event(

@@ -135,6 +135,19 @@ def test_roll_with_grace_period_rename_and_phone_width(console: ServerProcess) -
     assert f["phone_delete_visible"]
 
 
+def test_create_a_scoped_key_and_narrow_it(console: ServerProcess) -> None:
+    f = run(console, "scopes")
+    assert f["offered"] == ["whoami", "mcp", "keys:read"]  # the catalogue, served by GET /scopes
+    assert f["boxes_disabled_when_full"] is True
+    assert f["listed_scopes"] == "whoami"
+    assert f["reset_to_full"] is True
+    assert f["whoami_scoped"] == 200
+    assert f["dialog_whoami_checked"] is True
+    assert f["listed_after_patch"] == "mcp"
+    assert f["whoami_after_patch"] == 403  # API Gateway's ACCESS_DENIED: outside the key's scopes
+    assert f["key_left_in_page"] is False
+
+
 def test_loading_error_and_ended_session_states(console: ServerProcess) -> None:
     f = run(console, "states")
     assert f["loading_busy"] == "true"

@@ -63,7 +63,7 @@ def test_full_lifecycle_over_http(local_api: ServerProcess, local_home: Path) ->
 
     whoami = http("GET", f"{url}/v1/whoami", key)
     assert whoami.status == 200
-    assert whoami.json == {"account_id": acct, "key_id": body["id"], "plan": "pro"}
+    assert whoami.json == {"account_id": acct, "key_id": body["id"], "plan": "pro", "scopes": ["*"]}
 
     listed = http("GET", f"{url}/keys", token)
     assert listed.status == 200

@@ -65,7 +65,7 @@ def test_every_sample_event_does_what_it_is_for(local_api: ServerProcess, local_
     rc, whoami = run("whoami.json")
     assert rc == 0 and whoami["statusCode"] == 200
     assert json.loads(whoami["body"]) == {"account_id": "demo-account", "key_id": "key_00000000000000000000",
-                                          "plan": "pro"}  # fmt: skip
+                                          "plan": "pro", "scopes": ["*"]}  # fmt: skip
 
     # The authorizer samples carry a placeholder: refused as such, allowed with a real key.
     rc, refused = run("authorizer_token.json")
@@ -78,7 +78,7 @@ def test_every_sample_event_does_what_it_is_for(local_api: ServerProcess, local_
     assert rc == 0 and refused == {"isAuthorized": False}
     rc, refused = run("authorizer_appsync.json")
     assert rc == 0 and refused == {"isAuthorized": False, "ttlOverride": 0}
-    context = {"account_id": "demo-account", "key_id": key_id, "plan": "pro"}
+    context = {"account_id": "demo-account", "key_id": key_id, "plan": "pro", "scopes": "*"}
     rc, allowed = run("authorizer_appsync.json", with_key(EVENTS / "authorizer_appsync.json", key, tmp_path))
     assert rc == 0 and allowed == {"isAuthorized": True, "resolverContext": context, "ttlOverride": 0}
     for name in ("authorizer_token.json", "authorizer_request.json", "authorizer_websocket.json"):
@@ -108,6 +108,18 @@ def test_every_sample_event_does_what_it_is_for(local_api: ServerProcess, local_
     assert new_key["id"] != key_id and new_key["key"].startswith("ot_") and new_key["key"] != key
     rc, deleted = run("delete_key.json", with_id("delete_key.json", new_key["id"]))
     assert rc == 0 and deleted["statusCode"] == 204
+
+    # Scopes: the catalogue, a key created with one scope, a scope change (404 for the placeholder id).
+    rc, catalogue = run("list_scopes.json")
+    assert rc == 0 and catalogue["statusCode"] == 200
+    assert [s["name"] for s in json.loads(catalogue["body"])["scopes"]] == ["whoami", "mcp", "keys:read"]
+    rc, scoped = run("create_key_scoped.json")
+    assert rc == 0 and scoped["statusCode"] == 201 and json.loads(scoped["body"])["scopes"] == ["whoami"], scoped
+    rc, missing = run("rename_key_scopes.json")
+    assert rc == 0 and missing["statusCode"] == 404
+    scoped_id = json.loads(scoped["body"])["id"]
+    rc, changed = run("rename_key_scopes.json", with_id("rename_key_scopes.json", scoped_id))
+    assert rc == 0 and changed["statusCode"] == 200 and json.loads(changed["body"])["scopes"] == ["mcp"]
 
     # Stream samples: the batch is processed with no item failure.
     for name in ("key_expiry.json", "audit_events.json"):

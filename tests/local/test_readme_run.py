@@ -52,7 +52,8 @@ def test_readme_run_command_from_a_fresh_clone(tmp_path: Path) -> None:
         created = json.loads(out[0])
         assert created["name"] == "My first key" and created["key"].startswith("ot_")
         assert out[1] == "HTTP 201"
-        assert json.loads(out[2]) == {"account_id": "demo-account", "key_id": created["id"], "plan": "pro"}
+        whoami = {"account_id": "demo-account", "key_id": created["id"], "plan": "pro", "scopes": ["*"]}
+        assert json.loads(out[2]) == whoami
         assert out[3] == "HTTP 200"
         listed = json.loads(out[4])
         assert [k["id"] for k in listed["keys"]] == [created["id"]] and listed["plan"] == "pro"

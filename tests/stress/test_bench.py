@@ -35,6 +35,7 @@ def test_smoke_run_reports_every_figure_and_exact_call_counts(dynamodb_local: Dy
     # Every figure of the table is present, with its baseline, ratio and verdict.
     figures = {row["figure"] for row in results["table"]}
     expected = {"authorizer warm p50", "authorizer warm p99", "reject tampered key p50", "reject malformed key p50"}
+    expected |= {"authorizer warm p50, scoped key", "authorizer warm p99, scoped key"}
     expected |= {"authorizer throughput"}
     expected |= {f"cold start {name}" for name in FUNCTIONS} | {f"peak RSS {name}" for name in FUNCTIONS}
     assert expected <= figures
@@ -43,7 +44,7 @@ def test_smoke_run_reports_every_figure_and_exact_call_counts(dynamodb_local: Dy
         assert row["figure"] in proc.stdout
         assert f"| {row['figure']} |" in md.read_text()
     warm = results["warm_latency"]["variants"]
-    assert set(warm) == {"authorizer", "bare_get_item", "tampered", "malformed"}
+    assert set(warm) == {"authorizer", "bare_get_item", "tampered", "malformed", "authorizer scoped"}
     breakdown = set(results["warm_latency"]["breakdown"])
     assert breakdown == {"store.get_principal", "auth.authorize", "tampered, log line off"}
     assert all(v["n"] == results["sizes"]["rounds"] and v["p50_us"] > 0 for v in warm.values())
@@ -58,6 +59,7 @@ def test_smoke_run_reports_every_figure_and_exact_call_counts(dynamodb_local: Dy
         "authorize (valid key, request path)": ["GetItem"],
         "authorize (tampered key)": [],
         "authorize (malformed key)": [],
+        "authorize (scoped key, request path)": ["GetItem"],
         "create (warm container)": ["TransactWriteItems"],
         "list (10 keys, one page)": ["Query"],
         "list (10 keys, page size 3)": ["Query"] * 4,

@@ -33,7 +33,7 @@ def reference_redact(text: str) -> str:
 )
 def test_allow_policy_is_the_one_powertools_builds(method_arn: str) -> None:
     principal = Principal("acct-a", "key_0SXg9cFh1a4Zb0qR7mWt", "pro")
-    context = {"account_id": "acct-a", "key_id": "key_0SXg9cFh1a4Zb0qR7mWt", "plan": "pro"}
+    context = {"account_id": "acct-a", "key_id": "key_0SXg9cFh1a4Zb0qR7mWt", "plan": "pro", "scopes": "*"}
     expected = APIGatewayAuthorizerResponse.from_route_arn(method_arn, principal_id="acct-a", context=context)
     expected.allow_all_routes()
     assert load_function("authorizer").allow_policy(method_arn, principal) == expected.asdict()

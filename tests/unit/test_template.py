@@ -17,6 +17,7 @@ FUNCTIONS = {
     "GetKeyFunction": ("functions/get_key/", "get", "/keys/{key_id}", "CognitoAuth"),
     "RenameKeyFunction": ("functions/rename_key/", "patch", "/keys/{key_id}", "CognitoAuth"),
     "RollKeyFunction": ("functions/roll_key/", "post", "/keys/{key_id}/roll", "CognitoAuth"),
+    "ListScopesFunction": ("functions/list_scopes/", "get", "/scopes", "CognitoAuth"),
     "AuthorizerFunction": ("functions/authorizer/", None, None, None),
     "SetPlanFunction": ("functions/set_plan/", None, None, None),
     "KeyExpiryFunction": ("functions/key_expiry/", "stream", None, None),

@@ -178,6 +178,7 @@ def key_body(record: KeyRecord, secret: str | None = None) -> dict[str, Any]:
         "last_used_at": record.last_used_at,
         "expires_at": logic.expires_at(record),
         "status": logic.status(record),
+        "scopes": logic.listed_scopes(record),
     }
     if secret is None:
         return KeyOut(**fields).model_dump()

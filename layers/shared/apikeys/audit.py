@@ -14,6 +14,7 @@ from apikeys import clock
 SYSTEM_ACTOR = "system"
 KEY_CREATED = "ApiKeyCreated"
 KEY_RENAMED = "ApiKeyRenamed"
+KEY_SCOPES_CHANGED = "ApiKeyScopesChanged"
 KEY_ROLLED = "ApiKeyRolled"
 KEY_DELETED = "ApiKeyDeleted"
 KEY_EXPIRED = "ApiKeyExpired"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 NAME_MAX = 64
 
@@ -70,6 +70,16 @@ KeyName = Annotated[
 ]
 
 
+ScopeList = Annotated[
+    list[str],
+    Field(
+        description='Distinct scope names from the catalogue (GET /scopes), or ["*"] for full access. '
+        "Omitted means full access.",
+        examples=[["whoami"], ["*"]],
+    ),
+]
+
+
 class _Strict(BaseModel):
     """Unknown fields are refused, as Stripe does, so a typo never passes silently."""
 
@@ -81,10 +91,30 @@ class CreateKeyRequest(_Strict):
     expires_in_days: int | None = Field(
         default=None, ge=1, le=365, description="Optional lifetime in days (1-365); the key stops working then."
     )
+    scopes: ScopeList | None = None
+
+    @model_validator(mode="after")
+    def _scopes_not_null(self) -> CreateKeyRequest:
+        if "scopes" in self.model_fields_set and self.scopes is None:
+            raise ValueError('scopes must not be null; omit it (or use ["*"]) for full access')
+        return self
 
 
 class RenameKeyRequest(_Strict):
-    name: KeyName
+    """A new name, new scopes, or both; a field that is present may not be null."""
+
+    name: KeyName | None = None
+    scopes: ScopeList | None = None
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> RenameKeyRequest:
+        given = self.model_fields_set
+        if not given:
+            raise ValueError("give name, scopes, or both")
+        for field in given:
+            if getattr(self, field) is None:
+                raise ValueError(f"{field} must not be null")
+        return self
 
 
 class RollKeyRequest(_Strict):
@@ -105,6 +135,10 @@ class KeyOut(BaseModel):
     expires_at: str | None = Field(description="ISO 8601, UTC; null if the key does not expire.")
     status: Literal["active", "expired", "rolling"] = Field(
         description="`rolling`: replaced by a roll, working until `expires_at`; `expired`: refused, removed soon."
+    )
+    scopes: list[str] = Field(
+        description='The scopes the key may use, in catalogue order, or ["*"] for full access.',
+        examples=[["whoami", "mcp"], ["*"]],
     )
 
 
@@ -132,3 +166,16 @@ class WhoAmIOut(BaseModel):
     account_id: str
     key_id: str
     plan: str
+    scopes: list[str] = Field(description='The calling key\'s scopes, or ["*"] for full access.')
+
+
+class ScopeOut(BaseModel):
+    name: str = Field(examples=["whoami"])
+    routes: list[str] = Field(
+        description="`METHOD /path` patterns the scope grants; empty for a capability backends check.",
+        examples=[["GET /v1/whoami"]],
+    )
+
+
+class ScopeCatalogueOut(BaseModel):
+    scopes: list[ScopeOut]

@@ -18,6 +18,13 @@ DEFAULT_PLAN_LIMITS = {"pro": 3, "advanced": 10, "agency": 25}
 # audit event and one item per key, counting keys in a grace period (at most one per slot): 2 * 49 + 2.
 MAX_PLAN_LIMIT = 49
 _PREFIX_RE = re.compile(r"[a-z][a-z0-9]{0,9}_")
+DEFAULT_KEY_SCOPES = '{"whoami": ["GET /v1/whoami"], "mcp": ["POST /mcp"], "keys:read": []}'
+SCOPE_NAME_RE = re.compile(r"[a-z][a-z0-9_.:-]{0,63}")
+FULL_ACCESS = "*"
+_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "*"})
+# A literal path segment: no IAM wildcard (`*`, `?`) and nothing API Gateway would not route.
+_SEGMENT_RE = re.compile(r"[A-Za-z0-9._~!$&'()+,;=:@%-]+")
+MAX_SCOPE_ROUTES = 100  # bounds the policy the authorizer returns (API Gateway caps its size)
 
 
 class ConfigError(RuntimeError):
@@ -47,6 +54,63 @@ def _parse_plan_limits(raw: str) -> dict[str, int]:
             raise ConfigError(f"PLAN_LIMITS: limit of {plan!r} must be an integer 0..{MAX_PLAN_LIMIT}")
     # Ordered by limit so "the next plan up" is well defined whatever order the JSON has.
     return dict(sorted(limits.items(), key=lambda kv: kv[1]))
+
+
+@dataclass(frozen=True)
+class ScopeRoute:
+    """One `METHOD /path` pattern of a scope: `*` as METHOD or as a segment is a wildcard, and a
+    trailing `/*` means anything below the path."""
+
+    method: str
+    segments: tuple[str, ...]
+
+    @property
+    def pattern(self) -> str:
+        return f"{self.method} /{'/'.join(self.segments)}"
+
+
+# Scope name -> its routes, in the catalogue's order (the order every key object lists them in).
+Catalogue = dict[str, tuple[ScopeRoute, ...]]
+
+
+def _parse_route(scope: str, raw: object) -> ScopeRoute:
+    if not isinstance(raw, str):
+        raise ConfigError(f"KEY_SCOPES: routes of {scope!r} must be strings like 'GET /v1/whoami'")
+    method, _, path = raw.partition(" ")
+    if method not in _METHODS or not path.startswith("/"):
+        raise ConfigError(f"KEY_SCOPES: route {raw!r} of {scope!r} is not 'METHOD /path' (METHOD an HTTP method or *)")
+    segments = tuple(path[1:].split("/")) if path != "/" else ()
+    if any(seg != "*" and not _SEGMENT_RE.fullmatch(seg) for seg in segments):
+        raise ConfigError(f"KEY_SCOPES: path of route {raw!r} of {scope!r} has an empty or invalid segment")
+    return ScopeRoute(method, segments)
+
+
+def parse_scope_catalogue(raw: str) -> Catalogue:
+    """KEY_SCOPES: a JSON object of scope name -> list of route patterns. A scope with no routes
+    is a capability backends check (the authorizer context names it). Any flaw is a ConfigError."""
+    try:
+        parsed = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"KEY_SCOPES is not JSON: {exc}") from None
+    if not isinstance(parsed, dict):
+        raise ConfigError("KEY_SCOPES must be a JSON object of scope name -> list of 'METHOD /path' routes")
+    catalogue: Catalogue = {}
+    for name, routes in parsed.items():
+        if not SCOPE_NAME_RE.fullmatch(name):
+            raise ConfigError(f"KEY_SCOPES: bad scope name {name!r} (must match ^[a-z][a-z0-9_.:-]{{0,63}}$)")
+        if not isinstance(routes, list):
+            raise ConfigError(f"KEY_SCOPES: routes of {name!r} must be a list")
+        catalogue[name] = tuple(_parse_route(name, route) for route in routes)
+    if sum(len(routes) for routes in catalogue.values()) > MAX_SCOPE_ROUTES:
+        raise ConfigError(f"KEY_SCOPES: at most {MAX_SCOPE_ROUTES} routes in all")
+    return catalogue
+
+
+@functools.cache
+def get_scope_catalogue() -> Catalogue:
+    """The catalogue, parsed once per container. Functions that need it call it at import, so a
+    malformed KEY_SCOPES fails the cold start (an init error) instead of every request."""
+    return parse_scope_catalogue(os.environ.get("KEY_SCOPES", "") or DEFAULT_KEY_SCOPES)
 
 
 @functools.cache
@@ -90,6 +154,7 @@ def reset_for_tests() -> None:
     from apikeys import auth, logic, store  # here, not at the top: they import this module
 
     get_settings.cache_clear()
+    get_scope_catalogue.cache_clear()
     store.dynamodb_client.cache_clear()
     logic._plan_guess.clear()
     auth._last_touched.clear()

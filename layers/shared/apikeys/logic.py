@@ -7,12 +7,13 @@ this module only supplies the plan it expects the account to be on and reacts to
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from apikeys import audit, clock, keys, plans, retries
+from apikeys import audit, clock, keys, plans, retries, scopes
 from apikeys.audit import Caller
-from apikeys.config import get_settings
+from apikeys.config import get_scope_catalogue, get_settings
 from apikeys.errors import Conflict, InvalidRequest, KeyLimitReached, NotFound, ServiceUnavailable
 from apikeys.records import KeyRecord
 from apikeys.store import AccountMismatch, Store
@@ -70,7 +71,12 @@ def _remember_plan(account_id: str, plan: str | None) -> None:
     _plan_guess[account_id] = plan
 
 
-def _new_key(name: str, expires_in_days: int | None) -> CreatedKey:
+def listed_scopes(record: KeyRecord) -> list[str]:
+    """The key object's `scopes`: catalogue order, or ["*"] for full access."""
+    return scopes.listed(record.scopes, get_scope_catalogue())
+
+
+def _new_key(name: str, expires_in_days: int | None, key_scopes: scopes.Scopes = None) -> CreatedKey:
     prefix = get_settings().key_prefix
     secret = keys.generate(prefix)
     created = clock.now()
@@ -83,16 +89,24 @@ def _new_key(name: str, expires_in_days: int | None) -> CreatedKey:
         digest=keys.digest(secret),
         expires_at_epoch=int(created.timestamp()) + expires_in_days * 86400 if expires_in_days else None,
         expires_in_days=expires_in_days,
+        scopes=key_scopes,
     )
     return CreatedKey(record, secret)
 
 
 def create_key(
-    account_id: str, name: str, expires_in_days: int | None = None, caller: Caller | None = None
+    account_id: str,
+    name: str,
+    expires_in_days: int | None = None,
+    caller: Caller | None = None,
+    requested_scopes: Sequence[str] | None = None,
 ) -> CreatedKey:
+    """`requested_scopes` None (omitted) or ["*"] is full access; anything invalid is a 400
+    before any I/O."""
     settings = get_settings()
     limits = settings.plan_limits
-    created = _new_key(name, expires_in_days)
+    key_scopes = scopes.normalize(requested_scopes, get_scope_catalogue())
+    created = _new_key(name, expires_in_days, key_scopes)
     record = created.record
     event = audit.event(
         audit.KEY_CREATED, caller or Caller(account_id), account_id, key_id=record.key_id, key_name=record.name
@@ -165,7 +179,36 @@ def delete_key(account_id: str, key_id: str, caller: Caller | None = None) -> No
     raise NotFound(f"No API key with id {key_id!r}.")
 
 
-def rename_key(account_id: str, key_id: str, name: str, caller: Caller | None = None) -> KeyRecord:
+def rename_key(
+    account_id: str,
+    key_id: str,
+    name: str | None,
+    caller: Caller | None = None,
+    requested_scopes: Sequence[str] | None = None,
+) -> KeyRecord:
+    """Rename a key and/or change its scopes (`None`: unchanged). A scope change is written with
+    the digest item in one transaction: the very next authorization uses the new scopes."""
+    catalogue = get_scope_catalogue()
+    if requested_scopes is not None:
+        new_scopes = scopes.normalize(requested_scopes, catalogue)
+        record = get_key(account_id, key_id)
+        new_name = record.name if name is None else name
+        event = audit.event(
+            audit.KEY_SCOPES_CHANGED,
+            caller or Caller(account_id),
+            account_id,
+            key_id=key_id,
+            key_name=new_name,
+            previous_name=record.name,
+            scopes=scopes.listed(new_scopes, catalogue),
+            previous_scopes=scopes.listed(record.scopes, catalogue),
+        )
+        if store().update_key(account_id, record, new_name, new_scopes, event):
+            return replace(record, name=new_name, scopes=new_scopes)
+        # The key was deleted, or its digest item removed (expired), since it was read.
+        raise NotFound(f"No API key with id {key_id!r}.")
+    if name is None:
+        raise InvalidRequest("Give a new name, new scopes, or both.")
     record = get_key(account_id, key_id)
     event = audit.event(
         audit.KEY_RENAMED,
@@ -211,7 +254,7 @@ def roll_key(account_id: str, key_id: str, grace_period_seconds: int = 0, caller
             grace_until = int(now) + grace_period_seconds
             if old.expires_at_epoch is not None:
                 grace_until = min(grace_until, old.expires_at_epoch)
-        created = _new_key(old.name, old.expires_in_days)
+        created = _new_key(old.name, old.expires_in_days, old.scopes)
         event = audit.event(
             audit.KEY_ROLLED,
             caller or Caller(account_id),

@@ -33,6 +33,7 @@ class KeyRecord:
     expires_at_epoch: int | None = None  # also the item's TTL
     expires_in_days: int | None = None  # the lifetime a roll gives the replacement
     rolling: bool = False  # rolled out, working until expires_at_epoch (its grace period)
+    scopes: tuple[str, ...] | None = None  # catalogue names; None is full access
 
 
 @dataclass(frozen=True)
@@ -43,3 +44,4 @@ class Principal:
     key_id: str
     plan: str
     expires_at_epoch: int | None = None
+    scopes: tuple[str, ...] | None = None  # catalogue names; None is full access

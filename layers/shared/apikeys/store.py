@@ -4,8 +4,8 @@ One table, four item types:
 
     pk = ACCOUNT#<account_id>  sk = ACCOUNT       plan, key_count, version
     pk = ACCOUNT#<account_id>  sk = KEY#<key_id>  name, display, created_at, last_used_at, digest,
-                                                  ttl, expires_in_days, rolling
-    pk = DIGEST#<sha256 hex>   sk = DIGEST        account_id, key_id, plan, ttl  (the authorizer's one read)
+                                                  ttl, expires_in_days, rolling, scopes
+    pk = DIGEST#<sha256 hex>   sk = DIGEST        account_id, key_id, plan, ttl, scopes  (the authorizer's one read)
     pk = EVENT#<id>            sk = EVENT         detail_type, detail, ttl  (audit outbox, see audit.py)
 
 Key items sort by key id, which sorts by creation time, so one descending Query lists an
@@ -33,6 +33,7 @@ from apikeys import clock, retries
 from apikeys.audit import AuditEvent
 from apikeys.errors import ServiceUnavailable
 from apikeys.records import Account, KeyRecord, Principal
+from apikeys.scopes import Scopes, from_attribute, to_attribute
 
 ACCOUNT_SK = "ACCOUNT"
 DIGEST_SK = "DIGEST"
@@ -119,6 +120,7 @@ def _to_key(item: dict[str, Any]) -> KeyRecord:
         expires_at_epoch=int(item["ttl"]["N"]) if "ttl" in item else None,
         expires_in_days=int(item["expires_in_days"]["N"]) if "expires_in_days" in item else None,
         rolling=item.get("rolling", {}).get("BOOL", False),
+        scopes=from_attribute(item["scopes"]["S"]) if "scopes" in item else None,
     )
 
 
@@ -136,6 +138,8 @@ def _key_item(account_id: str, key: KeyRecord) -> dict[str, Any]:
         item["ttl"] = {"N": str(key.expires_at_epoch)}
     if key.expires_in_days is not None:
         item["expires_in_days"] = {"N": str(key.expires_in_days)}
+    if key.scopes is not None:
+        item["scopes"] = {"S": to_attribute(key.scopes)}
     return item
 
 
@@ -149,6 +153,8 @@ def _digest_item(account_id: str, key: KeyRecord, plan: str) -> dict[str, Any]:
     }
     if key.expires_at_epoch is not None:
         item["ttl"] = {"N": str(key.expires_at_epoch)}
+    if key.scopes is not None:
+        item["scopes"] = {"S": to_attribute(key.scopes)}
     return item
 
 
@@ -247,7 +253,8 @@ class Store:
         if not item:
             return None
         expires = int(item["ttl"]["N"]) if "ttl" in item else None
-        return Principal(item["account_id"]["S"], item["key_id"]["S"], item["plan"]["S"], expires)
+        scopes = from_attribute(item["scopes"]["S"]) if "scopes" in item else None
+        return Principal(item["account_id"]["S"], item["key_id"]["S"], item["plan"]["S"], expires, scopes)
 
     def load_account(self, account_id: str) -> tuple[Account | None, list[KeyRecord]]:
         """Account item and keys, newest first, in one consistent Query per page."""
@@ -386,6 +393,56 @@ class Store:
                         "ConditionExpression": "attribute_exists(pk)",
                         "ExpressionAttributeNames": {"#name": "name"},
                         "ExpressionAttributeValues": {":name": {"S": name}},
+                    }
+                },
+                _event_put(self.table, event),
+            ]
+        )
+        return reasons is None
+
+    def update_key(self, account_id: str, key: KeyRecord, name: str, scopes: Scopes, event: AuditEvent) -> bool:
+        """Set a key's name and scopes in one transaction with its digest item, so the very next
+        authorization sees the new scopes. Conditioned on the key still having the digest that
+        was read, and bumps the account's `version`, so a concurrent roll re-reads and never
+        copies scopes this change replaced. False if the key is gone or was rolled meanwhile."""
+        if scopes is None:
+            key_update, digest_update, values = "SET #name = :name REMOVE scopes", "REMOVE scopes", {}
+        else:
+            key_update, digest_update = "SET #name = :name, scopes = :scopes", "SET scopes = :scopes"
+            values = {":scopes": {"S": to_attribute(scopes)}}
+        reasons = self._transact(
+            [
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": _account_key(account_id),
+                        "UpdateExpression": "SET version = version + :one",
+                        "ConditionExpression": "attribute_exists(pk)",
+                        "ExpressionAttributeValues": {":one": {"N": "1"}},
+                    }
+                },
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": {"pk": _account_pk(account_id), "sk": _key_sk(key.key_id)},
+                        "UpdateExpression": key_update,
+                        "ConditionExpression": "attribute_exists(pk) AND digest = :digest",
+                        "ExpressionAttributeNames": {"#name": "name"},
+                        "ExpressionAttributeValues": {
+                            ":name": {"S": name},
+                            ":digest": {"S": key.digest},
+                            **values,
+                        },
+                    }
+                },
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": _digest_key(key.digest),
+                        "UpdateExpression": digest_update,
+                        # Never recreate a removed digest item as a stub.
+                        "ConditionExpression": "attribute_exists(pk)",
+                        **({"ExpressionAttributeValues": values} if values else {}),
                     }
                 },
                 _event_put(self.table, event),

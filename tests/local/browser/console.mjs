@@ -322,6 +322,38 @@ const scenarios = {
   },
 
   /** Loading, the API unreachable (then a retry), and a session the API refuses. */
+  /** Create a key restricted to one scope from the API's catalogue; the list shows it; the
+   * rename dialog narrows it to another scope, which API Gateway enforces on the next request. */
+  async scopes(page) {
+    await signIn(page, "pro");
+    const form = page.locator("#create-form");
+    await form.getByRole("checkbox", { name: "whoami" }).waitFor();
+    facts.offered = await form.locator("#key-scopes label").allInnerTexts();
+    facts.boxes_disabled_when_full = await form.getByRole("checkbox", { name: "whoami" }).isDisabled();
+    await form.getByLabel("Only these scopes:").check();
+    await form.getByRole("checkbox", { name: "whoami" }).check();
+    const key = await createKey(page, "Cron job");
+    const row = page.locator("#keys-body tr", { hasText: "Cron job" });
+    facts.listed_scopes = await row.locator('td[data-label="Scopes"]').innerText();
+    facts.reset_to_full = await form.getByLabel("Full access").isChecked();
+    facts.whoami_scoped = (await api("GET", "/v1/whoami", { token: key })).status;
+    await shot(page, "14-scoped-key");
+
+    await row.getByRole("button", { name: "Rename Cron job" }).click();
+    const dialog = page.getByRole("dialog", { name: "Rename API key" });
+    await dialog.waitFor();
+    facts.dialog_whoami_checked = await dialog.getByRole("checkbox", { name: "whoami" }).isChecked();
+    await dialog.getByRole("checkbox", { name: "whoami" }).uncheck();
+    await dialog.getByRole("checkbox", { name: "mcp" }).check();
+    await dialog.getByRole("button", { name: "Save" }).click();
+    await dialog.waitFor({ state: "hidden" });
+    await page.locator("#keys-body tr", { hasText: "Cron job" }).locator('td[data-label="Scopes"]', { hasText: "mcp" })
+      .waitFor();
+    facts.listed_after_patch = await row.locator('td[data-label="Scopes"]').innerText();
+    facts.whoami_after_patch = (await api("GET", "/v1/whoami", { token: key })).status;
+    facts.key_left_in_page = await pageHoldsKey(page, key);
+  },
+
   async states(page) {
     await signIn(page, "pro");
     await createKey(page, "Staging");
