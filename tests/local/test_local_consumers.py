@@ -27,7 +27,7 @@ def test_consumer_routes_answer_for_a_live_key_and_refuse_it_right_after_its_del
     created = http("POST", f"{url}/keys", token, {"name": "product API"})
     assert created.status == 201
     key, key_id = created.json["key"], created.json["id"]
-    caller = {"account_id": account, "key_id": key_id, "plan": "pro"}
+    caller = {"account_id": account, "key_id": key_id, "plan": "pro", "scopes": "*"}
     for path in (*REST, HTTP_API):
         reply = http("GET", f"{url}{path}", key)
         assert (reply.status, reply.json) == (200, caller), path
