@@ -105,10 +105,10 @@ def _domain_call(fn: Any, *args: Any) -> Any:
     try:
         return fn(*args)
     except ApiKeyError as error:
-        raise ToolError(f"{error.code}: {error.message}") from None
+        raise ToolError(f"{error.code.replace('_', ' ')}: {error.message}") from None  # "not found: No API key…"
     except Exception:
         logger.exception("unhandled error in an MCP tool")
-        raise ToolError("internal_error: Something went wrong on our side. Please retry later.") from None
+        raise ToolError("internal error: Something went wrong on our side. Please retry later.") from None
 
 
 def build_server() -> MCPServer:
