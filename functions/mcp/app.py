@@ -189,6 +189,7 @@ LIFESPAN = LifespanCycle(APP, "on")
 LIFESPAN.__enter__()
 app = make_resolver(logger)
 _NO_STORE = {"Cache-Control": "no-store"}
+_HTTP_CODES = {406: "not_acceptable", 413: "payload_too_large", 415: "unsupported_media_type"}
 coldstart.ready()
 
 
@@ -209,8 +210,14 @@ def mcp() -> Any:
     if _authorizer(event) is None:
         raise Unauthorized("A valid API key is required.")
     result = ADAPTER(event, app.lambda_context)
+    status, body = int(result["statusCode"]), result.get("body") or ""
     headers: dict[str, str | list[str]] = {**(result.get("multiValueHeaders") or {}), **(result.get("headers") or {})}
-    return Response(result["statusCode"], body=result.get("body") or "", headers={**headers, **_NO_STORE})
+    if status >= 400 and not body.startswith("{"):
+        # The SDK's HTTP-level refusals (406 without a JSON Accept, 415, 413) have a bare or text
+        # body; they get the error shape of every route. JSON-RPC errors stay as MCP clients expect.
+        code, message = _HTTP_CODES.get(status, "request_refused"), body or f"The MCP request was refused ({status})."
+        return json_response(status, {"error": {"code": code, "message": message}})
+    return Response(status, body=body, headers={**headers, **_NO_STORE})
 
 
 def _no_stream_or_session() -> Any:
