@@ -7,6 +7,7 @@ Identity comes only from the authorizer's context, never from the MCP payload.""
 from apikeys import coldstart  # first: pauses the cyclic GC while the imports below load
 
 # isort: split
+import inspect
 import logging
 from typing import Annotated, Any, Literal
 
@@ -158,9 +159,10 @@ def build_server() -> MCPServer:
 
     # Read-only, and they touch only this service: hints clients use to skip confirmation prompts.
     hints = ToolAnnotations(readOnlyHint=True, destructiveHint=False, idempotentHint=True, openWorldHint=False)
-    server.add_tool(whoami, name="whoami", title="Who am I", annotations=hints)
-    server.add_tool(list_api_keys, name="list_api_keys", title="List API keys", annotations=hints)
-    server.add_tool(get_api_key, name="get_api_key", title="Get an API key", annotations=hints)
+    for tool, title in ((whoami, "Who am I"), (list_api_keys, "List API keys"), (get_api_key, "Get an API key")):
+        # The docstring, dedented, is what a model reads to choose the tool.
+        description = inspect.cleandoc(tool.__doc__ or "")
+        server.add_tool(tool, name=tool.__name__, title=title, description=description, annotations=hints)
     return server
 
 

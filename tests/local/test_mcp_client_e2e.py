@@ -5,6 +5,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 
-from tests.helpers.local_server import ServerProcess, cli, http
+from tests.helpers.local_server import ROOT, ServerProcess, cli, http
 
 MODES = ("auto", "legacy")
 
@@ -170,3 +172,34 @@ def test_local_server_forwards_mcp_headers_status_and_body(local_api: ServerProc
         refused = http(method, f"{url}/mcp", key)
         assert refused.status == 405 and refused.headers["Allow"] == "POST"
         assert refused.json["error"]["code"] == "method_not_allowed"
+
+
+INSPECTOR = ROOT / "node_modules" / ".bin" / "mcp-inspector"
+
+
+def inspector(url: str, key: str, home: Path, *args: str, exit_code: int = 0) -> Any:
+    """The MCP Inspector's CLI mode (from node_modules, no network): a second client nobody here
+    wrote. It prints the result on stdout and exits 5 when a tool answered isError: true."""
+    command = [str(INSPECTOR), "--cli", f"{url}/mcp", "--transport", "http", *args]
+    command += ["--header", f"Authorization: Bearer {key}"]
+    env = {"PATH": os.environ["PATH"], "HOME": str(home), "NO_COLOR": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env, check=False, cwd=home)
+    assert done.returncode == exit_code, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+def test_mcp_inspector_cli_lists_and_calls_the_tools(
+    local_api: ServerProcess, local_home: Path, tmp_path: Path
+) -> None:
+    url = local_api.url
+    account, token = new_account(local_home)
+    created = new_key(url, token)
+    listed = inspector(url, created["key"], tmp_path, "--method", "tools/list")
+    assert {tool["name"] for tool in listed["tools"]} == {"whoami", "list_api_keys", "get_api_key"}
+    whoami = inspector(url, created["key"], tmp_path, "--method", "tools/call", "--tool-name", "whoami")
+    assert whoami["isError"] is False and whoami["structuredContent"]["account_id"] == account
+    keys = inspector(url, created["key"], tmp_path, "--method", "tools/call", "--tool-name", "list_api_keys")
+    assert keys["structuredContent"] == http("GET", f"{url}/keys", token).json
+    args = ("--method", "tools/call", "--tool-name", "get_api_key", "--tool-arg", "key_id=key_00000000000000000000")
+    missing = inspector(url, created["key"], tmp_path, *args, exit_code=5)
+    assert missing["isError"] is True and "not found" in missing["content"][0]["text"]
