@@ -104,8 +104,8 @@ def main(argv: list[str] | None = None) -> int:
             started = time.perf_counter()
             result = variants[name]()
             elapsed = (time.perf_counter() - started) * 1000
-            assert result["statusCode"] == 200, result
-            assert '"isError":false' in result["body"], result
+            if result["statusCode"] != 200 or '"isError":false' not in result["body"]:
+                raise AssertionError(f"{name}: tools/call whoami failed: {result}")
             if i >= 20:
                 samples[name].append(elapsed)
     report = {
