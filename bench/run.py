@@ -76,7 +76,7 @@ TARGETS = {
     "cold_other": 1.6,
     # McpFunction loads the MCP SDK (pydantic models of the whole protocol, Starlette, anyio) on
     # top of the layer; its cold start is reported beside the others with a target of its own.
-    "cold_mcp": 8.0,
+    "cold_mcp": 5.0,
     # A warm `tools/call whoami` (no DynamoDB call: identity is the authorizer's context) against
     # one bare GetItem: the SDK's per-request JSON-RPC work costs about one read.
     "mcp_warm_p50_ratio": 2.0,
