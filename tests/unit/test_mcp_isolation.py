@@ -23,15 +23,22 @@ def pins(path: Path) -> dict[str, str]:
 
 
 def test_authorizer_import_path_loads_no_mcp_sdk() -> None:
+    # A fresh interpreter, the handler loaded by the one loader (which itself imports only yaml).
     code = (
-        "import importlib.util, json, sys; sys.path[:0] = [sys.argv[2]]; "
-        "spec = importlib.util.spec_from_file_location('app', sys.argv[1]); "
-        "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module); "
+        "import json, sys; from pathlib import Path; sys.path[:0] = sys.argv[2:]; "
+        "from apikeys_local.template import load_module; load_module(Path(sys.argv[1]), 'app'); "
         "print(json.dumps(sorted({name.split('.')[0] for name in sys.modules})))"
     )
     env = {"TABLE_NAME": "t", "AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"}
     done = subprocess.run(
-        [sys.executable, "-c", code, str(ROOT / "functions/authorizer/app.py"), str(ROOT / "layers/shared")],
+        [
+            sys.executable,
+            "-c",
+            code,
+            str(ROOT / "functions/authorizer/app.py"),
+            str(ROOT / "layers/shared"),
+            str(ROOT / "infra"),
+        ],
         capture_output=True,
         text=True,
         check=False,
