@@ -215,8 +215,9 @@ def mcp() -> Any:
     status, body = int(result["statusCode"]), result.get("body") or ""
     headers: dict[str, str | list[str]] = {**(result.get("multiValueHeaders") or {}), **(result.get("headers") or {})}
     if status >= 400 and not body.startswith("{"):
-        # The SDK's HTTP-level refusals (406 without a JSON Accept, 415, 413) have a bare or text
-        # body; they get the error shape of every route. JSON-RPC errors stay as MCP clients expect.
+        # The SDK's bare HTTP refusals (406 without a JSON Accept in the current revision, 415,
+        # 413) get the error shape of every route. JSON-RPC error bodies (the handshake-era
+        # transport's 406 and 400s) stay as they are: MCP clients parse them.
         code, message = _HTTP_CODES.get(status, "request_refused"), body or f"The MCP request was refused ({status})."
         return json_response(status, {"error": {"code": code, "message": message}})
     return Response(status, body=body, headers={**headers, **_NO_STORE})

@@ -175,6 +175,17 @@ def test_get_and_delete_answer_405(owner: dict[str, Any], method: str) -> None:
 
 
 @pytest.mark.parametrize("version", ERAS)
+def test_http_refusals_of_the_sdk_get_the_error_shape(owner: dict[str, Any], version: str) -> None:
+    body, headers = rpc("tools/list", {}, version)
+    status, _, reply = invoke(mcp_event(body, owner["context"], version, Accept="text/html", **headers))
+    assert status == 406
+    if version == MODERN:  # a bare 406 from the SDK: the error shape of every route
+        assert reply["error"]["code"] == "not_acceptable" and reply["error"]["message"]
+    else:  # the handshake-era transport already answers a JSON-RPC error, kept as its clients expect
+        assert reply["jsonrpc"] == "2.0" and reply["error"]["code"] == -32600
+
+
+@pytest.mark.parametrize("version", ERAS)
 @pytest.mark.parametrize(
     ("raw", "codes"),
     [

@@ -163,7 +163,7 @@ def test_local_server_forwards_mcp_headers_status_and_body(local_api: ServerProc
     assert listed.headers["Content-Type"].startswith("application/json")
 
     no_accept = http("POST", f"{url}/mcp", key, message, headers={"Accept": "text/html", **legacy})
-    assert no_accept.status == 406
+    assert no_accept.status == 406 and no_accept.json["error"]["code"] == -32600
 
     parse_error = http("POST", f"{url}/mcp", key, raw=b"{not json", headers={"Accept": "application/json", **legacy})
     assert parse_error.status == 400 and parse_error.json["error"]["code"] == -32700
