@@ -20,7 +20,7 @@ help: ## List every target (a bare `make` prints this)
 
 # Runtime + emulator deps, and `pip install -e .` for the `apikeys-local` console script
 # (it makes infra/apikeys_local and layers/shared/apikeys importable from the venv).
-$(VENV)/.local: requirements.txt requirements-local.txt pyproject.toml
+$(VENV)/.local: requirements.txt requirements-local.txt functions/mcp/requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) -r requirements-local.txt
 	$(PIP) --no-deps -e .

@@ -34,6 +34,7 @@ for path in (str(LAYER), str(ROOT / "infra"), str(ROOT)):
 
 from apikeys_local.template import read_template  # noqa: E402
 from bench.child import child_env, spawn  # noqa: E402
+from bench.mcp_loop import WHOAMI, mcp_event  # noqa: E402
 from bench.stats import percentile, ratio, summary  # noqa: E402
 
 # Every function that can run here. audit_events is left out: its one job is a PutEvents call to
@@ -50,6 +51,7 @@ FUNCTIONS = (
     "whoami",
     "key_expiry",
     "list_scopes",
+    "mcp",
 )
 PLACEHOLDER_KEY = "ot_PASTE_A_KEY_HERE"
 # The function settings of template.yaml's Globals (the table and endpoint are added at run time).
@@ -74,6 +76,12 @@ TARGETS = {
     "reject_ratio": 0.05,
     "cold_authorizer": 1.15,
     "cold_other": 1.6,
+    # McpFunction loads the MCP SDK (pydantic models of the whole protocol, Starlette, anyio) on
+    # top of the layer; its cold start is reported beside the others with a target of its own.
+    "cold_mcp": 5.0,
+    # A warm `tools/call whoami` (no DynamoDB call: identity is the authorizer's context) against
+    # one bare GetItem: the SDK's per-request JSON-RPC work costs about one read.
+    "mcp_warm_p50_ratio": 2.0,
     "throughput_ratio": 0.9,
     # RSS growth over the run beyond the bare-GetItem process's own growth. Python's allocator
     # keeps arenas and botocore warms caches, so "no growth" means "within this of the reference".
@@ -229,7 +237,15 @@ class Fixture:
             return [{"account_id": account, "plan": ("agency", "advanced")[i % 2]} for i in range(count)]
         if function == "list_scopes":
             return [substitute(sample_event("list_scopes"), "demo-account", self.account("main"))] * count
+        if function == "mcp":
+            return [self.mcp_event()] * count
         return [sample_event("whoami")] * count
+
+    def mcp_event(self) -> dict[str, Any]:
+        """POST /mcp `tools/call whoami` with the context the authorizer gives the main key."""
+        event = mcp_event(WHOAMI)
+        event["requestContext"]["authorizer"].update(account_id=self.account("main"), principalId=self.account("main"))
+        return event
 
 
 # -- measurements ---------------------------------------------------------------------------
@@ -350,6 +366,35 @@ def warm_latency(fixture: Fixture, sizes: Sizes, *_: Any) -> dict[str, Any]:
     }
 
 
+def mcp_warm(fixture: Fixture, sizes: Sizes, *_: Any) -> dict[str, Any]:
+    """A warm McpFunction `tools/call whoami` against a bare GetItem, interleaved, apart from
+    the authorizer's own interleaving so its figures stay comparable from run to run."""
+    from apikeys import keys, store
+    from tests.helpers.support import LambdaContext, load_function
+
+    handler = load_function("mcp").lambda_handler
+    context = LambdaContext(function_name="mcp")
+    event = fixture.mcp_event()
+    get_item = {"TableName": fixture.table, "Key": store._digest_key(keys.digest(fixture.key)), "ConsistentRead": True}
+
+    def whoami() -> None:
+        result = handler(event, context)
+        if result["statusCode"] != 200 or '"isError":false' not in result["body"]:
+            raise AssertionError(f"tools/call whoami failed: {result}")
+
+    def bare() -> Any:
+        return fixture.client.get_item(**get_item)
+
+    with quiet():
+        samples = interleaved({"mcp_whoami": whoami, "bare_get_item": bare}, sizes.warmup, sizes.rounds, idle=bare)
+    stats = {name: summary(values) for name, values in samples.items()}
+    return {
+        "variants": stats,
+        "p50_ratio": ratio(stats["mcp_whoami"]["p50_us"], stats["bare_get_item"]["p50_us"]),
+        "p99_ratio": ratio(stats["mcp_whoami"]["p99_us"], stats["bare_get_item"]["p99_us"]),
+    }
+
+
 def throughput(fixture: Fixture, sizes: Sizes, *_: Any) -> dict[str, Any]:
     """Sequential invocations per second on the pinned core, in alternating fixed-time blocks
     (A B B A A B …): one Lambda container serves one request at a time."""
@@ -413,7 +458,9 @@ def cold_start(fixture: Fixture, sizes: Sizes, env: dict[str, str]) -> dict[str,
         entry = cold_summary(in_process[function], from_spawn[function], imports[function])
         entry["ratio_in_process"] = ratio(percentile(in_process[function], 50), base_in)
         entry["ratio_from_spawn"] = ratio(percentile(from_spawn[function], 50), base_spawn)
-        entry["target"] = TARGETS["cold_authorizer"] if function == "authorizer" else TARGETS["cold_other"]
+        entry["target"] = {"authorizer": TARGETS["cold_authorizer"], "mcp": TARGETS["cold_mcp"]}.get(
+            function, TARGETS["cold_other"]
+        )
         report["functions"][function] = entry
     return report
 
@@ -512,6 +559,7 @@ def call_counts(fixture: Fixture, *_: Any) -> dict[str, Any]:
         victim = logic.list_keys(account).keys[0].key_id
         results["delete"] = (count("delete_key", delete_event(account, victim)), ["GetItem", "TransactWriteItems"])
         results["whoami"] = (count("whoami", sample_event("whoami")), [])
+        results["mcp tools/call whoami"] = (count("mcp", fixture.mcp_event()), [])
         wait_for_background_updates()
     counter.close()
     return {
@@ -549,6 +597,7 @@ def warm_server(fixture: Fixture, sizes: Sizes) -> None:
 PHASES: dict[str, Callable[[Fixture, Sizes, dict[str, str]], dict[str, Any]]] = {
     "call_counts": call_counts,
     "warm_latency": warm_latency,
+    "mcp_warm": mcp_warm,
     "throughput": throughput,
     "cold_start": cold_start,
     "memory": memory,
@@ -598,6 +647,12 @@ def verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
             got = w[f"{kind}_ratio"]
             row(f"reject {kind} key p50", f"{warm[kind]['p50_us']} µs", f"{bare['p50_us']} µs GetItem", got,
                 "≤ 0.05, 0 calls", got <= TARGETS["reject_ratio"] and zero)  # fmt: skip
+    if m := results.get("mcp_warm"):
+        mcp, bare = m["variants"]["mcp_whoami"], m["variants"]["bare_get_item"]
+        row("mcp warm tools/call whoami p50", f"{mcp['p50_us']} µs", f"{bare['p50_us']} µs GetItem", m["p50_ratio"],
+            f"≤ {TARGETS['mcp_warm_p50_ratio']}", m["p50_ratio"] <= TARGETS["mcp_warm_p50_ratio"])  # fmt: skip
+        row("mcp warm tools/call whoami p99", f"{mcp['p99_us']} µs", f"{bare['p99_us']} µs GetItem", m["p99_ratio"],
+            "report", True)  # fmt: skip
     if cold := results.get("cold_start"):
         base = cold["baseline"]
         for function, entry in cold["functions"].items():

@@ -37,6 +37,7 @@ def test_smoke_run_reports_every_figure_and_exact_call_counts(dynamodb_local: Dy
     expected = {"authorizer warm p50", "authorizer warm p99", "reject tampered key p50", "reject malformed key p50"}
     expected |= {"authorizer warm p50, scoped key", "authorizer warm p99, scoped key"}
     expected |= {"authorizer throughput"}
+    expected |= {"mcp warm tools/call whoami p50", "mcp warm tools/call whoami p99"}
     expected |= {f"cold start {name}" for name in FUNCTIONS} | {f"peak RSS {name}" for name in FUNCTIONS}
     assert expected <= figures
     for row in results["table"]:
@@ -49,6 +50,7 @@ def test_smoke_run_reports_every_figure_and_exact_call_counts(dynamodb_local: Dy
     assert breakdown == {"store.get_principal", "auth.authorize", "tampered, log line off"}
     assert all(v["n"] == results["sizes"]["rounds"] and v["p50_us"] > 0 for v in warm.values())
     assert set(results["cold_start"]["functions"]) == set(FUNCTIONS)
+    assert set(results["mcp_warm"]["variants"]) == {"mcp_whoami", "bare_get_item"}
     # Every function but the EventBridge publisher (no local emulator) is measured.
     assert {p.parent.name for p in (ROOT / "functions").glob("*/app.py")} - set(FUNCTIONS) == {"audit_events"}
     assert all(v["peak_after_last_kib"] > 0 for v in results["memory"]["functions"].values())
@@ -65,6 +67,7 @@ def test_smoke_run_reports_every_figure_and_exact_call_counts(dynamodb_local: Dy
         "list (10 keys, page size 3)": ["Query"] * 4,
         "delete": ["GetItem", "TransactWriteItems"],
         "whoami": [],
+        "mcp tools/call whoami": [],
     }
 
     # The benchmark's key exists only in its memory: not in its output, nor in the results.

@@ -57,6 +57,7 @@ EXPECTED: dict[str, set[tuple[str, str, str | None]]] = {
     "AuthorizerFunction": {("dynamodb:GetItem", TABLE, None), ("dynamodb:UpdateItem", TABLE, LAST_USED_ONLY)},
     "WhoAmIFunction": set(),
     "ListScopesFunction": set(),
+    "McpFunction": _table("Query", "GetItem"),
 }
 # CloudWatch Logs only (logs:CreateLogGroup, CreateLogStream, PutLogEvents), as for any Lambda.
 LOGS_ONLY = {"service-role/AWSLambdaBasicExecutionRole"}

@@ -1,0 +1,121 @@
+"""Which way McpFunction runs the SDK's session manager on Lambda, measured (docs/mcp.md).
+
+`StreamableHTTPSessionManager.run()` may be entered once per instance, and Mangum's lifespan
+enters it on every invocation. Two ways out: build the ASGI app (and its manager) per
+invocation and let Mangum run its lifespan each time ("per_invocation"), or enter the lifespan
+once per container on the event loop Mangum reuses ("one_loop", what functions/mcp/app.py does).
+Both answer the same warm `tools/call whoami`, interleaved (A B A B ...), in one process.
+
+    python -m bench.mcp_loop [--rounds N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+for path in (str(ROOT / "layers" / "shared"), str(ROOT / "infra"), str(ROOT)):
+    if path not in sys.path:
+        sys.path.insert(0, path)
+
+from apikeys_local.template import load_module  # noqa: E402
+from bench.stats import percentile  # noqa: E402
+
+WHOAMI = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "whoami", "arguments": {}}}
+
+
+def mcp_event(body: dict[str, Any], protocol_version: str = "2025-06-18") -> dict[str, Any]:
+    """A REST proxy event for POST /mcp as API Gateway sends it after KeyAuthorizer allowed it."""
+    headers = {
+        "Host": "abc123.execute-api.us-east-1.amazonaws.com",
+        "Content-Type": "application/json",
+        "Accept": "application/json, text/event-stream",
+        "Mcp-Protocol-Version": protocol_version,
+    }
+    return {
+        "resource": "/mcp",
+        "path": "/mcp",
+        "httpMethod": "POST",
+        "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": "/mcp",
+            "httpMethod": "POST",
+            "path": "/v1/mcp",
+            "stage": "v1",
+            "requestId": "bench",
+            "accountId": "123456789012",
+            "apiId": "abc123",
+            "authorizer": {
+                "principalId": "acct-bench",
+                "account_id": "acct-bench",
+                "key_id": "key_bench",
+                "plan": "pro",
+            },
+            "identity": {"sourceIp": "127.0.0.1"},
+        },
+        "body": json.dumps(body),
+        "isBase64Encoded": False,
+    }
+
+
+class Context:
+    function_name = "McpFunction"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:McpFunction"
+    aws_request_id = "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 10_000
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=300)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TABLE_NAME", "bench-unused")  # whoami reads no table
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    from mangum import Mangum
+
+    app = load_module(ROOT / "functions" / "mcp" / "app.py", "fn_mcp_bench")
+    event, context = mcp_event(WHOAMI), Context()
+
+    def one_loop() -> Any:
+        return app.lambda_handler(event, context)
+
+    def per_invocation() -> Any:
+        return Mangum(app.build_app(app.SERVER), lifespan="on")(event, context)
+
+    variants = {"one_loop": one_loop, "per_invocation": per_invocation}
+    samples: dict[str, list[float]] = {name: [] for name in variants}
+    for i in range(args.rounds + 20):
+        order = list(variants) if i % 2 else list(reversed(variants))
+        for name in order:
+            started = time.perf_counter()
+            result = variants[name]()
+            elapsed = (time.perf_counter() - started) * 1000
+            if result["statusCode"] != 200 or '"isError":false' not in result["body"]:
+                raise AssertionError(f"{name}: tools/call whoami failed: {result}")
+            if i >= 20:
+                samples[name].append(elapsed)
+    report = {
+        name: {"p50_ms": round(percentile(v, 50), 2), "p99_ms": round(percentile(v, 99), 2)}
+        for name, v in samples.items()
+    }
+    report["per_invocation_extra_p50_ms"] = round(report["per_invocation"]["p50_ms"] - report["one_loop"]["p50_ms"], 2)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

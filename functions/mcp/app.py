@@ -1,0 +1,240 @@
+"""POST /mcp: the remote MCP server (Streamable HTTP, stateless, JSON responses) behind the key
+authorizer. The official `mcp` SDK speaks the protocol; Mangum adapts its ASGI app to Lambda.
+Identity comes only from the authorizer's context, never from the MCP payload."""
+
+# No `from __future__ import annotations`: the SDK and pydantic read the tools' and models'
+# annotations at runtime, in a module Lambda loads under a name of its own.
+from apikeys import coldstart  # first: pauses the cyclic GC while the imports below load
+
+# isort: split
+import inspect
+import logging
+from typing import Annotated, Any, Literal
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from mangum import Mangum
+from mangum.protocols import LifespanCycle
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.transport_security import TransportSecuritySettings
+from mcp.types import ToolAnnotations
+from pydantic import BaseModel, Field
+from starlette.applications import Starlette
+
+from apikeys import logic
+from apikeys.api import documented, json_response, key_body, make_resolver
+from apikeys.errors import ApiKeyError, Unauthorized
+from apikeys.models import ErrorOut, KeyListOut, KeyOut
+from apikeys.observability import make_logger
+
+logger = make_logger()
+FIELDS = ("account_id", "key_id", "plan")
+FULL_ACCESS = "*"
+KEYS_READ = "keys:read"
+PATH = "/mcp"
+
+
+class JsonRpcMessage(BaseModel):
+    """A JSON-RPC 2.0 request or notification (documentation of the POST body)."""
+
+    jsonrpc: Literal["2.0"]
+    method: str = Field(examples=["tools/call"])
+    id: str | int | None = None
+    params: dict[str, Any] | None = Field(default=None, examples=[{"name": "whoami", "arguments": {}}])
+
+
+class JsonRpcResponse(BaseModel):
+    """A JSON-RPC 2.0 response: `result`, or `error` for a malformed or unknown request."""
+
+    jsonrpc: Literal["2.0"]
+    id: str | int | None
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+
+
+class WhoAmI(BaseModel):
+    account_id: str = Field(description="The account the API key belongs to.")
+    key_id: str = Field(description="The id of the API key making this call.")
+    plan: str = Field(description="The account's plan (pro, advanced, agency).")
+    scopes: list[str] = Field(description='What the key may do: scope names, or ["*"] for full access.')
+
+
+def _authorizer(event: Any) -> dict[str, Any] | None:
+    """The authorizer's context if it names the caller, else None. HTTP APIs nest it under `lambda`."""
+    context = event.get("requestContext") if isinstance(event, dict) else None
+    found = context.get("authorizer") if isinstance(context, dict) else None
+    if isinstance(found, dict) and isinstance(found.get("lambda"), dict):
+        found = found["lambda"]
+    if not isinstance(found, dict) or not all(isinstance(found.get(f), str) and found[f] for f in FIELDS):
+        return None
+    return found
+
+
+def scopes_of(authorizer: dict[str, Any]) -> list[str]:
+    """Scope names from the context (`"a b"`, or `*`). Absent means full access: keys minted
+    before scopes existed have no scopes entry and keep full access (issue 12)."""
+    raw = authorizer.get("scopes", FULL_ACCESS)
+    names = raw.split() if isinstance(raw, str) else []
+    return [FULL_ACCESS] if FULL_ACCESS in names else names
+
+
+def _caller(ctx: Context) -> dict[str, Any]:
+    """The authorizer's context of the HTTP request this tool call arrived on (Mangum keeps the
+    Lambda event in the ASGI scope). lambda_handler refused the request already if it is missing."""
+    request = ctx.request_context.request
+    scope = getattr(request, "scope", None)
+    authorizer = _authorizer(scope.get("aws.event") if isinstance(scope, dict) else None)
+    if authorizer is None:
+        raise ToolError("unauthorized: a valid API key is required.")
+    return authorizer
+
+
+def _require(authorizer: dict[str, Any], scope: str, tool: str) -> None:
+    granted = scopes_of(authorizer)
+    if FULL_ACCESS not in granted and scope not in granted:
+        raise ToolError(
+            f"Missing scope {scope}: {tool} needs an API key with the {scope} scope (or full access). "
+            f"This key has: {' '.join(granted) or 'no scopes'}."
+        )
+
+
+def _domain_call(fn: Any, *args: Any) -> Any:
+    """Domain errors become tool errors with their own message (not found, retry later); anything
+    unexpected is logged and answered with a message that names no internals."""
+    try:
+        return fn(*args)
+    except ApiKeyError as error:
+        raise ToolError(f"{error.code.replace('_', ' ')}: {error.message}") from None  # "not found: No API key…"
+    except Exception:
+        logger.exception("unhandled error in an MCP tool")
+        raise ToolError("internal error: Something went wrong on our side. Please retry later.") from None
+
+
+def build_server() -> MCPServer:
+    """The MCP server and its tools. Built once per container; only the transport is per request."""
+    server = MCPServer(
+        "apikeys",
+        # The SDK's per-request INFO lines ("Terminating session: None") say nothing here.
+        log_level="WARNING",
+        instructions=(
+            "Tools for the account that owns the API key this client connected with: who the key is, "
+            "and the account's API keys (masked; full keys are never shown)."
+        ),
+    )
+
+    def whoami(ctx: Context) -> WhoAmI:
+        """Identify the API key this MCP client is connected with: its account, key id, plan and
+        scopes. Call this first when you need to know whose account you are acting on."""
+        authorizer = _caller(ctx)
+        return WhoAmI(**{f: authorizer[f] for f in FIELDS}, scopes=scopes_of(authorizer))
+
+    def list_api_keys(ctx: Context) -> KeyListOut:
+        """List every API key of the connected account, newest first, masked (never the secret),
+        with each key's status and last use, plus the plan, its key limit and the key count.
+        Use it to audit keys or find a key's id. Needs the keys:read scope."""
+        authorizer = _caller(ctx)
+        _require(authorizer, KEYS_READ, "list_api_keys")
+        listing = _domain_call(logic.list_keys, authorizer["account_id"])
+        return KeyListOut(
+            keys=[KeyOut(**key_body(record)) for record in listing.keys],
+            plan=listing.plan,
+            key_limit=listing.key_limit,
+            key_count=listing.key_count,
+        )
+
+    def get_api_key(
+        ctx: Context,
+        key_id: Annotated[
+            str, Field(description="The key's id as list_api_keys shows it: key_ and 20 letters or digits.")
+        ],
+    ) -> KeyOut:
+        """Get one API key of the connected account by its id: name, masked display, created,
+        last used, expiry and status (never the secret). Another account's key is "not found".
+        Needs the keys:read scope."""
+        authorizer = _caller(ctx)
+        _require(authorizer, KEYS_READ, "get_api_key")
+        return KeyOut(**key_body(_domain_call(logic.get_key, authorizer["account_id"], key_id)))
+
+    # Read-only, and they touch only this service: hints clients use to skip confirmation prompts.
+    hints = ToolAnnotations(readOnlyHint=True, destructiveHint=False, idempotentHint=True, openWorldHint=False)
+    for tool, title in ((whoami, "Who am I"), (list_api_keys, "List API keys"), (get_api_key, "Get an API key")):
+        # The docstring, dedented, is what a model reads to choose the tool.
+        description = inspect.cleandoc(tool.__doc__ or "")
+        server.add_tool(tool, name=tool.__name__, title=title, description=description, annotations=hints)
+    return server
+
+
+def build_app(server: MCPServer) -> Starlette:
+    # DNS-rebinding protection is off on purpose. It guards servers on localhost that a browser
+    # page could reach by rebinding its own domain; with it on, the SDK answers 421 to every Host
+    # but localhost, i.e. to the execute-api and custom domains API Gateway forwards. Here every
+    # request carries a bearer key checked by the authorizer (never an ambient cookie), and /mcp
+    # sends no CORS headers, so a rebinding or cross-origin page has nothing to ride on.
+    security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    return server.streamable_http_app(
+        streamable_http_path=PATH, json_response=True, stateless_http=True, transport_security=security
+    )
+
+
+# One ASGI app and one running session manager per container. Its run() may be entered once per
+# instance, and Mangum's lifespan="auto" enters it on every invocation, so the lifespan is entered
+# here, once, on the event loop Mangum reuses, and Mangum runs with lifespan="off". Measured
+# against building the app per invocation (python -m bench.mcp_loop, warm tools/call whoami,
+# 1500 interleaved rounds): p50 1.65 ms vs 2.08 ms; see docs/mcp.md, "Two traps of the SDK".
+SERVER = build_server()
+for _name in ("mcp", "mangum"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
+APP = build_app(SERVER)
+ADAPTER = Mangum(APP, lifespan="off")  # first: sets the event loop the lifespan below runs on
+LIFESPAN = LifespanCycle(APP, "on")
+LIFESPAN.__enter__()
+app = make_resolver(logger)
+_NO_STORE = {"Cache-Control": "no-store"}
+_HTTP_CODES = {406: "not_acceptable", 413: "payload_too_large", 415: "unsupported_media_type"}
+coldstart.ready()
+
+
+@app.post(
+    PATH,
+    summary="MCP server (Streamable HTTP, stateless, JSON responses) for MCP clients",
+    description="One JSON-RPC message per POST (`initialize`, `server/discover`, `tools/list`, `tools/call`, ...). "
+    "Send `Accept: application/json, text/event-stream`. Tools: whoami, list_api_keys, get_api_key.",
+    **documented(
+        200,
+        "The JSON-RPC response (a tool failure is a result with isError: true)",
+        JsonRpcResponse,
+        body=JsonRpcMessage,
+    ),
+)
+def mcp() -> Any:
+    event = app.current_event.raw_event
+    if _authorizer(event) is None:
+        raise Unauthorized("A valid API key is required.")
+    result = ADAPTER(event, app.lambda_context)
+    status, body = int(result["statusCode"]), result.get("body") or ""
+    headers: dict[str, str | list[str]] = {**(result.get("multiValueHeaders") or {}), **(result.get("headers") or {})}
+    if status >= 400 and not body.startswith("{"):
+        # The SDK's bare HTTP refusals (406 without a JSON Accept in the current revision, 415,
+        # 413) get the error shape of every route. JSON-RPC error bodies (the handshake-era
+        # transport's 406 and 400s) stay as they are: MCP clients parse them.
+        code, message = _HTTP_CODES.get(status, "request_refused"), body or f"The MCP request was refused ({status})."
+        return json_response(status, {"error": {"code": code, "message": message}})
+    return Response(status, body=body, headers={**headers, **_NO_STORE})
+
+
+def _no_stream_or_session() -> Any:
+    # Stateless: no SSE stream to GET, no session to DELETE.
+    body = {"error": {"code": "method_not_allowed", "message": "Only POST is supported on /mcp."}}
+    return json_response(405, body, {"Allow": "POST"})
+
+
+_NOT_ALLOWED = documented(405, "Only POST: a stateless server offers no SSE stream and no session", ErrorOut)
+app.get(PATH, summary="Not offered: no SSE stream (stateless server)", **_NOT_ALLOWED)(_no_stream_or_session)
+app.delete(PATH, summary="Not offered: no session to end (stateless server)", **_NOT_ALLOWED)(_no_stream_or_session)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

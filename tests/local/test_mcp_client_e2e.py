@@ -1,0 +1,205 @@
+"""The MCP server end to end with the official MCP client: the `mcp` SDK's `Client` over
+`streamable_http_client`, carrying `Authorization: Bearer ot_…` on an httpx2 client, against
+`apikeys-local serve` (the real authorizer, McpFunction and table layout)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
+
+from tests.helpers.local_server import ROOT, ServerProcess, cli, http
+
+MODES = ("auto", "legacy")
+
+
+def new_account(home: Path) -> tuple[str, str]:
+    account = f"acct-{uuid.uuid4().hex[:10]}"
+    done = cli(home, "plan", "set", account, "pro")
+    assert done.returncode == 0, done.stderr
+    minted = cli(home, "token", "--account", account)
+    assert minted.returncode == 0, minted.stderr
+    return account, minted.stdout.strip()
+
+
+def new_key(url: str, token: str, name: str = "MCP client") -> dict[str, Any]:
+    created = http("POST", f"{url}/keys", token, {"name": name})
+    assert created.status == 201, created.text
+    return created.json  # type: ignore[no-any-return]
+
+
+def connect(url: str, key: str, mode: str, statuses: list[int] | None = None) -> Client:
+    """The official client with the key on every request; `statuses` records each HTTP status."""
+
+    async def record(response: httpx2.Response) -> None:
+        if statuses is not None:
+            statuses.append(response.status_code)
+
+    http_client = httpx2.AsyncClient(
+        headers={"Authorization": f"Bearer {key}"}, timeout=60, event_hooks={"response": [record]}
+    )
+    return Client(streamable_http_client(f"{url}/mcp", http_client=http_client), mode=mode)  # type: ignore[arg-type]
+
+
+def text_of(result: Any) -> str:
+    return " ".join(getattr(block, "text", "") for block in result.content)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_official_client_lists_and_calls_every_tool(local_api: ServerProcess, local_home: Path, mode: str) -> None:
+    url = local_api.url
+    account, token = new_account(local_home)
+    created = new_key(url, token)
+    _, other_token = new_account(local_home)
+    foreign = new_key(url, other_token, "Not yours")
+
+    async def session() -> dict[str, Any]:
+        async with connect(url, created["key"], mode) as client:
+            tools = await client.list_tools()
+            return {
+                "version": client.protocol_version,
+                "tools": {tool.name: tool for tool in tools.tools},
+                "whoami": await client.call_tool("whoami", {}),
+                "list": await client.call_tool("list_api_keys", {}),
+                "get": await client.call_tool("get_api_key", {"key_id": created["id"]}),
+                "foreign": await client.call_tool("get_api_key", {"key_id": foreign["id"]}),
+            }
+
+    seen = anyio.run(session)
+    # auto: `server/discover` answered, so the client speaks the current, stateless revision;
+    # legacy: the `initialize` handshake most deployed clients still send.
+    expected = MODERN_PROTOCOL_VERSIONS if mode == "auto" else HANDSHAKE_PROTOCOL_VERSIONS
+    assert seen["version"] in expected, seen["version"]
+    assert set(seen["tools"]) == {"whoami", "list_api_keys", "get_api_key"}
+    for tool in seen["tools"].values():
+        assert tool.description and tool.input_schema["type"] == "object" and tool.output_schema
+    assert seen["tools"]["get_api_key"].input_schema["required"] == ["key_id"]
+
+    assert seen["whoami"].is_error is False
+    assert seen["whoami"].structured_content == {
+        "account_id": account,
+        "key_id": created["id"],
+        "plan": "pro",
+        "scopes": ["*"],
+    }
+    rest_list = http("GET", f"{url}/keys", token).json
+    assert seen["list"].is_error is False
+    assert seen["list"].structured_content == rest_list
+    rest_get = http("GET", f"{url}/keys/{created['id']}", token).json
+    assert seen["get"].structured_content == rest_get
+    assert seen["foreign"].is_error is True
+    assert "not found" in text_of(seen["foreign"]).lower()
+    for result in (seen["list"], seen["get"], seen["foreign"]):
+        dumped = json.dumps(result.model_dump(mode="json"))
+        assert created["key"] not in dumped and foreign["key"] not in dumped
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_key_deleted_while_connected_fails_the_next_call_with_401(
+    local_api: ServerProcess, local_home: Path, mode: str
+) -> None:
+    url = local_api.url
+    _, token = new_account(local_home)
+    created = new_key(url, token)
+
+    statuses: list[int] = []
+
+    async def session() -> tuple[Any, BaseException | None]:
+        async with connect(url, created["key"], mode, statuses) as client:
+            before = await client.call_tool("whoami", {})
+            deleted = http("DELETE", f"{url}/keys/{created['id']}", token)
+            assert deleted.status == 204
+            try:
+                await client.call_tool("whoami", {})
+            except Exception as error:  # the SDK surfaces the HTTP error as an MCPError
+                return before, error
+            return before, None
+
+    before, failure = anyio.run(session)
+    assert before.is_error is False
+    assert failure is not None, "the revoked key's next MCP call succeeded"
+    assert statuses[-1] == 401, statuses
+    assert set(statuses[:-1]) <= {200, 202}, statuses
+
+
+def test_revoked_or_missing_key_gets_401_bearer_and_the_error_json(local_api: ServerProcess, local_home: Path) -> None:
+    url = local_api.url
+    _, token = new_account(local_home)
+    created = new_key(url, token)
+    assert http("DELETE", f"{url}/keys/{created['id']}", token).status == 204
+    message = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+    accept = {"Accept": "application/json, text/event-stream"}
+    for key in (created["key"], None):
+        refused = http("POST", f"{url}/mcp", key, message, headers=accept)
+        assert refused.status == 401, refused.text
+        assert refused.headers["WWW-Authenticate"] == "Bearer"
+        assert refused.json["error"]["code"] == "unauthorized"
+
+
+def test_local_server_forwards_mcp_headers_status_and_body(local_api: ServerProcess, local_home: Path) -> None:
+    """What an MCP client depends on passes through the emulated gateway unchanged: Accept
+    (406 without it), Mcp-Protocol-Version, the JSON-RPC body and status codes, 405s."""
+    url = local_api.url
+    _, token = new_account(local_home)
+    key = new_key(url, token)["key"]
+    legacy = {"Mcp-Protocol-Version": "2025-06-18", "Mcp-Method": "tools/list"}
+    message = {"jsonrpc": "2.0", "id": 7, "method": "tools/list"}
+
+    listed = http(
+        "POST", f"{url}/mcp", key, message, headers={"Accept": "application/json, text/event-stream", **legacy}
+    )
+    assert listed.status == 200, listed.text
+    assert listed.json["id"] == 7 and {t["name"] for t in listed.json["result"]["tools"]} >= {"whoami"}
+    assert listed.headers["Content-Type"].startswith("application/json")
+
+    no_accept = http("POST", f"{url}/mcp", key, message, headers={"Accept": "text/html", **legacy})
+    assert no_accept.status == 406 and no_accept.json["error"]["code"] == -32600
+
+    parse_error = http("POST", f"{url}/mcp", key, raw=b"{not json", headers={"Accept": "application/json", **legacy})
+    assert parse_error.status == 400 and parse_error.json["error"]["code"] == -32700
+
+    for method in ("GET", "DELETE"):
+        refused = http(method, f"{url}/mcp", key)
+        assert refused.status == 405 and refused.headers["Allow"] == "POST"
+        assert refused.json["error"]["code"] == "method_not_allowed"
+
+
+INSPECTOR = ROOT / "node_modules" / ".bin" / "mcp-inspector"
+
+
+def inspector(url: str, key: str, home: Path, *args: str, exit_code: int = 0) -> Any:
+    """The MCP Inspector's CLI mode (from node_modules, no network): a second client nobody here
+    wrote. It prints the result on stdout and exits 5 when a tool answered isError: true."""
+    command = [str(INSPECTOR), "--cli", f"{url}/mcp", "--transport", "http", *args]
+    command += ["--header", f"Authorization: Bearer {key}"]
+    env = {"PATH": os.environ["PATH"], "HOME": str(home), "NO_COLOR": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env, check=False, cwd=home)
+    assert done.returncode == exit_code, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+def test_mcp_inspector_cli_lists_and_calls_the_tools(
+    local_api: ServerProcess, local_home: Path, tmp_path: Path
+) -> None:
+    url = local_api.url
+    account, token = new_account(local_home)
+    created = new_key(url, token)
+    listed = inspector(url, created["key"], tmp_path, "--method", "tools/list")
+    assert {tool["name"] for tool in listed["tools"]} == {"whoami", "list_api_keys", "get_api_key"}
+    whoami = inspector(url, created["key"], tmp_path, "--method", "tools/call", "--tool-name", "whoami")
+    assert whoami["isError"] is False and whoami["structuredContent"]["account_id"] == account
+    keys = inspector(url, created["key"], tmp_path, "--method", "tools/call", "--tool-name", "list_api_keys")
+    assert keys["structuredContent"] == http("GET", f"{url}/keys", token).json
+    args = ("--method", "tools/call", "--tool-name", "get_api_key", "--tool-arg", "key_id=key_00000000000000000000")
+    missing = inspector(url, created["key"], tmp_path, *args, exit_code=5)
+    assert missing["isError"] is True and "not found" in missing["content"][0]["text"]
