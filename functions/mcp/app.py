@@ -4,7 +4,8 @@ Identity comes only from the authorizer's context, never from the MCP payload.""
 
 # No `from __future__ import annotations`: the SDK and pydantic read the tools' and models'
 # annotations at runtime, in a module Lambda loads under a name of its own.
-from apikeys import coldstart  # first: pauses the cyclic GC while the imports below load
+
+from apikeys.handler import rest_function  # first: pauses the cyclic GC, then builds the resolver
 
 # isort: split
 import inspect
@@ -12,8 +13,6 @@ import logging
 from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.typing import LambdaContext
 from mangum import Mangum
 from mangum.protocols import LifespanCycle
 from mcp.server.mcpserver import Context, MCPServer
@@ -24,9 +23,9 @@ from pydantic import BaseModel, Field
 from starlette.applications import Starlette
 
 from apikeys import logic
-from apikeys.api import documented, json_response, key_body, make_resolver
+from apikeys.api import documented, json_response, key_body
+from apikeys.bodies import ErrorOut, KeyListOut, KeyOut
 from apikeys.errors import ApiKeyError, Unauthorized
-from apikeys.models import ErrorOut, KeyListOut, KeyOut
 from apikeys.observability import make_logger
 
 logger = make_logger()
@@ -190,10 +189,9 @@ APP = build_app(SERVER)
 ADAPTER = Mangum(APP, lifespan="off")  # first: sets the event loop the lifespan below runs on
 LIFESPAN = LifespanCycle(APP, "on")
 LIFESPAN.__enter__()
-app = make_resolver(logger)
 _NO_STORE = {"Cache-Control": "no-store"}
 _HTTP_CODES = {406: "not_acceptable", 413: "payload_too_large", 415: "unsupported_media_type"}
-coldstart.ready()
+app, lambda_handler = rest_function()
 
 
 @app.post(
@@ -233,8 +231,3 @@ def _no_stream_or_session() -> Any:
 _NOT_ALLOWED = documented(405, "Only POST: a stateless server offers no SSE stream and no session", ErrorOut)
 app.get(PATH, summary="Not offered: no SSE stream (stateless server)", **_NOT_ALLOWED)(_no_stream_or_session)
 app.delete(PATH, summary="Not offered: no session to end (stateless server)", **_NOT_ALLOWED)(_no_stream_or_session)
-
-
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)

@@ -32,8 +32,9 @@ def new_account(home: Path) -> tuple[str, str]:
     return account, minted.stdout.strip()
 
 
-def new_key(url: str, token: str, name: str = "MCP client") -> dict[str, Any]:
-    created = http("POST", f"{url}/keys", token, {"name": name})
+def new_key(url: str, token: str, name: str = "MCP client", scopes: list[str] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"name": name} if scopes is None else {"name": name, "scopes": scopes}
+    created = http("POST", f"{url}/keys", token, body)
     assert created.status == 201, created.text
     return created.json  # type: ignore[no-any-return]
 
@@ -203,3 +204,35 @@ def test_mcp_inspector_cli_lists_and_calls_the_tools(
     args = ("--method", "tools/call", "--tool-name", "get_api_key", "--tool-arg", "key_id=key_00000000000000000000")
     missing = inspector(url, created["key"], tmp_path, *args, exit_code=5)
     assert missing["isError"] is True and "not found" in missing["content"][0]["text"]
+
+
+def test_scopes_apply_to_mcp_end_to_end(local_api: ServerProcess, local_home: Path) -> None:
+    """A key scoped to `mcp` alone reaches the server but its key tools answer a tool error
+    naming `keys:read`; with `keys:read` they work; a `whoami`-only key is refused at the gateway."""
+    url = local_api.url
+    account, token = new_account(local_home)
+    mcp_only = new_key(url, token, "MCP only", ["mcp"])
+    reader = new_key(url, token, "MCP reader", ["mcp", "keys:read"])
+    rest_only = new_key(url, token, "REST only", ["whoami"])
+
+    async def calls(key: str) -> tuple[Any, Any]:
+        async with connect(url, key, "auto") as client:
+            return await client.call_tool("whoami", {}), await client.call_tool("list_api_keys", {})
+
+    whoami, listed = anyio.run(calls, mcp_only["key"])
+    assert whoami.is_error is False and whoami.structured_content["scopes"] == ["mcp"]
+    assert listed.is_error is True and "keys:read" in text_of(listed)
+
+    _, listed = anyio.run(calls, reader["key"])
+    assert listed.is_error is False and listed.structured_content == http("GET", f"{url}/keys", token).json
+
+    statuses: list[int] = []
+
+    async def refused() -> None:
+        async with connect(url, rest_only["key"], "auto", statuses) as client:
+            await client.call_tool("whoami", {})
+
+    with pytest.raises(BaseException):  # noqa: B017 - the SDK wraps the HTTP error in its own types
+        anyio.run(refused)
+    assert statuses and statuses[-1] == 403
+    assert account
