@@ -215,10 +215,11 @@ def test_authorizer_outcomes_and_gateway_responses(probe: ServerProcess) -> None
     check(http("GET", f"{probe.url}/guarded", "boom"), "AUTHORIZER_FAILURE")
     assert REAL.gateway_responses["AUTHORIZER_FAILURE"].headers == {"Retry-After": "1", "Cache-Control": "no-store"}
     assert REAL.gateway_responses["UNAUTHORIZED"].headers == {"WWW-Authenticate": "Bearer", "Cache-Control": "no-store"}
-    # AUTHORIZER_CONFIGURATION_ERROR has no response of its own: DEFAULT_5XX, with its 500.
+    # An answer API Gateway cannot read is AUTHORIZER_CONFIGURATION_ERROR: refused, retryable 503.
     nested = http("GET", f"{probe.url}/guarded", "nested")
-    assert nested.status == 500 and nested.json == json.loads(REAL.gateway_responses["DEFAULT_5XX"].body)
-    assert nested.headers["Cache-Control"] == "no-store"
+    configuration_error = REAL.gateway_responses["AUTHORIZER_CONFIGURATION_ERROR"]
+    assert nested.status == 503 and nested.json == json.loads(configuration_error.body)
+    assert nested.headers["Cache-Control"] == "no-store" and nested.headers["Retry-After"] == "1"
 
 
 def test_authorizer_cache_follows_the_ttl(probe: ServerProcess) -> None:
