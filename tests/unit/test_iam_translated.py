@@ -56,6 +56,10 @@ EXPECTED: dict[str, set[tuple[str, str, str | None]]] = {
     },
     "AuthorizerFunction": {("dynamodb:GetItem", TABLE, None), ("dynamodb:UpdateItem", TABLE, LAST_USED_ONLY)},
     "WhoAmIFunction": set(),
+    # Revocation by a leak or a public report goes through DELETE's transaction: DELETE's grants.
+    "SecretScanningFunction": _table("GetItem", "DeleteItem", "UpdateItem", "PutItem"),
+    "RevokeCredentialsFunction": _table("GetItem", "DeleteItem", "UpdateItem", "PutItem"),
+    "ListRevocationsFunction": _table("Query"),
 }
 # CloudWatch Logs only (logs:CreateLogGroup, CreateLogStream, PutLogEvents), as for any Lambda.
 LOGS_ONLY = {"service-role/AWSLambdaBasicExecutionRole"}

@@ -17,6 +17,7 @@ KEY_RENAMED = "ApiKeyRenamed"
 KEY_ROLLED = "ApiKeyRolled"
 KEY_DELETED = "ApiKeyDeleted"
 KEY_EXPIRED = "ApiKeyExpired"
+KEY_REVOKED = "ApiKeyRevoked"  # found in public (reason `leaked`) or reported (reason `reported`)
 PLAN_CHANGED = "AccountPlanChanged"
 
 

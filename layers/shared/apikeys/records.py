@@ -43,3 +43,16 @@ class Principal:
     key_id: str
     plan: str
     expires_at_epoch: int | None = None
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """A key revoked because it was found in public (`leaked`) or reported (`reported`):
+    what the console tells the customer, kept 30 days."""
+
+    key_id: str
+    name: str
+    reason: str
+    revoked_at: str
+    url: str = ""
+    source: str = ""
