@@ -42,8 +42,8 @@ def _raw_body() -> bytes:
 )
 def report() -> Any:
     event = app.current_event
-    identifier = event.get_header_value("Github-Public-Key-Identifier", case_sensitive=False)
-    signature = event.get_header_value("Github-Public-Key-Signature", case_sensitive=False)
+    identifier = event.headers.get("Github-Public-Key-Identifier")  # any case
+    signature = event.headers.get("Github-Public-Key-Signature")
     body = _raw_body()
     if len(body) > scanning.MAX_REPORT_BYTES:
         raise InvalidRequest(f"Request body exceeds {scanning.MAX_REPORT_BYTES} bytes.")
