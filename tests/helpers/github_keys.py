@@ -62,6 +62,14 @@ class GitHubKeys:
             )
         return {"public_keys": entries}
 
+    def private_pem(self, identifier: str = "key-1") -> str:
+        """The signing key, for a signer in another process (the console's browser test)."""
+        return (
+            self.private[identifier]
+            .private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+            .decode()
+        )
+
     def sign(self, body: bytes, identifier: str = "key-1") -> dict[str, str]:
         signature = self.private[identifier].sign(body, ec.ECDSA(hashes.SHA256()))
         return {
