@@ -5,6 +5,7 @@ and the very next request with the key refused. Records the report → refusal l
 from __future__ import annotations
 
 import json
+import statistics
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,6 +16,8 @@ import pytest
 from tests.helpers import figures
 from tests.helpers.github_keys import GitHubKeys, finding, report
 from tests.helpers.local_server import ServerProcess, cli, http, start_server
+
+WARM_TRIES = 10
 
 
 @pytest.fixture(scope="module")
@@ -57,15 +60,22 @@ def test_a_signed_report_revokes_the_key_before_its_next_request(
     assert reply.json[0]["label"] == "true_positive"
     assert refused.status == 401 and refused.json["error"]["code"] == "unauthorized"
     figures.add("leaked keys (local server)", "report -> refusal, ms, cold function", round(latency_ms))
-    # Warm: the same containers, a second key.
-    _, second = _account_with_key(home, url, "Leaky too")
-    assert http("GET", f"{url}/v1/whoami", second["key"]).status == 200
-    body = report(finding(second["key"]))
-    started = time.perf_counter()
-    assert http("POST", f"{url}/secret-scanning/github", raw=body, headers=github.sign(body)).status == 200
-    assert http("GET", f"{url}/v1/whoami", second["key"]).status == 401
-    warm_ms = (time.perf_counter() - started) * 1000
-    figures.add("leaked keys (local server)", "report -> refusal, ms, warm", round(warm_ms))
+    # Warm: the same containers, ten more keys, each reported and then used once.
+    warm: list[float] = []
+    for i in range(WARM_TRIES):
+        _, leaked = _account_with_key(home, url, f"Leaky {i}")
+        assert http("GET", f"{url}/v1/whoami", leaked["key"]).status == 200
+        body = report(finding(leaked["key"]))
+        started = time.perf_counter()
+        assert http("POST", f"{url}/secret-scanning/github", raw=body, headers=github.sign(body)).status == 200
+        assert http("GET", f"{url}/v1/whoami", leaked["key"]).status == 401  # the very next request
+        warm.append((time.perf_counter() - started) * 1000)
+    figures.add(
+        "leaked keys (local server)",
+        f"report -> refusal, ms, warm median of {WARM_TRIES}",
+        round(statistics.median(warm)),
+    )
+    figures.add("leaked keys (local server)", f"report -> refusal, ms, warm max of {WARM_TRIES}", round(max(warm)))
     listed = http("GET", f"{url}/revocations", token).json["revocations"]
     assert [(r["name"], r["reason"], r["url"]) for r in listed] == [("Leaky", "leaked", finding("")["url"])]
     assert http("GET", f"{url}/keys", token).json["key_count"] == 0
