@@ -34,8 +34,7 @@ MAX_REPORT_BYTES = 1024 * 1024
 MAX_KEYS_DOCUMENT_BYTES = 256 * 1024
 ACTOR = "github-secret-scanning"
 
-_keys: dict[str, ec.EllipticCurvePublicKey] = {}
-fetches = 0  # how often the keys were fetched in this container (tests check the refetch rule)
+_keys: dict[str, ec.EllipticCurvePublicKey] = {}  # per container
 
 
 @dataclass(frozen=True)
@@ -47,9 +46,7 @@ class Finding:
 
 
 def reset_for_tests() -> None:
-    global fetches
     _keys.clear()
-    fetches = 0
 
 
 def _keys_url() -> str:
@@ -62,8 +59,6 @@ def _keys_url() -> str:
 def _fetch_keys() -> dict[str, ec.EllipticCurvePublicKey]:
     """GitHub's `{"public_keys": [{"key_identifier", "key", "is_current"}]}`; P-256 keys only.
     Any failure is a 503: GitHub retries, and no report is judged against a partial key set."""
-    global fetches
-    fetches += 1
     request = urllib.request.Request(_keys_url(), headers={"Accept": "application/json"})  # noqa: S310 - scheme checked
     try:
         with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT_SECONDS) as response:  # nosec B310 # noqa: S310
