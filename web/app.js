@@ -286,6 +286,43 @@
     if (which === "error") $("list-error-text").textContent = message;
   }
 
+  /** Keys revoked in the last 30 days because they were found in public or reported: what,
+   * when and where, so the customer can replace them. Best effort: the list still loads without it. */
+  async function loadRevocations() {
+    try {
+      const data = await request("GET", "/revocations");
+      renderRevocations(data.revocations || []);
+    } catch {
+      renderRevocations([]);
+    }
+  }
+
+  function renderRevocations(revocations) {
+    const list = $("leaked-keys-list");
+    list.replaceChildren();
+    for (const revoked of revocations) {
+      const item = document.createElement("li");
+      item.dataset.keyId = revoked.key_id;
+      const why = revoked.reason === "leaked" ? "it was found in public" : "someone reported it";
+      item.append(`${quoted(revoked.name)} was revoked `, timeElement(revoked.revoked_at), ` because ${why}`);
+      if (revoked.url) {
+        item.append(" at ");
+        // Only an http(s) address becomes a link: a report's url is not ours to trust.
+        if (/^https?:\/\//i.test(revoked.url)) {
+          const link = Object.assign(document.createElement("a"), { href: revoked.url, textContent: revoked.url });
+          link.rel = "noopener noreferrer";
+          link.target = "_blank";
+          item.append(link);
+        } else {
+          item.append(Object.assign(document.createElement("code"), { textContent: revoked.url }));
+        }
+      }
+      item.append(".");
+      list.append(item);
+    }
+    $("leaked-keys").hidden = revocations.length === 0;
+  }
+
   async function loadKeys() {
     const list = document.querySelector(".list");
     list.setAttribute("aria-busy", "true");
@@ -298,6 +335,7 @@
       state.count = data.key_count;
       state.loaded = true;
       render();
+      await loadRevocations();
     } catch (err) {
       if (err.status !== 401) {
         state.loaded = false;

@@ -91,6 +91,7 @@ class Gateway:
         self._cache: dict[tuple[str, str], tuple[float, dict[str, Any] | str]] = {}
         self._cache_lock = threading.Lock()
         self.bucket = TokenBucket(*stack.throttle) if stack.throttle is not None else None
+        self.method_buckets = {route: TokenBucket(*limits) for route, limits in stack.method_throttles.items()}
 
     # -- responses ---------------------------------------------------------------------------
 
@@ -280,7 +281,8 @@ class Gateway:
             return Outcome(self.gateway_response("MISSING_AUTHENTICATION_TOKEN", request_id))
         route = self.stack.routes[index]
         # The stage's method throttling, before the authorizer: a throttled request costs nothing.
-        if self.bucket is not None and not self.bucket.take():
+        bucket = self.method_buckets.get((route.path, route.method), self.bucket)
+        if bucket is not None and not bucket.take():
             return Outcome(self.gateway_response("THROTTLED", request_id), route.function)
         authorizer_context: Any = None
         if route.authorizer is not None:

@@ -74,8 +74,8 @@ def build_spec(stack: Stack, server_url: str | None = None, strict: bool = True)
                 },
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}},
             }
-        if route.authorizer is not None:
-            operation["security"] = [{route.authorizer: []}]
+        # An empty list says "no authentication" (the public revocation API, GitHub's webhook).
+        operation["security"] = [{route.authorizer: []}] if route.authorizer is not None else []
         paths.setdefault(route.path, {})[method] = operation
         for name, schema in generated.get("components", {}).get("schemas", {}).items():
             if name not in _UNUSED:

@@ -142,6 +142,9 @@ class Stack:
     streams: list[StreamSubscription] = field(default_factory=list)
     # The stage's throttling (MethodSettings for /* and *): (rate per second, burst), if any.
     throttle: tuple[float, float] | None = None
+    # Per-method MethodSettings, keyed by (path as in the template, METHOD): they replace the
+    # stage's limits for that method, as API Gateway applies them.
+    method_throttles: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
 
     def gateway_response(self, kind: str) -> GatewayResponse:
         """The response of `kind` as API Gateway renders it: the type's own definition, else
@@ -331,15 +334,20 @@ def load_stack(root: Path, table_name: str, overrides: dict[str, str] | None = N
     responses = gateway_responses(api_props.get("GatewayResponses") or {})
 
     throttle: tuple[float, float] | None = None
+    method_throttles: dict[tuple[str, str], tuple[float, float]] = {}
     for setting in api_props.get("MethodSettings") or []:
-        if (setting.get("ResourcePath"), setting.get("HttpMethod")) != ("/*", "*"):
-            raise TemplateError("the emulator applies stage-wide MethodSettings only (ResourcePath /*, HttpMethod *)")
-        if "ThrottlingRateLimit" in setting or "ThrottlingBurstLimit" in setting:
-            # API Gateway's account defaults stand in for a limit the template leaves out.
-            throttle = (
-                float(setting.get("ThrottlingRateLimit", 10000)),
-                float(setting.get("ThrottlingBurstLimit", 5000)),
-            )
+        path, method = setting.get("ResourcePath"), setting.get("HttpMethod")
+        if "ThrottlingRateLimit" not in setting and "ThrottlingBurstLimit" not in setting:
+            continue
+        # API Gateway's account defaults stand in for a limit the template leaves out.
+        limits = (float(setting.get("ThrottlingRateLimit", 10000)), float(setting.get("ThrottlingBurstLimit", 5000)))
+        if (path, method) == ("/*", "*"):
+            throttle = limits
+        elif isinstance(path, str) and path.startswith("/") and isinstance(method, str) and method != "*":
+            # A method's resource path has its slashes encoded as ~1: /~1v1~1credentials~1revoke.
+            method_throttles[(path[1:].replace("~1", "/"), method.upper())] = limits
+        else:
+            raise TemplateError("the emulator applies MethodSettings for /* and * or for one path and method")
 
     return Stack(
         root=root,
@@ -353,4 +361,5 @@ def load_stack(root: Path, table_name: str, overrides: dict[str, str] | None = N
         parameters=params,
         streams=streams,
         throttle=throttle,
+        method_throttles=method_throttles,
     )

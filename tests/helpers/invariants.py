@@ -27,6 +27,8 @@ class TableState:
     accounts: dict[str, dict[str, Any]] = field(default_factory=dict)
     keys: dict[str, dict[str, dict[str, Any]]] = field(default_factory=lambda: defaultdict(dict))
     digests: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tombstones: dict[str, dict[str, Any]] = field(default_factory=dict)
+    notices: dict[str, dict[str, dict[str, Any]]] = field(default_factory=lambda: defaultdict(dict))
     checks: int = 0
 
 
@@ -37,7 +39,8 @@ def check_table(table: str, client: Any = None) -> TableState:
       never negative);
     - every key item has its digest item, pointing back at the same account and key;
     - every digest item has its key item (no orphan that would authorize a deleted key);
-    - every digest item carries the account's current plan (what the authorizer returns).
+    - every digest item carries the account's current plan (what the authorizer returns);
+    - a revoked key's tombstone has no key item, no plan and a TTL (it authorizes nothing).
     """
     state = TableState()
     for item in scan(table, client):
@@ -46,8 +49,12 @@ def check_table(table: str, client: Any = None) -> TableState:
             state.accounts[pk.removeprefix("ACCOUNT#")] = item
         elif sk.startswith("KEY#"):
             state.keys[pk.removeprefix("ACCOUNT#")][sk.removeprefix("KEY#")] = item
+        elif sk == "DIGEST" and "revoked" in item:
+            state.tombstones[pk.removeprefix("DIGEST#")] = item
         elif sk == "DIGEST":
             state.digests[pk.removeprefix("DIGEST#")] = item
+        elif sk.startswith("REVOKED#"):
+            state.notices[pk.removeprefix("ACCOUNT#")][sk.removeprefix("REVOKED#")] = item
         elif sk == "EVENT" or pk.startswith("EVENT#"):
             continue  # the audit outbox: not part of the key invariants
         else:
@@ -74,7 +81,10 @@ def check_table(table: str, client: Any = None) -> TableState:
             state.checks += 3
     orphans = set(state.digests) - seen_digests
     assert not orphans, f"{len(orphans)} orphan digest items"
-    state.checks += 1
+    for digest, item in state.tombstones.items():
+        assert "plan" not in item and "ttl" in item, f"tombstone {digest[:8]} could authorize or never expire"
+        assert all(k.get("digest", {}).get("S") != digest for keys in state.keys.values() for k in keys.values())
+    state.checks += 1 + len(state.tombstones)
     return state
 
 

@@ -212,6 +212,20 @@ class Api:
         event = rest_event("DELETE", f"/keys/{key_id}", account, path_parameters={"key_id": key_id})
         return self._invoke("delete_key", event)
 
+    def revocations(self, account: str | None) -> Reply:
+        return self._invoke("list_revocations", rest_event("GET", "/revocations", account))
+
+    def revoke_credentials(self, body: Any = None, raw_body: str | None = None) -> Reply:
+        event = rest_event("POST", "/v1/credentials/revoke", None, body=body, raw_body=raw_body)
+        return self._invoke("revoke_credentials", event)
+
+    def secret_scanning(self, body: bytes, headers: dict[str, str]) -> Reply:
+        """A report as GitHub posts it: the raw body exactly as signed, no identity."""
+        event = rest_event("POST", "/secret-scanning/github", None, raw_body=body.decode())
+        event["headers"] = {"Content-Type": "application/json", **headers}
+        event["multiValueHeaders"] = {k: [v] for k, v in event["headers"].items()}
+        return self._invoke("secret_scanning", event)
+
     @staticmethod
     def set_plan(account: str, plan: str) -> dict[str, Any]:
         return load_function("set_plan").lambda_handler({"account_id": account, "plan": plan}, LambdaContext())

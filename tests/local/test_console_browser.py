@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests.helpers.github_keys import GitHubKeys
 from tests.helpers.local_server import ROOT, ServerProcess, http, start_server
 from tests.helpers.support import PLAN_LIMITS
 
@@ -24,10 +25,20 @@ CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.whic
 
 
 @pytest.fixture(scope="module")
-def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def github() -> Iterator[GitHubKeys]:
+    """GitHub's secret scanning public keys, generated here (the leaked-key scenario signs with them)."""
+    keys = GitHubKeys()
+    yield keys
+    keys.close()
+
+
+@pytest.fixture(scope="module")
+def console(tmp_path_factory: pytest.TempPathFactory, github: GitHubKeys) -> Iterator[ServerProcess]:
     assert Path(CHROMIUM).is_file(), "Chromium is missing: `make test` installs it (scripts/ensure-chromium.sh)"
     assert (ROOT / "node_modules" / "playwright-core").is_dir(), "playwright-core is missing: run `npm ci`"
-    server = start_server(tmp_path_factory.mktemp("console-home"))
+    overrides = ("--parameter-overrides", f"SecretScanningKeysUrl={github.url}")
+    server = start_server(tmp_path_factory.mktemp("console-home"), args=overrides)
+    server.github = github  # type: ignore[attr-defined]
     yield server
     server.stop()
 
@@ -39,6 +50,8 @@ def run(console: ServerProcess, scenario: str) -> dict[str, Any]:
         "ACCOUNT": f"browser-{scenario}-{uuid.uuid4().hex[:8]}",
         "SCREENSHOT_DIR": str(SCREENSHOTS),
         "CHROMIUM": CHROMIUM,
+        "GITHUB_KEY_ID": "key-1",
+        "GITHUB_KEY_PEM": console.github.private_pem(),  # type: ignore[attr-defined]
     }
     node = shutil.which("node")
     assert node, "node is required"
@@ -199,3 +212,18 @@ def test_local_server_serves_the_page_and_a_dev_login(console: ServerProcess) ->
         PLAN_LIMITS["advanced"],
         0,
     )
+
+
+def test_a_leaked_key_is_revoked_and_the_page_says_where_it_was_found(console: ServerProcess) -> None:
+    f = run(console, "leaked")
+    assert f["whoami_before"] == 200 and f["notice_hidden_before"]
+    assert (f["report_status"], f["report_label"]) == (200, "true_positive")
+    assert f["whoami_after"] == 401
+    assert f["notice_text"] == (
+        "“CI deploy key” was revoked just now because it was found in public at "
+        "https://github.com/octo/app/blob/main/.env."
+    )
+    assert f["notice_link"] == "https://github.com/octo/app/blob/main/.env"
+    assert f["notice_time_title"].endswith("UTC")
+    assert f["rows"] == 1 and f["usage"] == "1 of 3 keys · Pro"
+    assert f["key_in_page"] is False

@@ -121,6 +121,19 @@ def test_every_sample_event_does_what_it_is_for(local_api: ServerProcess, local_
     rc, changed = run("rename_key_scopes.json", with_id("rename_key_scopes.json", scoped_id))
     assert rc == 0 and changed["statusCode"] == 200 and json.loads(changed["body"])["scopes"] == ["mcp"]
 
+    # Issue 14: the public revocation sample carries the placeholder (202, nothing revoked); with a
+    # real key it revokes it, and the account's revocations list names it.
+    rc, accepted = run("revoke_credentials.json")
+    assert rc == 0 and accepted["statusCode"] == 202 and json.loads(accepted["body"]) == {}
+    rc, listed = run("list_revocations.json")
+    assert rc == 0 and listed["statusCode"] == 200 and json.loads(listed["body"]) == {"revocations": []}
+    rc, other = run("create_key.json")
+    leaked = json.loads(other["body"])
+    rc, accepted = run("revoke_credentials.json", with_key(EVENTS / "revoke_credentials.json", leaked["key"], tmp_path))
+    assert rc == 0 and accepted["statusCode"] == 202
+    rc, listed = run("list_revocations.json")
+    assert [r["key_id"] for r in json.loads(listed["body"])["revocations"]] == [leaked["id"]]
+
     # Stream samples: the batch is processed with no item failure.
     for name in ("key_expiry.json", "audit_events.json"):
         rc, result = run(name)

@@ -54,3 +54,20 @@ def test_requests_beyond_the_stage_bucket_get_429_in_the_error_shape(throttled_a
 def test_unknown_parameter_override_is_refused(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="unknown template parameters"):
         start_server(tmp_path, args=("--parameter-overrides", "NoSuchParameter=1"))
+
+
+def test_the_public_revocation_route_has_its_own_bucket(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Issue 14: POST /v1/credentials/revoke is throttled by its own MethodSettings (template
+    parameters), which replace the stage's for that method, as API Gateway applies them."""
+    assert load_stack(ROOT, "unused").method_throttles == {("/v1/credentials/revoke", "POST"): (5.0, 20.0)}
+    overrides = ("--parameter-overrides", "RevokeThrottlingRateLimit=0.001", "RevokeThrottlingBurstLimit=2")
+    server = start_server(tmp_path_factory.mktemp("revoke-throttle-home"), args=overrides)
+    try:
+        url = f"{server.url}/v1/credentials/revoke"
+        for _ in range(2):
+            assert http("POST", url, body={"credentials": ["ot_unknown"]}).status == 202
+        refused = http("POST", url, body={"credentials": ["ot_unknown"]})
+        assert refused.status == 429 and refused.json["error"]["code"] == "rate_limited"
+        assert http("GET", f"{server.url}/v1/whoami").status == 401  # the stage's bucket is untouched
+    finally:
+        assert server.stop() == 0, server.output()[-4000:]

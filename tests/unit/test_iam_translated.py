@@ -58,6 +58,10 @@ EXPECTED: dict[str, set[tuple[str, str, str | None]]] = {
     "WhoAmIFunction": set(),
     "ListScopesFunction": set(),
     "McpFunction": _table("Query", "GetItem"),
+    # Revocation by a leak or a public report goes through DELETE's transaction: DELETE's grants.
+    "SecretScanningFunction": _table("GetItem", "DeleteItem", "UpdateItem", "PutItem"),
+    "RevokeCredentialsFunction": _table("GetItem", "DeleteItem", "UpdateItem", "PutItem"),
+    "ListRevocationsFunction": _table("Query"),
 }
 # CloudWatch Logs only (logs:CreateLogGroup, CreateLogStream, PutLogEvents), as for any Lambda.
 LOGS_ONLY = {"service-role/AWSLambdaBasicExecutionRole"}

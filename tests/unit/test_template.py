@@ -22,6 +22,10 @@ FUNCTIONS = {
     "SetPlanFunction": ("functions/set_plan/", None, None, None),
     "KeyExpiryFunction": ("functions/key_expiry/", "stream", None, None),
     "AuditEventsFunction": ("functions/audit_events/", "stream", None, None),
+    # Issue 14: GitHub's webhook and the public revocation API have no authorizer.
+    "SecretScanningFunction": ("functions/secret_scanning/", "post", "/secret-scanning/github", None),
+    "RevokeCredentialsFunction": ("functions/revoke_credentials/", "post", "/v1/credentials/revoke", None),
+    "ListRevocationsFunction": ("functions/list_revocations/", "get", "/revocations", "CognitoAuth"),
 }
 
 
@@ -67,7 +71,7 @@ def test_functions_routes_and_authorizers_match_the_contract() -> None:
         [event] = events.values()
         assert event["Type"] == "Api"
         assert (event["Properties"]["Method"], event["Properties"]["Path"]) == (method, path)
-        assert event["Properties"]["Auth"]["Authorizer"] == authorizer
+        assert event["Properties"].get("Auth", {}).get("Authorizer") == authorizer
     tables = [r for r in res.values() if r["Type"] == "AWS::DynamoDB::Table"]
     assert len(tables) == 1
 
@@ -166,3 +170,18 @@ def test_every_function_resumes_garbage_collection_after_its_cold_start() -> Non
             env=env,
         )
         assert result.stdout.strip() == "True", f"{name}: {result.stdout}{result.stderr[-2000:]}"
+
+
+def test_the_authorizer_never_imports_cryptography_and_secret_scanning_pins_it() -> None:
+    """Issue 14: signature checks need `cryptography`, shipped with SecretScanningFunction only;
+    the authorizer's import path (the cold start of every API) stays without it and pydantic."""
+    probe = (
+        "import sys; sys.path[:0] = ['layers/shared', 'functions/authorizer'];"
+        "import app; print(sorted({m.split('.')[0] for m in sys.modules} & {'cryptography', 'pydantic'}))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    pinned = (ROOT / "functions/secret_scanning/requirements.txt").read_text().split()
+    [pin] = [p for p in pinned if p.startswith("cryptography==")]
+    assert "cryptography" not in (ROOT / "layers/shared/requirements.txt").read_text()
+    assert pin in (ROOT / "requirements-local.txt").read_text().split()

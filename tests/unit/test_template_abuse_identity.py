@@ -16,7 +16,8 @@ def _api() -> dict[str, Any]:
 
 def test_stage_throttling_comes_from_parameters_with_sensible_defaults() -> None:
     template = load_template()
-    [setting] = _api()["MethodSettings"]
+    setting, *per_method = _api()["MethodSettings"]
+    assert per_method == [REVOKE_THROTTLING]
     assert (setting["ResourcePath"], setting["HttpMethod"]) == ("/*", "*")
     assert setting["ThrottlingRateLimit"] == {"Ref": "ThrottlingRateLimit"}
     assert setting["ThrottlingBurstLimit"] == {"Ref": "ThrottlingBurstLimit"}
@@ -24,6 +25,29 @@ def test_stage_throttling_comes_from_parameters_with_sensible_defaults() -> None
     burst = template["Parameters"]["ThrottlingBurstLimit"]["Default"]
     # Far below API Gateway's account default (10,000 rps), above what one product needs.
     assert 0 < rate <= 1000 and rate <= burst <= 5000
+
+
+REVOKE_THROTTLING = {
+    "ResourcePath": "/~1v1~1credentials~1revoke",
+    "HttpMethod": "POST",
+    "ThrottlingRateLimit": {"Ref": "RevokeThrottlingRateLimit"},
+    "ThrottlingBurstLimit": {"Ref": "RevokeThrottlingBurstLimit"},
+}
+
+
+def test_the_public_revocation_route_has_its_own_small_bucket() -> None:
+    """Unauthenticated and able to revoke: throttled on its own, well below the stage."""
+    template = load_template()
+    params = template["Parameters"]
+    assert REVOKE_THROTTLING in _api()["MethodSettings"]
+    rate, burst = params["RevokeThrottlingRateLimit"]["Default"], params["RevokeThrottlingBurstLimit"]["Default"]
+    assert 0 < rate < params["ThrottlingRateLimit"]["Default"] and rate <= burst
+    for name in ("RevokeCredentialsFunction", "SecretScanningFunction"):
+        [event] = template["Resources"][name]["Properties"]["Events"].values()
+        assert "Auth" not in event["Properties"] and "DefaultAuthorizer" not in _api()["Auth"], name
+    scanning = template["Resources"]["SecretScanningFunction"]["Properties"]
+    assert scanning["Environment"]["Variables"]["SECRET_SCANNING_KEYS_URL"] == {"Ref": "SecretScanningKeysUrl"}
+    assert params["SecretScanningKeysUrl"]["Default"] == "https://api.github.com/meta/public_keys/secret_scanning"
 
 
 def test_every_gateway_response_has_the_error_shape_and_no_store() -> None:

@@ -179,3 +179,39 @@ class ScopeOut(BaseModel):
 
 class ScopeCatalogueOut(BaseModel):
     scopes: list[ScopeOut]
+
+
+class RevokeCredentialsRequest(_Strict):
+    credentials: list[Annotated[str, StringConstraints(max_length=200)]] = Field(
+        min_length=1,
+        max_length=100,
+        description="1-100 credentials found where they should not be; each live key among them is revoked.",
+        examples=[["ot_..."]],
+    )
+
+
+class EmptyOut(BaseModel):
+    """`{}`: the answer reveals nothing about which credentials existed."""
+
+
+class RevocationOut(BaseModel):
+    key_id: str
+    name: str
+    reason: Literal["leaked", "reported"] = Field(
+        description="`leaked`: found in public by a secret scanner; `reported`: sent to POST /v1/credentials/revoke."
+    )
+    revoked_at: str = Field(description="ISO 8601, UTC.")
+    url: str = Field(description="Where it was found (empty when the report did not say).")
+    source: str = Field(description="What kind of place it was found in, e.g. `content`, `commit`, `issue`.")
+
+
+class RevocationListOut(BaseModel):
+    revocations: list[RevocationOut] = Field(
+        description="Keys revoked as leaked or reported in the last 30 days, newest first."
+    )
+
+
+class ScanLabelOut(BaseModel):
+    token_hash: str = Field(description="SHA-256 hex of the token.")
+    token_type: str
+    label: Literal["true_positive", "false_positive"]

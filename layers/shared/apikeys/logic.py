@@ -9,13 +9,13 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from apikeys import audit, clock, keys, plans, retries, scopes
 from apikeys.audit import Caller
 from apikeys.config import get_scope_catalogue, get_settings
 from apikeys.errors import Conflict, InvalidRequest, KeyLimitReached, NotFound, ServiceUnavailable
-from apikeys.records import KeyRecord
+from apikeys.records import KeyRecord, Revocation
 from apikeys.store import AccountMismatch, Store
 
 _ACCOUNT_ID_RE = re.compile(r"[^\x00-\x1f\x7f]{1,128}")
@@ -177,6 +177,56 @@ def delete_key(account_id: str, key_id: str, caller: Caller | None = None) -> No
             return
     # Gone (a concurrent delete won) or changed state under us on every attempt.
     raise NotFound(f"No API key with id {key_id!r}.")
+
+
+LEAKED = "leaked"  # found in public by a secret scanner
+REPORTED = "reported"  # sent to the public revocation API
+NOTICE_DAYS = 30
+
+
+def revoke_exposed(token: str, reason: str, url: str = "", source: str = "", caller: Caller | None = None) -> bool:
+    """Revoke a key found in public, through DELETE's transaction (count decremented exactly
+    once, rolled-out keys in their grace period included, a tombstone left behind), and tell
+    the account (audit event, console notice). True if `token` is or was a key of ours; a
+    malformed token costs no I/O, and a revoked one changes nothing."""
+    settings = get_settings()
+    if not keys.is_well_formed(token, settings.key_prefix):
+        return False
+    digest = keys.digest(token)
+    db = store()
+    for _ in retries.attempts(retries.DELETE_ATTEMPTS):
+        found = db.find_digest(digest)
+        if found is None:
+            return False
+        account_id, key_id, revoked = found
+        if revoked:
+            return True
+        record = db.get_key(account_id, key_id)
+        if record is None:
+            return True  # expired and half-removed by TTL: ours, and already refused
+        revoked_at = clock.now_iso()
+        event = audit.event(
+            audit.KEY_REVOKED,
+            caller or Caller(),
+            account_id,
+            key_id=key_id,
+            key_name=record.name,
+            reason=reason,
+            url=url,
+            source=source,
+        )
+        notice = Revocation(key_id, record.name, reason, revoked_at, url, source)
+        if db.delete_key(account_id, record, event, reason=reason, notice=notice):
+            return True
+        # A concurrent delete or report won, or the key was rolled: read again.
+    raise ServiceUnavailable(retries.TOO_BUSY)
+
+
+def recent_revocations(account_id: str) -> list[Revocation]:
+    """Keys revoked as leaked or reported in the last NOTICE_DAYS days, newest first."""
+    cutoff = clock.now_iso(timedelta(days=NOTICE_DAYS))
+    notices = [n for n in store().list_revocations(account_id) if n.revoked_at >= cutoff]
+    return sorted(notices, key=lambda n: n.revoked_at, reverse=True)
 
 
 def rename_key(

@@ -45,3 +45,16 @@ class Principal:
     plan: str
     expires_at_epoch: int | None = None
     scopes: tuple[str, ...] | None = None  # catalogue names; None is full access
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """A key revoked because it was found in public (`leaked`) or reported (`reported`):
+    what the console tells the customer, kept 30 days."""
+
+    key_id: str
+    name: str
+    reason: str
+    revoked_at: str
+    url: str = ""
+    source: str = ""

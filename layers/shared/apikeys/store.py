@@ -1,11 +1,16 @@
 """All DynamoDB access, and the only module that knows the item layout.
 
-One table, four item types:
+One table, five item types:
 
     pk = ACCOUNT#<account_id>  sk = ACCOUNT       plan, key_count, version
     pk = ACCOUNT#<account_id>  sk = KEY#<key_id>  name, display, created_at, last_used_at, digest,
                                                   ttl, expires_in_days, rolling, scopes
+    pk = ACCOUNT#<account_id>  sk = REVOKED#<key_id>  name, reason, revoked_at, url, source, ttl (30 days)
+                                                  (a key revoked as leaked or reported: the console's notice)
     pk = DIGEST#<sha256 hex>   sk = DIGEST        account_id, key_id, plan, ttl, scopes  (the authorizer's one read)
+                                                  or, once the key is revoked (delete, roll without grace,
+                                                  leak or public report), a tombstone: revoked = true,
+                                                  account_id, key_id, reason, revoked_at, ttl (90 days)
     pk = EVENT#<id>            sk = EVENT         detail_type, detail, ttl  (audit outbox, see audit.py)
 
 Key items sort by key id, which sorts by creation time, so one descending Query lists an
@@ -15,7 +20,9 @@ counts those writes so a plan change can prove it saw every key. `ttl` (epoch se
 the table's TTL attribute: expired keys and rolled-out keys are removed by DynamoDB, and the
 authorizer refuses them from that second on without waiting for the removal.
 `key_count` counts keys that are not `rolling` (a rolled-out key in its grace period has
-given its slot to its replacement).
+given its slot to its replacement). A tombstone has no key item, so it never counts toward
+the limit and no plan change touches it; the authorizer refuses it with its one GetItem, and a
+late leak report of it is recognised as ours without changing anything.
 """
 
 from __future__ import annotations
@@ -32,13 +39,16 @@ from botocore.exceptions import BotoCoreError, ClientError
 from apikeys import clock, retries
 from apikeys.audit import AuditEvent
 from apikeys.errors import ServiceUnavailable
-from apikeys.records import Account, KeyRecord, Principal
+from apikeys.records import Account, KeyRecord, Principal, Revocation
 from apikeys.scopes import Scopes, from_attribute, to_attribute
 
 ACCOUNT_SK = "ACCOUNT"
 DIGEST_SK = "DIGEST"
 EVENT_SK = "EVENT"
 EVENT_RETENTION_SECONDS = 24 * 3600  # outbox items only need to live until the stream delivers them
+REVOKED_SK_PREFIX = "REVOKED#"
+TOMBSTONE_SECONDS = 90 * 86400  # how long a revoked key's digest is still recognised (issue 14)
+NOTICE_SECONDS = 30 * 86400  # how long the console shows a leaked or reported key
 # Transaction cancellations that say "try again" rather than "the condition is false".
 _RETRYABLE_REASONS = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
 _UNAVAILABLE_CODES = {
@@ -158,6 +168,45 @@ def _digest_item(account_id: str, key: KeyRecord, plan: str) -> dict[str, Any]:
     return item
 
 
+def _tombstone_item(account_id: str, key: KeyRecord, reason: str, revoked_at: str) -> dict[str, Any]:
+    """What a revoked key's digest item becomes: still found by the authorizer's one GetItem
+    (which refuses it), never a principal, gone by TTL after TOMBSTONE_SECONDS."""
+    return {
+        **_digest_key(key.digest),
+        "account_id": {"S": account_id},
+        "key_id": {"S": key.key_id},
+        "revoked": {"BOOL": True},
+        "reason": {"S": reason},
+        "revoked_at": {"S": revoked_at},
+        "ttl": {"N": str(int(time.time()) + TOMBSTONE_SECONDS)},
+    }
+
+
+def _notice_item(account_id: str, notice: Revocation) -> dict[str, Any]:
+    return {
+        "pk": _account_pk(account_id),
+        "sk": {"S": f"{REVOKED_SK_PREFIX}{notice.key_id}"},
+        "key_id": {"S": notice.key_id},
+        "name": {"S": notice.name},
+        "reason": {"S": notice.reason},
+        "revoked_at": {"S": notice.revoked_at},
+        "url": {"S": notice.url},
+        "source": {"S": notice.source},
+        "ttl": {"N": str(int(time.time()) + NOTICE_SECONDS)},
+    }
+
+
+def _to_notice(item: dict[str, Any]) -> Revocation:
+    return Revocation(
+        key_id=item["key_id"]["S"],
+        name=item["name"]["S"],
+        reason=item["reason"]["S"],
+        revoked_at=item["revoked_at"]["S"],
+        url=item.get("url", {}).get("S", ""),
+        source=item.get("source", {}).get("S", ""),
+    )
+
+
 def _event_put(table: str, event: AuditEvent, event_pk: str | None = None) -> dict[str, Any]:
     """The outbox item of a change, written in the change's own transaction."""
     ttl = int(time.time()) + EVENT_RETENTION_SECONDS
@@ -250,11 +299,36 @@ class Store:
         costs a parse per request (10 % of the read on DynamoDB Local, docs/performance.md)."""
         resp = self._call("get_item", Key=_digest_key(digest), ConsistentRead=True)
         item = resp.get("Item")
-        if not item:
-            return None
+        if not item or "revoked" in item:
+            return None  # unknown, or a tombstone: a revoked key
         expires = int(item["ttl"]["N"]) if "ttl" in item else None
         scopes = from_attribute(item["scopes"]["S"]) if "scopes" in item else None
         return Principal(item["account_id"]["S"], item["key_id"]["S"], item["plan"]["S"], expires, scopes)
+
+    def find_digest(self, digest: str) -> tuple[str, str, bool] | None:
+        """(account_id, key_id, revoked) of a digest item, tombstones included; None if the
+        digest was never ours (or its item is gone: expired and removed, or tombstone aged out)."""
+        resp = self._call("get_item", Key=_digest_key(digest), ConsistentRead=True)
+        item = resp.get("Item")
+        if not item:
+            return None
+        return item["account_id"]["S"], item["key_id"]["S"], "revoked" in item
+
+    def list_revocations(self, account_id: str) -> list[Revocation]:
+        """The account's leaked or reported keys still within their notice period (TTL removal
+        may lag, so the caller filters by time too)."""
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :revoked)",
+            "ExpressionAttributeValues": {":pk": _account_pk(account_id), ":revoked": {"S": REVOKED_SK_PREFIX}},
+            "ConsistentRead": True,
+        }
+        notices: list[Revocation] = []
+        while True:
+            resp = self._call("query", **kwargs)
+            notices += [_to_notice(item) for item in resp.get("Items", [])]
+            if "LastEvaluatedKey" not in resp:
+                return notices
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
     def load_account(self, account_id: str) -> tuple[Account | None, list[KeyRecord]]:
         """Account item and keys, newest first, in one consistent Query per page."""
@@ -345,8 +419,9 @@ class Store:
     def _put_new(self, item: dict[str, Any]) -> dict[str, Any]:
         return {"Put": {"TableName": self.table, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}}
 
-    def _remove_key(self, account_id: str, key: KeyRecord) -> list[dict[str, Any]]:
-        """Delete a key's two items, on the condition that it is still in the state we read."""
+    def _remove_key(self, account_id: str, key: KeyRecord, reason: str) -> list[dict[str, Any]]:
+        """Delete a key's item and turn its digest item into a tombstone, on the condition that
+        the key is still in the state we read."""
         rolling = "attribute_exists(rolling)" if key.rolling else "attribute_not_exists(rolling)"
         return [
             {
@@ -356,7 +431,7 @@ class Store:
                     "ConditionExpression": f"attribute_exists(pk) AND {rolling}",
                 }
             },
-            {"Delete": {"TableName": self.table, "Key": _digest_key(key.digest)}},
+            {"Put": {"TableName": self.table, "Item": _tombstone_item(account_id, key, reason, clock.now_iso())}},
         ]
 
     def _count_change(self, account_id: str, delta: int) -> dict[str, Any]:
@@ -370,15 +445,25 @@ class Store:
             }
         }
 
-    def delete_key(self, account_id: str, key: KeyRecord, event: AuditEvent) -> bool:
-        """Remove a key and, unless it had already given up its slot (rolling), decrement the
-        count, in one transaction. False if the key is gone or changed state since it was
-        read, so of many identical deletes exactly one decrements."""
+    def delete_key(
+        self,
+        account_id: str,
+        key: KeyRecord,
+        event: AuditEvent,
+        reason: str = "deleted",
+        notice: Revocation | None = None,
+    ) -> bool:
+        """Revoke a key (leaving its tombstone) and, unless it had already given up its slot
+        (rolling), decrement the count, in one transaction; with `notice`, also record it for
+        the console. False if the key is gone or changed state since it was read, so of many
+        identical deletes or leak reports exactly one decrements."""
         items = [
-            *self._remove_key(account_id, key),
+            *self._remove_key(account_id, key, reason),
             self._count_change(account_id, 0 if key.rolling else -1),
             _event_put(self.table, event),
         ]
+        if notice is not None:
+            items.append({"Put": {"TableName": self.table, "Item": _notice_item(account_id, notice)}})
         return self._transact(items) is None
 
     def rename_key(self, account_id: str, key_id: str, name: str, event: AuditEvent) -> bool:
@@ -440,8 +525,8 @@ class Store:
                         "TableName": self.table,
                         "Key": _digest_key(key.digest),
                         "UpdateExpression": digest_update,
-                        # Never recreate a removed digest item as a stub.
-                        "ConditionExpression": "attribute_exists(pk)",
+                        # Never recreate a removed digest item as a stub, nor touch a tombstone.
+                        "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(revoked)",
                         **({"ExpressionAttributeValues": values} if values else {}),
                     }
                 },
@@ -476,7 +561,7 @@ class Store:
             },
         ]
         if grace_until_epoch is None:
-            items += self._remove_key(account_id, old)
+            items += self._remove_key(account_id, old, "rolled")
         else:
             ttl = {":ttl": {"N": str(grace_until_epoch)}}
             items.append(

@@ -5,7 +5,7 @@
 // scenario answers the hosted-UI URLs inside the browser, as AWS cannot run here).
 // Prints one JSON line of facts for pytest to assert on; exits 1 on a failed step.
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
+import { createHash, createSign } from "node:crypto";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -442,6 +442,42 @@ const scenarios = {
     };
     facts.url_after_sign_in = page.url();
     facts.account_shown = await page.locator("#account-name").innerText();
+  },
+
+  /** A key GitHub finds in a public repo: the signed report revokes it, the next request with
+   * it is refused, and the page says which key, when and where it was found.
+   * env: GITHUB_KEY_ID and GITHUB_KEY_PEM, the test's own P-256 key (served as GitHub's). */
+  async leaked(page) {
+    await signIn(page);
+    const key = await createKey(page, "CI deploy key");
+    await createKey(page, "Kept");
+    facts.whoami_before = (await api("GET", "/v1/whoami", { token: key })).status;
+    facts.notice_hidden_before = await page.locator("#leaked-keys").isHidden();
+    const url = "https://github.com/octo/app/blob/main/.env";
+    const body = JSON.stringify([{ token: key, type: "ot_api_key", url, source: "content" }]);
+    const signature = createSign("SHA256").update(body).sign(process.env.GITHUB_KEY_PEM).toString("base64");
+    const response = await fetch(BASE + "/secret-scanning/github", {
+      method: "POST",
+      headers: {
+        "Content-Type": "application/json",
+        "Github-Public-Key-Identifier": process.env.GITHUB_KEY_ID,
+        "Github-Public-Key-Signature": signature,
+      },
+      body,
+    });
+    facts.report_status = response.status;
+    facts.report_label = (await response.json())[0].label;
+    facts.whoami_after = (await api("GET", "/v1/whoami", { token: key })).status;
+    await page.reload();
+    const notice = page.locator("#leaked-keys");
+    await notice.waitFor();
+    facts.notice_text = await notice.locator("li").innerText();
+    facts.notice_link = await notice.locator("li a").getAttribute("href");
+    facts.notice_time_title = await notice.locator("li time").getAttribute("title");
+    facts.rows = await page.locator("#keys-body tr").count();
+    facts.usage = await usage(page);
+    facts.key_in_page = await pageHoldsKey(page, key);
+    await shot(page, "20-leaked-key-notice");
   },
 };
 

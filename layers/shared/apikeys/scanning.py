@@ -1,0 +1,136 @@
+"""GitHub secret scanning partner reports: signature check, report parsing, labels.
+
+Imported only by SecretScanningFunction, which ships `cryptography` in its own requirements:
+the authorizer's import path never loads it. GitHub signs the raw request body with ECDSA
+(NIST P-256, SHA-256) and names the key in `Github-Public-Key-Identifier`; the public keys
+come from SECRET_SCANNING_KEYS_URL, cached per container and refetched at most once per
+request when an identifier is unknown (GitHub rotates keys; a fetch error answers 503 so
+GitHub retries).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import os
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from apikeys import logic
+from apikeys.audit import Caller
+from apikeys.errors import InvalidRequest, ServiceUnavailable, Unauthorized
+
+DEFAULT_KEYS_URL = "https://api.github.com/meta/public_keys/secret_scanning"
+FETCH_TIMEOUT_SECONDS = 3.0  # inside the function's timeout, with time left to revoke
+MAX_ENTRIES = 1000
+MAX_REPORT_BYTES = 1024 * 1024
+MAX_KEYS_DOCUMENT_BYTES = 256 * 1024
+ACTOR = "github-secret-scanning"
+
+_keys: dict[str, ec.EllipticCurvePublicKey] = {}  # per container
+
+
+@dataclass(frozen=True)
+class Finding:
+    token: str
+    type: str
+    url: str
+    source: str
+
+
+def reset_for_tests() -> None:
+    _keys.clear()
+
+
+def _keys_url() -> str:
+    url = os.environ.get("SECRET_SCANNING_KEYS_URL") or DEFAULT_KEYS_URL
+    if not url.startswith(("https://", "http://")):
+        raise ServiceUnavailable("Secret scanning is misconfigured. Please retry later.")
+    return url
+
+
+def _fetch_keys() -> dict[str, ec.EllipticCurvePublicKey]:
+    """GitHub's `{"public_keys": [{"key_identifier", "key", "is_current"}]}`; P-256 keys only.
+    Any failure is a 503: GitHub retries, and no report is judged against a partial key set."""
+    request = urllib.request.Request(_keys_url(), headers={"Accept": "application/json"})  # noqa: S310 - scheme checked
+    try:
+        with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT_SECONDS) as response:  # nosec B310 # noqa: S310
+            document = json.loads(response.read(MAX_KEYS_DOCUMENT_BYTES + 1)[:MAX_KEYS_DOCUMENT_BYTES])
+        found: dict[str, ec.EllipticCurvePublicKey] = {}
+        for entry in document["public_keys"]:
+            key = serialization.load_pem_public_key(entry["key"].encode())
+            if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
+                found[str(entry["key_identifier"])] = key
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        raise ServiceUnavailable("Could not fetch the secret scanning public keys. Please retry.") from None
+    return found
+
+
+def verify(identifier: str | None, signature: str | None, body: bytes) -> None:
+    """Raise Unauthorized unless `signature` is the named key's signature of `body`."""
+    if not identifier or not signature:
+        raise Unauthorized("Missing Github-Public-Key-Identifier or Github-Public-Key-Signature.")
+    key = _keys.get(identifier)
+    if key is None:
+        fresh = _fetch_keys()
+        _keys.clear()
+        _keys.update(fresh)
+        key = _keys.get(identifier)
+    if key is None:
+        raise Unauthorized("Unknown public key identifier.")
+    try:
+        key.verify(base64.b64decode(signature, validate=True), body, ec.ECDSA(hashes.SHA256()))
+    except (InvalidSignature, binascii.Error, ValueError):
+        raise Unauthorized("Bad signature.") from None
+
+
+def _text(entry: dict[str, Any], name: str, required: bool = False) -> str:
+    value = entry.get(name)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidRequest(f"Every entry needs a string {name!r}.")
+    return value
+
+
+def parse_report(body: bytes) -> list[Finding]:
+    """A JSON array of at most MAX_ENTRIES objects with a string `token`; else 400."""
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        raise InvalidRequest("Request body is not valid JSON.") from None
+    if not isinstance(data, list) or not all(isinstance(entry, dict) for entry in data):
+        raise InvalidRequest("Request body must be a JSON array of objects.")
+    if len(data) > MAX_ENTRIES:
+        raise InvalidRequest(f"At most {MAX_ENTRIES} entries per report.")
+    return [
+        Finding(_text(e, "token", required=True), _text(e, "type"), _text(e, "url"), _text(e, "source")) for e in data
+    ]
+
+
+def label(findings: list[Finding], request_id: str = "") -> list[dict[str, str]]:
+    """Revoke every live key among the findings (each distinct token once) and label each
+    distinct token: `true_positive` if it is or was ours, `false_positive` otherwise."""
+    caller = Caller(ACTOR, request_id)
+    seen: set[str] = set()
+    labels: list[dict[str, str]] = []
+    for finding in findings:
+        if finding.token in seen:
+            continue
+        seen.add(finding.token)
+        ours = logic.revoke_exposed(finding.token, logic.LEAKED, finding.url, finding.source, caller)
+        labels.append(
+            {
+                "token_hash": hashlib.sha256(finding.token.encode("utf-8", "surrogatepass")).hexdigest(),
+                "token_type": finding.type,
+                "label": "true_positive" if ours else "false_positive",
+            }
+        )
+    return labels

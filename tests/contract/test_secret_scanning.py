@@ -1,0 +1,164 @@
+"""Issue 14: POST /secret-scanning/github, GitHub's secret scanning partner endpoint. Reports
+are signed with a P-256 key generated here and served in GitHub's JSON shape by a local HTTP
+server; test keys are created at run time, never written to fixtures."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+
+import boto3
+import pytest
+
+from apikeys import keys, scanning
+from tests.helpers.github_keys import GitHubKeys, finding, report
+from tests.helpers.invariants import check_table, snapshot
+from tests.helpers.support import Api
+
+
+@pytest.fixture
+def github(monkeypatch: pytest.MonkeyPatch) -> Iterator[GitHubKeys]:
+    server = GitHubKeys()
+    monkeypatch.setenv("SECRET_SCANNING_KEYS_URL", server.url)
+    scanning.reset_for_tests()
+    yield server
+    scanning.reset_for_tests()
+    server.close()
+
+
+def _sha(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _events(detail_type: str) -> list[dict[str, object]]:
+    items = boto3.client("dynamodb").scan(TableName=os.environ["TABLE_NAME"])["Items"]
+    return [json.loads(i["detail"]["S"]) for i in items if i.get("detail_type", {}).get("S") == detail_type]
+
+
+def test_a_signed_report_revokes_a_live_key_at_once(api: Api, github: GitHubKeys) -> None:
+    api.set_plan("acct-a", "pro")
+    created = api.create("acct-a", "Deploy").body
+    url = "https://github.com/octo/app/blob/main/.env"
+    body = report(finding(created["key"], url=url))
+    reply = api.secret_scanning(body, github.sign(body))
+    assert reply.status == 200
+    assert reply.body == [{"token_hash": _sha(created["key"]), "token_type": "ot_api_key", "label": "true_positive"}]
+    assert api.bearer(created["key"]) is None
+    assert api.list("acct-a").body["key_count"] == 0
+    [event] = _events("ApiKeyRevoked")
+    assert event["reason"] == "leaked" and event["url"] == url and event["source"] == "content"
+    assert (event["key_id"], event["key_name"], event["account_id"]) == (created["id"], "Deploy", "acct-a")
+    assert created["key"] not in json.dumps(event)
+    [notice] = api.revocations("acct-a").body["revocations"]
+    assert (notice["name"], notice["reason"], notice["url"]) == ("Deploy", "leaked", url)
+
+
+def test_one_byte_changed_is_401_and_the_key_still_works(api: Api, github: GitHubKeys) -> None:
+    api.set_plan("acct-a", "pro")
+    created = api.create("acct-a").body
+    body = report(finding(created["key"]))
+    headers = github.sign(body)
+    tampered = body.replace(b"content", b"contenT")
+    before = snapshot(os.environ["TABLE_NAME"])
+    reply = api.secret_scanning(tampered, headers)
+    assert reply.status == 401 and reply.body["error"]["code"] == "unauthorized"
+    assert snapshot(os.environ["TABLE_NAME"]) == before
+    assert api.bearer(created["key"]) is not None
+
+
+@pytest.mark.parametrize("missing", ["Github-Public-Key-Identifier", "Github-Public-Key-Signature"])
+def test_a_missing_header_or_unknown_identifier_is_401(api: Api, github: GitHubKeys, missing: str) -> None:
+    api.set_plan("acct-a", "pro")
+    created = api.create("acct-a").body
+    body = report(finding(created["key"]))
+    headers = github.sign(body)
+    del headers[missing]
+    assert api.secret_scanning(body, headers).status == 401
+    unknown = {**github.sign(body), "Github-Public-Key-Identifier": "nobody"}
+    assert api.secret_scanning(body, unknown).status == 401
+    garbage = {**github.sign(body), "Github-Public-Key-Signature": "not base64!"}
+    assert api.secret_scanning(body, garbage).status == 401
+    assert api.bearer(created["key"]) is not None
+
+
+def test_keys_are_cached_and_a_new_identifier_triggers_exactly_one_refetch(api: Api, github: GitHubKeys) -> None:
+    body = report(finding("ot_nothing"))
+    assert api.secret_scanning(body, github.sign(body)).status == 200
+    lower = {name.lower(): value for name, value in github.sign(body).items()}
+    assert api.secret_scanning(body, lower).status == 200  # header names in any case
+    assert github.requests == 1
+    github.add("key-2")  # GitHub rotates its key
+    assert api.secret_scanning(body, github.sign(body, "key-2")).status == 200
+    assert github.requests == 2
+    assert api.secret_scanning(body, github.sign(body, "key-2")).status == 200
+    assert api.secret_scanning(body, {**github.sign(body), "Github-Public-Key-Identifier": "never"}).status == 401
+    assert github.requests == 3  # one refetch for the unknown identifier, not more
+
+
+def test_a_key_fetch_error_is_503_so_github_retries(api: Api, github: GitHubKeys) -> None:
+    api.set_plan("acct-a", "pro")
+    created = api.create("acct-a").body
+    github.fail = True
+    body = report(finding(created["key"]))
+    reply = api.secret_scanning(body, github.sign(body))
+    assert reply.status == 503 and reply.body["error"]["code"] == "service_unavailable"
+    assert api.bearer(created["key"]) is not None
+    github.fail = False
+    assert api.secret_scanning(body, github.sign(body)).status == 200
+    assert api.bearer(created["key"]) is None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"{}",
+        b"not json",
+        b"[1, 2]",
+        b'[{"type": "x"}]',
+        b'[{"token": 5}]',
+        json.dumps([{"token": "x"}] * 1001).encode(),
+    ],
+)
+def test_bodies_that_are_not_a_report_are_400(api: Api, github: GitHubKeys, raw: bytes) -> None:
+    reply = api.secret_scanning(raw, github.sign(raw))
+    assert reply.status == 400 and reply.body["error"]["code"] == "invalid_request"
+
+
+def test_a_mixed_batch_gets_the_right_labels_and_exact_counts(api: Api, github: GitHubKeys) -> None:
+    api.set_plan("acct-a", "pro")
+    api.set_plan("acct-b", "pro")
+    live = api.create("acct-a", "live").body
+    rolled = api.create("acct-a", "rolled").body
+    replacement = api.roll("acct-a", rolled["id"], grace=3600).body
+    deleted = api.create("acct-b", "deleted").body
+    api.delete("acct-b", deleted["id"])
+    kept = api.create("acct-b", "kept").body
+    unknown = keys.generate("ot_")
+    bad_checksum = live["key"][:-1] + ("A" if live["key"][-1] != "A" else "B")
+    tokens = [live["key"], rolled["key"], deleted["key"], unknown, "ot_malformed", bad_checksum, live["key"]]
+    body = report(*(finding(t) for t in tokens))
+    reply = api.secret_scanning(body, github.sign(body))
+    assert reply.status == 200
+    labels = {entry["token_hash"]: entry["label"] for entry in reply.body}
+    assert len(reply.body) == 6  # one per distinct token
+    assert labels == {
+        _sha(live["key"]): "true_positive",
+        _sha(rolled["key"]): "true_positive",
+        _sha(deleted["key"]): "true_positive",
+        _sha(unknown): "false_positive",
+        _sha("ot_malformed"): "false_positive",
+        _sha(bad_checksum): "false_positive",
+    }
+    assert api.list("acct-a").body["key_count"] == 1  # the replacement keeps its slot
+    assert api.list("acct-b").body["key_count"] == 1
+    assert api.bearer(replacement["key"]) is not None and api.bearer(kept["key"]) is not None
+    assert api.bearer(live["key"]) is None and api.bearer(rolled["key"]) is None
+    assert len(_events("ApiKeyRevoked")) == 2
+    check_table(os.environ["TABLE_NAME"])
+    # The same report delivered again: same labels, nothing changes.
+    before = snapshot(os.environ["TABLE_NAME"])
+    again = api.secret_scanning(body, github.sign(body))
+    assert again.body == reply.body
+    assert snapshot(os.environ["TABLE_NAME"]) == before

@@ -1,0 +1,92 @@
+"""A stand-in for GitHub's secret scanning public keys: a P-256 key pair generated at run time,
+served in GitHub's JSON shape by a stdlib HTTP server on 127.0.0.1, and the signing of
+reports as GitHub signs them (base64 DER ECDSA, SHA-256, over the raw body)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+
+class GitHubKeys:
+    def __init__(self) -> None:
+        self.private: dict[str, ec.EllipticCurvePrivateKey] = {}
+        self.served: list[str] = []  # identifiers currently published
+        self.requests = 0
+        self.fail = False
+        self.add("key-1")
+        keys = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                keys.requests += 1
+                if keys.fail:
+                    self.send_response(500)
+                    self.end_headers()
+                    return
+                body = json.dumps(keys.document()).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_: Any) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/meta/public_keys/secret_scanning"
+
+    def add(self, identifier: str) -> None:
+        self.private[identifier] = ec.generate_private_key(ec.SECP256R1())
+        self.served.append(identifier)
+
+    def document(self) -> dict[str, Any]:
+        entries = []
+        for identifier in self.served:
+            pem = (
+                self.private[identifier]
+                .public_key()
+                .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            )
+            entries.append(
+                {"key_identifier": identifier, "key": pem.decode(), "is_current": identifier == self.served[-1]}
+            )
+        return {"public_keys": entries}
+
+    def private_pem(self, identifier: str = "key-1") -> str:
+        """The signing key, for a signer in another process (the console's browser test)."""
+        return (
+            self.private[identifier]
+            .private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+            .decode()
+        )
+
+    def sign(self, body: bytes, identifier: str = "key-1") -> dict[str, str]:
+        signature = self.private[identifier].sign(body, ec.ECDSA(hashes.SHA256()))
+        return {
+            "Github-Public-Key-Identifier": identifier,
+            "Github-Public-Key-Signature": base64.b64encode(signature).decode(),
+        }
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def report(*entries: dict[str, str]) -> bytes:
+    return json.dumps(list(entries)).encode()
+
+
+def finding(
+    token: str, url: str = "https://github.com/octo/app/blob/main/.env", source: str = "content"
+) -> dict[str, str]:
+    return {"token": token, "type": "ot_api_key", "url": url, "source": source}
