@@ -38,7 +38,9 @@ from bench.mcp_loop import WHOAMI, mcp_event  # noqa: E402
 from bench.stats import percentile, ratio, summary  # noqa: E402
 
 # Every function that can run here. audit_events is left out: its one job is a PutEvents call to
-# EventBridge, which has no local emulator (docs/performance.md).
+# EventBridge, which has no local emulator (docs/performance.md); secret_scanning too: every
+# call needs a report signed by a key server the bench would have to run (its cost is one
+# signature check plus one GetItem per token, tests/contract/test_secret_scanning.py).
 FUNCTIONS = (
     "authorizer",
     "create_key",
@@ -52,6 +54,8 @@ FUNCTIONS = (
     "key_expiry",
     "list_scopes",
     "mcp",
+    "revoke_credentials",
+    "list_revocations",
 )
 PLACEHOLDER_KEY = "ot_PASTE_A_KEY_HERE"
 # The function settings of template.yaml's Globals (the table and endpoint are added at run time).
@@ -239,6 +243,12 @@ class Fixture:
             return [substitute(sample_event("list_scopes"), "demo-account", self.account("main"))] * count
         if function == "mcp":
             return [self.mcp_event()] * count
+        if function == "revoke_credentials":  # a well-formed key that was never issued: one GetItem, 202
+            from apikeys import keys
+
+            return [substitute(sample_event("revoke_credentials"), PLACEHOLDER_KEY, keys.generate("ot_"))] * count
+        if function == "list_revocations":
+            return [substitute(sample_event("list_revocations"), "demo-account", self.account("main"))] * count
         return [sample_event("whoami")] * count
 
     def mcp_event(self) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from moto import mock_aws
 from apikeys import clock
 from tests.helpers import figures
 from tests.helpers.dynamodb_local import DynamoDBLocal
+from tests.helpers.github_keys import GitHubKeys
 from tests.helpers.support import Api, CallCounter, table_definition
 
 pytest_plugins = ["tests.helpers.hygiene", "pytester"]
@@ -189,3 +190,25 @@ def travel(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], None]:
 
     monkeypatch.setattr(clock, "now", now)
     return advance
+
+
+@pytest.fixture
+def github(monkeypatch: pytest.MonkeyPatch) -> Iterator[GitHubKeys]:
+    """GitHub's secret scanning public keys, generated here and served in GitHub's JSON shape;
+    the functions in this process fetch them from SECRET_SCANNING_KEYS_URL."""
+    from apikeys import scanning
+
+    server = GitHubKeys()
+    monkeypatch.setenv("SECRET_SCANNING_KEYS_URL", server.url)
+    scanning.reset_for_tests()
+    yield server
+    scanning.reset_for_tests()
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def github_server() -> Iterator[GitHubKeys]:
+    """The same key server for a local server's whole module (given to it as a template parameter)."""
+    server = GitHubKeys()
+    yield server
+    server.close()

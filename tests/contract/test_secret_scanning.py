@@ -7,25 +7,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator
 
 import boto3
 import pytest
 
-from apikeys import keys, scanning
+from apikeys import keys
 from tests.helpers.github_keys import GitHubKeys, finding, report
 from tests.helpers.invariants import check_table, snapshot
 from tests.helpers.support import Api
-
-
-@pytest.fixture
-def github(monkeypatch: pytest.MonkeyPatch) -> Iterator[GitHubKeys]:
-    server = GitHubKeys()
-    monkeypatch.setenv("SECRET_SCANNING_KEYS_URL", server.url)
-    scanning.reset_for_tests()
-    yield server
-    scanning.reset_for_tests()
-    server.close()
 
 
 def _sha(token: str) -> str:

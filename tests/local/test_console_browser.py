@@ -25,20 +25,12 @@ CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.whic
 
 
 @pytest.fixture(scope="module")
-def github() -> Iterator[GitHubKeys]:
-    """GitHub's secret scanning public keys, generated here (the leaked-key scenario signs with them)."""
-    keys = GitHubKeys()
-    yield keys
-    keys.close()
-
-
-@pytest.fixture(scope="module")
-def console(tmp_path_factory: pytest.TempPathFactory, github: GitHubKeys) -> Iterator[ServerProcess]:
+def console(tmp_path_factory: pytest.TempPathFactory, github_server: GitHubKeys) -> Iterator[ServerProcess]:
     assert Path(CHROMIUM).is_file(), "Chromium is missing: `make test` installs it (scripts/ensure-chromium.sh)"
     assert (ROOT / "node_modules" / "playwright-core").is_dir(), "playwright-core is missing: run `npm ci`"
-    overrides = ("--parameter-overrides", f"SecretScanningKeysUrl={github.url}")
+    overrides = ("--parameter-overrides", f"SecretScanningKeysUrl={github_server.url}")
     server = start_server(tmp_path_factory.mktemp("console-home"), args=overrides)
-    server.github = github  # type: ignore[attr-defined]
+    server.github = github_server  # type: ignore[attr-defined]
     yield server
     server.stop()
 

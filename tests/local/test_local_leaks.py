@@ -21,16 +21,9 @@ WARM_TRIES = 10
 
 
 @pytest.fixture(scope="module")
-def github() -> Iterator[GitHubKeys]:
-    keys = GitHubKeys()
-    yield keys
-    keys.close()
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, github: GitHubKeys) -> Iterator[tuple[ServerProcess, Path]]:
+def server(tmp_path_factory: pytest.TempPathFactory, github_server: GitHubKeys) -> Iterator[tuple[ServerProcess, Path]]:
     home = tmp_path_factory.mktemp("leaks-home")
-    process = start_server(home, args=("--parameter-overrides", f"SecretScanningKeysUrl={github.url}"))
+    process = start_server(home, args=("--parameter-overrides", f"SecretScanningKeysUrl={github_server.url}"))
     yield process, home
     assert process.stop() == 0, process.output()[-4000:]
 
@@ -45,7 +38,7 @@ def _account_with_key(home: Path, url: str, name: str) -> tuple[str, dict[str, s
 
 
 def test_a_signed_report_revokes_the_key_before_its_next_request(
-    server: tuple[ServerProcess, Path], github: GitHubKeys
+    server: tuple[ServerProcess, Path], github_server: GitHubKeys
 ) -> None:
     process, home = server
     url = process.url
@@ -53,7 +46,7 @@ def test_a_signed_report_revokes_the_key_before_its_next_request(
     assert http("GET", f"{url}/v1/whoami", created["key"]).status == 200
     body = report(finding(created["key"]))
     started = time.perf_counter()
-    reply = http("POST", f"{url}/secret-scanning/github", raw=body, headers=github.sign(body))
+    reply = http("POST", f"{url}/secret-scanning/github", raw=body, headers=github_server.sign(body))
     refused = http("GET", f"{url}/v1/whoami", created["key"])
     latency_ms = (time.perf_counter() - started) * 1000
     assert reply.status == 200, reply.text
@@ -67,7 +60,7 @@ def test_a_signed_report_revokes_the_key_before_its_next_request(
         assert http("GET", f"{url}/v1/whoami", leaked["key"]).status == 200
         body = report(finding(leaked["key"]))
         started = time.perf_counter()
-        assert http("POST", f"{url}/secret-scanning/github", raw=body, headers=github.sign(body)).status == 200
+        assert http("POST", f"{url}/secret-scanning/github", raw=body, headers=github_server.sign(body)).status == 200
         assert http("GET", f"{url}/v1/whoami", leaked["key"]).status == 401  # the very next request
         warm.append((time.perf_counter() - started) * 1000)
     figures.add(
@@ -83,13 +76,13 @@ def test_a_signed_report_revokes_the_key_before_its_next_request(
 
 
 def test_a_tampered_report_is_401_and_the_key_still_works(
-    server: tuple[ServerProcess, Path], github: GitHubKeys
+    server: tuple[ServerProcess, Path], github_server: GitHubKeys
 ) -> None:
     process, home = server
     _, created = _account_with_key(home, process.url, "Safe")
     body = report(finding(created["key"]))
     tampered = body.replace(b"content", b"c0ntent")
-    reply = http("POST", f"{process.url}/secret-scanning/github", raw=tampered, headers=github.sign(body))
+    reply = http("POST", f"{process.url}/secret-scanning/github", raw=tampered, headers=github_server.sign(body))
     assert reply.status == 401 and reply.json["error"]["code"] == "unauthorized"
     assert http("GET", f"{process.url}/v1/whoami", created["key"]).status == 200
 

@@ -52,7 +52,10 @@ def test_smoke_run_reports_every_figure_and_exact_call_counts(dynamodb_local: Dy
     assert set(results["cold_start"]["functions"]) == set(FUNCTIONS)
     assert set(results["mcp_warm"]["variants"]) == {"mcp_whoami", "bare_get_item"}
     # Every function but the EventBridge publisher (no local emulator) is measured.
-    assert {p.parent.name for p in (ROOT / "functions").glob("*/app.py")} - set(FUNCTIONS) == {"audit_events"}
+    assert {p.parent.name for p in (ROOT / "functions").glob("*/app.py")} - set(FUNCTIONS) == {
+        "audit_events",
+        "secret_scanning",
+    }
     assert all(v["peak_after_last_kib"] > 0 for v in results["memory"]["functions"].values())
 
     # The call counts are exact in any mode.

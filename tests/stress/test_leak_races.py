@@ -6,27 +6,16 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 
 import boto3
 import pytest
 
-from apikeys import scanning
 from tests.helpers.github_keys import GitHubKeys, finding, report
 from tests.helpers.invariants import check_table
 from tests.helpers.race_worker import race_mixed
 from tests.helpers.support import Api, rest_event
 
 pytestmark = pytest.mark.engines("dynamodb_local")
-
-
-@pytest.fixture
-def github(monkeypatch: pytest.MonkeyPatch) -> Iterator[GitHubKeys]:
-    server = GitHubKeys()
-    monkeypatch.setenv("SECRET_SCANNING_KEYS_URL", server.url)
-    scanning.reset_for_tests()
-    yield server
-    server.close()
 
 
 def _report_event(body: bytes, headers: dict[str, str]) -> dict[str, object]:

@@ -76,7 +76,7 @@ def check_keys(api: Api, created: list[tuple[str, str, str]], table: str) -> int
         if key_id in state.keys.get(account, {}):
             plan = state.accounts[account]["plan"]["S"]
             assert allowed is not None, f"live key {key_id} refused"
-            assert allowed["context"] == {"account_id": account, "key_id": key_id, "plan": plan}
+            assert allowed["context"] == {"account_id": account, "key_id": key_id, "plan": plan, "scopes": "*"}
         else:
             assert allowed is None, f"deleted key {key_id} authorized"
     return state.checks + len(created)

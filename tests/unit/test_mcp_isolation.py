@@ -57,4 +57,5 @@ def test_the_sdk_is_pinned_for_mcp_function_only() -> None:
     assert own["pydantic"] == layer["pydantic"], "the function and the layer must agree on pydantic"
     # The local server's containers import it from the venv: requirements-local.txt includes the file.
     assert "-r functions/mcp/requirements.txt" in (ROOT / "requirements-local.txt").read_text().splitlines()
-    assert not [p for p in (ROOT / "functions").glob("*/requirements.txt") if p.parent.name != "mcp"]
+    others = [p for p in (ROOT / "functions").glob("*/requirements.txt") if p.parent.name != "mcp"]
+    assert not [p for p in others if {"mcp", "mangum"} & set(pins(p))], "the MCP SDK is McpFunction's only"
