@@ -31,42 +31,14 @@ WHOAMI = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": 
 
 
 def mcp_event(body: dict[str, Any], protocol_version: str = "2025-06-18") -> dict[str, Any]:
-    """A REST proxy event for POST /mcp as API Gateway sends it after KeyAuthorizer allowed it."""
-    headers = {
-        "Host": "abc123.execute-api.us-east-1.amazonaws.com",
-        "Content-Type": "application/json",
-        "Accept": "application/json, text/event-stream",
-        "Mcp-Protocol-Version": protocol_version,
-    }
-    return {
-        "resource": "/mcp",
-        "path": "/mcp",
-        "httpMethod": "POST",
-        "headers": headers,
-        "multiValueHeaders": {k: [v] for k, v in headers.items()},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
-        "pathParameters": None,
-        "stageVariables": None,
-        "requestContext": {
-            "resourcePath": "/mcp",
-            "httpMethod": "POST",
-            "path": "/v1/mcp",
-            "stage": "v1",
-            "requestId": "bench",
-            "accountId": "123456789012",
-            "apiId": "abc123",
-            "authorizer": {
-                "principalId": "acct-bench",
-                "account_id": "acct-bench",
-                "key_id": "key_bench",
-                "plan": "pro",
-            },
-            "identity": {"sourceIp": "127.0.0.1"},
-        },
-        "body": json.dumps(body),
-        "isBase64Encoded": False,
-    }
+    """events/mcp.json (POST /mcp as API Gateway sends it after KeyAuthorizer allowed it) with
+    this body, protocol version and the bench's account."""
+    event: dict[str, Any] = json.loads((Path(__file__).resolve().parents[1] / "events" / "mcp.json").read_text())
+    event["headers"]["Mcp-Protocol-Version"] = protocol_version
+    event["multiValueHeaders"] = {k: [v] for k, v in event["headers"].items()}
+    event["requestContext"]["authorizer"].update(principalId="acct-bench", account_id="acct-bench", key_id="key_bench")
+    event["body"] = json.dumps(body)
+    return event
 
 
 class Context:
