@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from apikeys import plans
-
-LIMITS = {"pro": 3, "advanced": 10, "agency": 25}
+from tests.helpers.support import PLAN_LIMITS as LIMITS
 
 
 def test_the_largest_plan_has_no_plan_up() -> None:
