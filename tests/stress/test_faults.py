@@ -121,6 +121,11 @@ def _last_used(key_id: str) -> str | None:
     raise AssertionError("key item missing")
 
 
+# What the caller reads: literals, so a message that leaks botocore's text or goes empty fails.
+UNAVAILABLE = "The key service is temporarily unavailable. Please retry."
+TOO_BUSY = "Too many concurrent changes to this account. Please retry."
+
+
 def _action(path: Path, api: Api) -> Callable[[], Any]:
     existing_key = api.secrets[-1]
     existing_id = api.list(ACCOUNT).body["keys"][0]["id"]
@@ -204,7 +209,8 @@ def test_fault(api: Api, sleeps: dict[str, list[float]], path: Path, kind: str, 
         assert after_keys == keys_before + delta
         return
     assert outcome.status == 503, outcome
-    assert outcome.body == {"error": {"code": "service_unavailable", "message": outcome.body["error"]["message"]}}
+    message = TOO_BUSY if kind == TRANSACTION_CONFLICT else UNAVAILABLE
+    assert outcome.body == {"error": {"code": "service_unavailable", "message": message}}
     assert outcome.headers["Retry-After"] == "1"
     if applied:
         # The write happened once (atomically) even though the caller saw a 503.
