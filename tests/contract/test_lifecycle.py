@@ -43,17 +43,30 @@ def test_keys_without_expiry_never_expire(api: Api, travel: Any) -> None:
     assert api.list("acct-a").body["keys"][0]["status"] == "active"
 
 
-@pytest.mark.parametrize("bad", [0, 366, -1, "5", 1.5, True, None, [], {}])
+@pytest.mark.parametrize("bad", [0, 366, -1, "5", 1.5, True, [], {}])
 def test_bad_expiry_is_400_and_changes_nothing(api: Api, bad: Any) -> None:
     api.set_plan("acct-a", "pro")
     reply = api.create("acct-a", "k", expires_in_days=bad)
-    if bad is None:  # explicit null means "no expiry"
-        assert reply.status == 201
-        return
     assert reply.status == 400
     assert reply.body["error"]["code"] == "invalid_request"
     assert "expires_in_days" in reply.body["error"]["message"]
     assert api.list("acct-a").body["key_count"] == 0
+
+
+@pytest.mark.parametrize("days", [None, 1, 365])
+def test_an_expiry_of_null_or_1_to_365_days_is_accepted(api: Api, days: int | None) -> None:
+    """README: `expires_in_days` is optional, 1-365; an explicit null means no expiry."""
+    from datetime import datetime, timedelta
+
+    api.set_plan("acct-a", "pro")
+    reply = api.create("acct-a", "k", expires_in_days=days)
+    assert reply.status == 201
+    if days is None:
+        assert reply.body["expires_at"] is None
+    else:  # `days` after creation (the expiry counts whole seconds)
+        after = datetime.fromisoformat(reply.body["expires_at"]) - datetime.fromisoformat(reply.body["created_at"])
+        assert timedelta(days=days, seconds=-1) < after <= timedelta(days=days)
+    assert api.list("acct-a").body["key_count"] == 1
 
 
 def test_get_one_key_never_shows_the_secret_and_respects_tenants(api: Api) -> None:

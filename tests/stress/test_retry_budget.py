@@ -1,10 +1,11 @@
-"""The retry budget under sustained TransactionConflict, against DynamoDB Local.
+"""The retry budget under sustained TransactionConflict and under an outage, against DynamoDB Local.
 
 Every write (create, delete, rename, roll, set plan) meets a conflict on every transaction,
 and every DynamoDB call takes 0.9 s of a fake clock (an answer just inside the read timeout),
 which also runs botocore's and the store's backoff sleeps: no real seconds pass. The oracle is
 template.yaml's `Timeout`, not the code's constants: each request must end with a 503
 `service_unavailable` (Retry-After) at least one second before it, with the table unchanged.
+The outage cases hang every attempt for the client's connect + read timeouts instead.
 """
 
 from __future__ import annotations
@@ -131,3 +132,72 @@ def test_the_fallback_deadline_is_never_past_a_functions_timeout() -> None:
     for name, resource in template["Resources"].items():
         if resource["Type"] == "AWS::Serverless::Function":
             assert resource["Properties"].get("Timeout", default) >= retries.FUNCTION_TIMEOUT, name
+
+
+class Outage:
+    """DynamoDB stops answering: from the first call, or from the first TransactWriteItems on
+    (the reads answered in time). Every hung attempt costs the client's own connect and read
+    timeouts on the fake clock and then fails as botocore's would; botocore's retries run."""
+
+    def __init__(self, clock: FakeClock, hung: tuple[str, ...]) -> None:
+        from apikeys.store import dynamodb_client
+
+        self.clock = clock
+        self.hung = hung
+        self.attempts = 0
+        config = dynamodb_client().meta.config
+        self.attempt_seconds = config.connect_timeout + config.read_timeout
+        self.events = dynamodb_client().meta.events
+        self.events.register("before-send.dynamodb", self.hang)
+
+    def hang(self, request: Any, event_name: str, **_: Any) -> None:
+        from botocore.exceptions import ReadTimeoutError
+
+        if event_name.rsplit(".", 1)[-1] in self.hung:
+            self.attempts += 1
+            self.clock.now += self.attempt_seconds - CALL_SECONDS  # the 0.9 s already counted
+            raise ReadTimeoutError(endpoint_url=request.url)
+
+    def remove(self) -> None:
+        self.events.unregister("before-send.dynamodb", self.hang)
+
+
+WRITES = ("create", "delete", "rename", "roll", "roll without grace", "set plan")
+CASES = [(r, "from the first call") for r in (*WRITES, "get", "list")] + [(w, "at the write") for w in WRITES]
+
+
+@pytest.mark.parametrize(("request_", "down"), CASES)
+def test_an_outage_ends_every_request_in_a_503_a_second_before_the_timeout(
+    api: Api, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, request_: str, down: str
+) -> None:
+    """Independent of the code's constants: the template's Timeout is the oracle, botocore's
+    own retries and backoff run, and a hung write after slow reads counts both."""
+    from apikeys.config import get_settings
+
+    key_id = api.list(ACCOUNT).body["keys"][0]["id"]
+    actions: dict[str, tuple[str, Callable[[], Any]]] = {
+        **_writes(api),
+        "get": ("get_key", lambda: api.get(ACCOUNT, key_id)),
+        "list": ("list_keys", lambda: api.list(ACCOUNT)),
+    }
+    function, action = actions[request_]
+    timeout = _timeout(function)
+    monkeypatch.setattr(support.LambdaContext, "get_remaining_time_in_millis", lambda _: int(timeout * 1000))
+    table = get_settings().table_name
+    before = snapshot(table)
+    outage = Outage(clock, OPERATIONS if down == "from the first call" else ("TransactWriteItems",))
+    start = clock.now
+    try:
+        outcome = action()
+    except ServiceUnavailable as exc:  # set plan is a direct invoke: the invoker sees the error
+        outcome = support.Reply(503, {"error": {"code": exc.code, "message": exc.message}}, {"Retry-After": "1"})
+    finally:
+        outage.remove()
+    elapsed = clock.now - start
+    assert outcome.status == 503, outcome
+    assert outcome.body["error"]["code"] == "service_unavailable"
+    assert outcome.headers["Retry-After"] == "1"
+    assert outage.attempts >= 2  # botocore retried the hung call
+    assert elapsed <= timeout - 1, f"{request_} answered {elapsed:.1f} s into a {timeout:.0f} s Timeout"
+    assert snapshot(table) == before
+    check_table(table)

@@ -41,8 +41,21 @@ def test_digest_is_sha256_hex_and_display_reveals_at_most_8_characters() -> None
 
 def test_key_ids_sort_by_creation() -> None:
     ids = [keys.new_key_id() for _ in range(50)]
-    assert ids == sorted(ids)
+    assert ids == sorted(ids) and len(set(ids)) == 50
     assert all(re.fullmatch(r"key_[0-9A-Za-z]{20}", i) for i in ids)
+
+
+def test_key_ids_made_in_one_microsecond_or_after_the_clock_steps_back_still_sort_by_creation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An injected clock: a frozen microsecond, then a step back, then a jump ahead."""
+    monkeypatch.setattr(keys, "_last_micros", 0)  # a fresh container; restored after the test
+    later = 1_795_000_000_000_000_000  # 2026-11-18 in ns
+    readings = iter([later] * 20 + [later - 5_000_000_000] * 5 + [later + 1_000_000_000])
+    ids = [keys.new_key_id(lambda: next(readings)) for _ in range(26)]
+    assert ids == sorted(ids) and len(set(ids)) == 26
+    assert ids[0][4:14] == keys._base62(later // 1000, 10)  # the clock itself while it advances
+    assert ids[-1][4:14] == keys._base62(later // 1000 + 1_000_000, 10)
 
 
 @pytest.mark.parametrize(

@@ -14,8 +14,10 @@ import hashlib
 import re
 import secrets
 import string
+import threading
 import time
 import zlib
+from collections.abc import Callable
 
 ALPHABET = string.digits + string.ascii_uppercase + string.ascii_lowercase  # ASCII-sorted
 RANDOM_LEN = 32  # 32 * log2(62) ~ 190 bits of entropy
@@ -67,9 +69,19 @@ def display(token: str, prefix: str) -> str:
     return f"{prefix}{rest[:4]}…{rest[-4:]}"
 
 
-def new_key_id() -> str:
-    """Public key id, sortable by creation time (microseconds) so listings are newest first."""
-    micros = time.time_ns() // 1000
+# The last microsecond stamp this container gave out: ids made in the same microsecond (or after
+# the wall clock stepped back) still sort in creation order, as the listing relies on it.
+_last_micros = 0
+_id_lock = threading.Lock()
+
+
+def new_key_id(clock_ns: Callable[[], int] = time.time_ns) -> str:
+    """Public key id, sortable by creation time (microseconds) so listings are newest first.
+    Strictly increasing per container: a repeated or earlier clock reading takes last + 1."""
+    global _last_micros
+    with _id_lock:
+        _last_micros = max(clock_ns() // 1000, _last_micros + 1)
+        micros = _last_micros
     return "key_" + _base62(micros, 10) + "".join(secrets.choice(ALPHABET) for _ in range(10))
 
 

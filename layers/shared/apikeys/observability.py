@@ -15,8 +15,9 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.logging.types import LogRecord
 
-# No leading \b: a key glued to a letter or digit ("0ot_…", "éot_…") is still a key.
-_KEY_RE = re.compile(r"[a-z][a-z0-9]{0,9}_[A-Za-z0-9]{30,}")
+# No leading \b: a key glued to a letter or digit ("0ot_…", "éot_…") is still a key. Keys glued
+# to each other ("ot_…ot_…") are one match: the first one's run takes the next one's prefix.
+_KEY_RE = re.compile(r"[a-z][a-z0-9]{0,9}_[A-Za-z0-9]{30,}(?:_[A-Za-z0-9]{30,})*")
 _BEARER_RE = re.compile(r"(?i)\b(bearer)\s+[^\s\"',]+")
 _AUTH_FIELD_RE = re.compile(r"(?i)(\"authorization(?:token)?\"\s*:\s*)(\"(?:[^\"\\]|\\.)*\"|\[[^\]]*\])")
 

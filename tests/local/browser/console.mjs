@@ -143,17 +143,26 @@ const scenarios = {
     // Reload: still signed in (this tab), last used is now set, with the exact time on hover.
     // The authorizer records the use on a background thread: wait until the API lists it.
     const deadline = Date.now() + 15000;
-    while (Date.now() < deadline) {
+    let lastUsedAt = null;
+    while (Date.now() < deadline && !lastUsedAt) {
       const listed = await api("GET", "/keys", { token });
-      if (listed.body.keys.some((k) => k.last_used_at)) break;
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      lastUsedAt = listed.body.keys.find((k) => k.last_used_at)?.last_used_at ?? null;
+      if (!lastUsedAt) await new Promise((resolve) => setTimeout(resolve, 100));
     }
+    assert.ok(lastUsedAt, "the API never listed the key's use");
+    // The page's clock is pinned relative to the recorded use, so the wording does not depend
+    // on how long the steps above took: 10 s after it, then 5 minutes after it.
+    await page.clock.setFixedTime(Date.parse(lastUsedAt) + 10_000);
     await page.reload();
     await row.waitFor();
     const lastUsed = row.locator('td[data-label="Last used"] time');
     await lastUsed.waitFor();
     facts.last_used_text = await lastUsed.innerText();
     facts.last_used_title = await lastUsed.getAttribute("title");
+    await page.clock.setFixedTime(Date.parse(lastUsedAt) + 5 * 60_000);
+    await page.reload();
+    await lastUsed.waitFor();
+    facts.last_used_text_later = await lastUsed.innerText();
     facts.key_left_after_reload = await pageHoldsKey(page, copied);
     await shot(page, "05-list");
 
@@ -312,7 +321,7 @@ const scenarios = {
 
     // Phone width: no sideways scrolling, every action still reachable.
     await page.setViewportSize({ width: 390, height: 844 });
-    await page.waitForTimeout(100);
+    await page.waitForFunction(() => window.innerWidth === 390);
     facts.phone_overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     facts.phone_delete_visible = await page.getByRole("button", { name: "Delete Zapier Integration" }).isVisible();
     await shot(page, "12-phone");
