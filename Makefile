@@ -72,7 +72,7 @@ test: deps lint scan ## Everything CI runs (`.ci/run`): lint, scanners and every
 # Test tiers (tests/<tier>/, marked by tests/conftest.py). Only `unit` skips `deps`: it needs no
 # Java, npm or Chromium, and includes the moto run of the contract suite.
 unit: $(VENV)/.deps ## Fast tier, under a minute: in process on moto, no Java, npm or Chromium
-	$(call PYTEST,-m unit)
+	$(call PYTEST,-m unit -n 2)
 
 contract: deps ## The API's contract suite on moto and on DynamoDB Local
 	$(call PYTEST,-m contract)

@@ -65,7 +65,7 @@ LINES = {
 }
 
 
-@pytest.mark.parametrize("line", list(LINES))
+@pytest.mark.parametrize("line", list(LINES), ids=[f"line{i}" for i in range(len(LINES))])
 def test_redaction_of_known_lines(line: str) -> None:
     assert redact(line) == LINES[line]
 
