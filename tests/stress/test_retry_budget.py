@@ -91,6 +91,19 @@ def _writes(api: Api) -> dict[str, tuple[str, Callable[[], Any]]]:
     }
 
 
+def _timed(clock: FakeClock, action: Any, cleanup: Any) -> tuple[support.Reply, float]:
+    """Run one request on the fake clock: its answer (a direct invoke's ServiceUnavailable as
+    the 503 its invoker sees) and how long it took."""
+    start = clock.now
+    try:
+        outcome = action()
+    except ServiceUnavailable as exc:  # set plan is a direct invoke: the invoker sees the error
+        outcome = support.Reply(503, {"error": {"code": exc.code, "message": exc.message}}, {"Retry-After": "1"})
+    finally:
+        cleanup()
+    return outcome, clock.now - start
+
+
 @pytest.mark.parametrize("write", ["create", "delete", "rename", "roll", "roll without grace", "set plan"])
 def test_sustained_conflicts_end_in_a_503_a_second_before_the_timeout(
     api: Api, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, write: str
@@ -105,14 +118,7 @@ def test_sustained_conflicts_end_in_a_503_a_second_before_the_timeout(
     table = get_settings().table_name
     before = snapshot(table)
     conflict = Fault(dynamodb_client(), "TransactWriteItems", TRANSACTION_CONFLICT, times=None)
-    start = clock.now
-    try:
-        outcome = action()
-    except ServiceUnavailable as exc:  # set plan is a direct invoke: the invoker sees the error
-        outcome = support.Reply(503, {"error": {"code": exc.code, "message": exc.message}}, {"Retry-After": "1"})
-    finally:
-        conflict.remove()
-    elapsed = clock.now - start
+    outcome, elapsed = _timed(clock, action, conflict.remove)
     assert outcome.status == 503, outcome
     assert outcome.body["error"]["code"] == "service_unavailable"
     assert outcome.headers["Retry-After"] == "1"
@@ -186,14 +192,7 @@ def test_an_outage_ends_every_request_in_a_503_a_second_before_the_timeout(
     table = get_settings().table_name
     before = snapshot(table)
     outage = Outage(clock, OPERATIONS if down == "from the first call" else ("TransactWriteItems",))
-    start = clock.now
-    try:
-        outcome = action()
-    except ServiceUnavailable as exc:  # set plan is a direct invoke: the invoker sees the error
-        outcome = support.Reply(503, {"error": {"code": exc.code, "message": exc.message}}, {"Retry-After": "1"})
-    finally:
-        outage.remove()
-    elapsed = clock.now - start
+    outcome, elapsed = _timed(clock, action, outage.remove)
     assert outcome.status == 503, outcome
     assert outcome.body["error"]["code"] == "service_unavailable"
     assert outcome.headers["Retry-After"] == "1"
