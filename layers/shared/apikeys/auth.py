@@ -4,6 +4,7 @@ this import path is the cold start of every API that attaches the authorizer."""
 from __future__ import annotations
 
 import functools
+import os
 import re
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -61,6 +62,11 @@ def has_api_access(principal: Principal) -> bool:
 @functools.cache
 def _executor() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="last-used")
+
+
+# A forked child (a pre-forking server, mutmut's workers) inherits the executor but not its
+# thread, so its updates would never run: give the child a fresh one.
+os.register_at_fork(after_in_child=_executor.cache_clear)
 
 
 def _record_use(table_name: str, principal: Principal) -> Future[None] | None:
