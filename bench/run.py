@@ -184,6 +184,7 @@ class Fixture:
 
     def __init__(self, sizes: Sizes) -> None:
         from apikeys import logic
+        from apikeys.audit import Caller
         from apikeys.config import get_settings
         from apikeys.store import dynamodb_client
         from tests.helpers.support import table_definition
@@ -194,12 +195,15 @@ class Fixture:
         self.client.get_waiter("table_exists").wait(TableName=self.table, WaiterConfig={"Delay": 0.2})
         self.sizes = sizes
         self.run = uuid.uuid4().hex[:6]
-        logic.set_plan(self.account("main"), "agency")
-        self.key = logic.create_key(self.account("main"), "bench key").secret  # lives only in memory
+        bench = Caller("bench")
+        logic.set_plan(self.account("main"), "agency", bench)
+        self.key = logic.create_key(self.account("main"), "bench key", None, bench).secret  # lives only in memory
         # A scoped key: its policy lists its scopes' routes instead of `/*/*` (issue 12).
-        scoped = logic.create_key(self.account("main"), "bench scoped key", requested_scopes=["whoami", "mcp"])
+        scoped = logic.create_key(self.account("main"), "bench scoped key", None, bench, ["whoami", "mcp"])
         self.scoped_key = scoped.secret
-        self.main_keys = [logic.create_key(self.account("main"), f"bench key {i}").record.key_id for i in range(4)]
+        self.main_keys = [
+            logic.create_key(self.account("main"), f"bench key {i}", None, bench).record.key_id for i in range(4)
+        ]
         self._batch = 0
 
     def account(self, label: str) -> str:
@@ -208,20 +212,22 @@ class Fixture:
     def fresh_accounts(self, count: int) -> list[str]:
         """`count` accounts on the agency plan, each able to take 25 new keys."""
         from apikeys import logic
+        from apikeys.audit import Caller
 
         self._batch += 1
         accounts = [self.account(f"b{self._batch}-{i}") for i in range(count)]
         for account in accounts:
-            logic.set_plan(account, "agency")
+            logic.set_plan(account, "agency", Caller("bench"))
         return accounts
 
     def keys_to_delete(self, count: int) -> list[tuple[str, str]]:
         from apikeys import logic
+        from apikeys.audit import Caller
 
         pairs = []
         for i, account in enumerate(self.fresh_accounts(math.ceil(count / 25))):
             for j in range(min(25, count - i * 25)):
-                pairs.append((account, logic.create_key(account, f"doomed {j}").record.key_id))
+                pairs.append((account, logic.create_key(account, f"doomed {j}", None, Caller("bench")).record.key_id))
         return pairs
 
     def events(self, function: str, count: int) -> list[dict[str, Any]]:

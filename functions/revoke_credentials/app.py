@@ -27,7 +27,7 @@ def revoke() -> Any:
     body = parse_body(app, RevokeCredentialsRequest)
     caller = Caller(ACTOR, app.current_event.request_context.request_id or "")
     for credential in dict.fromkeys(body.credentials):
-        logic.revoke_exposed(credential, logic.REPORTED, caller=caller)
+        logic.revoke_exposed(credential, logic.REPORTED, caller)
     # Counts only: which credentials were ours is never logged or answered.
     wrote("CredentialsReported", "credentials reported", credentials=len(body.credentials))
     return json_response(202, {})

@@ -12,6 +12,7 @@ import boto3
 import pytest
 
 from apikeys import keys, logic
+from apikeys.audit import Caller
 from tests.helpers.invariants import check_table, snapshot
 from tests.helpers.support import Api, CallCounter
 
@@ -60,7 +61,7 @@ def test_a_roll_without_grace_leaves_a_tombstone_and_a_report_of_it_changes_noth
     old = api.create("acct-a").body
     assert api.roll("acct-a", old["id"]).status == 201
     before = snapshot(os.environ["TABLE_NAME"])
-    assert logic.revoke_exposed(old["key"], logic.REPORTED) is True
+    assert logic.revoke_exposed(old["key"], logic.REPORTED, Caller("public-report")) is True
     assert snapshot(os.environ["TABLE_NAME"]) == before
     assert api.bearer(old["key"]) is None
 

@@ -13,12 +13,10 @@ import pytest
 
 from apikeys import clock
 from apikeys.config import get_settings
+from tests.helpers.streams import TTL_IDENTITY, key_item, remove_record
 from tests.helpers.support import Api, LambdaContext, load_function, rest_event
 
 pytestmark = pytest.mark.engines("moto")
-
-# The identity DynamoDB's TTL service deletes with, as the AWS documentation gives it.
-TTL_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
 
 
 @pytest.fixture
@@ -151,26 +149,6 @@ def test_a_configured_account_claim_decides_the_account_end_to_end(api: Api, mon
 # --- The expiry handler's own TTL-removal check ---------------------------------------------
 
 
-def _remove_record(item: dict[str, Any], identity: dict[str, str] | None) -> dict[str, Any]:
-    record: dict[str, Any] = {
-        "eventID": "1",
-        "eventName": "REMOVE",
-        "eventSource": "aws:dynamodb",
-        "awsRegion": "us-east-1",
-        "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/2026",
-        "dynamodb": {"Keys": {"pk": item["pk"], "sk": item["sk"]}, "OldImage": item, "StreamViewType": "OLD_IMAGE"},
-    }
-    if identity is not None:
-        record["userIdentity"] = identity
-    return record
-
-
-def _key_item(account: str, key_id: str) -> dict[str, Any]:
-    key = {"pk": {"S": f"ACCOUNT#{account}"}, "sk": {"S": f"KEY#{key_id}"}}
-    item = boto3.client("dynamodb").get_item(TableName=get_settings().table_name, Key=key, ConsistentRead=True)
-    return dict(item["Item"])
-
-
 def _events(detail_type: str) -> list[dict[str, Any]]:
     items = boto3.client("dynamodb").scan(TableName=get_settings().table_name, ConsistentRead=True)["Items"]
     return [i for i in items if i.get("detail_type", {}).get("S") == detail_type]
@@ -181,14 +159,14 @@ def test_the_expiry_handler_ignores_a_user_delete_and_counts_a_ttl_delete(api: A
     api.set_plan("acct-a", "pro")
     deleted = api.create("acct-a", "deleted by the user").body
     expired = api.create("acct-a", "removed by TTL").body
-    user_item = _key_item("acct-a", deleted["id"])
-    ttl_item = _key_item("acct-a", expired["id"])
+    user_item = key_item("acct-a", deleted["id"])
+    ttl_item = key_item("acct-a", expired["id"])
 
     # A customer's delete (its own transaction already gave the slot back): no second decrement.
     assert api.delete("acct-a", deleted["id"]).status == 204
-    assert handler({"Records": [_remove_record(user_item, None)]}, LambdaContext()) == {"batchItemFailures": []}
+    assert handler({"Records": [remove_record(user_item, None)]}, LambdaContext()) == {"batchItemFailures": []}
     other_identity = {"type": "Service", "principalId": "lambda.amazonaws.com"}
-    handler({"Records": [_remove_record(user_item, other_identity)]}, LambdaContext())
+    handler({"Records": [remove_record(user_item, other_identity)]}, LambdaContext())
     assert api.list("acct-a").body["key_count"] == 1
     assert _events("ApiKeyExpired") == []
 
@@ -196,6 +174,6 @@ def test_the_expiry_handler_ignores_a_user_delete_and_counts_a_ttl_delete(api: A
     client = boto3.client("dynamodb")
     client.delete_item(TableName=get_settings().table_name, Key={"pk": ttl_item["pk"], "sk": ttl_item["sk"]})
     for _ in range(2):  # a stream delivers at least once
-        handler({"Records": [_remove_record(ttl_item, TTL_IDENTITY)]}, LambdaContext())
+        handler({"Records": [remove_record(ttl_item, TTL_IDENTITY)]}, LambdaContext())
     assert api.list("acct-a").body["key_count"] == 0
     assert len(_events("ApiKeyExpired")) == 1

@@ -97,8 +97,8 @@ def _new_key(name: str, expires_in_days: int | None, key_scopes: scopes.Scopes =
 def create_key(
     account_id: str,
     name: str,
-    expires_in_days: int | None = None,
-    caller: Caller | None = None,
+    expires_in_days: int | None,
+    caller: Caller,
     requested_scopes: Sequence[str] | None = None,
 ) -> CreatedKey:
     """`requested_scopes` None (omitted) or ["*"] is full access; anything invalid is a 400
@@ -108,9 +108,7 @@ def create_key(
     key_scopes = scopes.normalize(requested_scopes, get_scope_catalogue())
     created = _new_key(name, expires_in_days, key_scopes)
     record = created.record
-    event = audit.event(
-        audit.KEY_CREATED, caller or Caller(account_id), account_id, key_id=record.key_id, key_name=record.name
-    )
+    event = audit.event(audit.KEY_CREATED, caller, account_id, key_id=record.key_id, key_name=record.name)
     plan = _plan_guess.get(account_id, settings.default_plan)
     # A guess can be wrong at most a few times in a row (a plan change racing this create).
     for _ in retries.attempts(retries.CREATE_PLAN_GUESSES, "The account's plan is changing. Please retry."):
@@ -165,14 +163,12 @@ def get_key(account_id: str, key_id: str) -> KeyRecord:
     return record
 
 
-def delete_key(account_id: str, key_id: str, caller: Caller | None = None) -> None:
+def delete_key(account_id: str, key_id: str, caller: Caller) -> None:
     """Revoke a key: the authorizer refuses it on the very next request."""
     db = store()
     for _ in retries.attempts(retries.DELETE_ATTEMPTS):
         record = get_key(account_id, key_id)
-        event = audit.event(
-            audit.KEY_DELETED, caller or Caller(account_id), account_id, key_id=key_id, key_name=record.name
-        )
+        event = audit.event(audit.KEY_DELETED, caller, account_id, key_id=key_id, key_name=record.name)
         if db.delete_key(account_id, record, event):
             return
     # Gone (a concurrent delete won) or changed state under us on every attempt.
@@ -184,7 +180,7 @@ REPORTED = "reported"  # sent to the public revocation API
 NOTICE_DAYS = 30
 
 
-def revoke_exposed(token: str, reason: str, url: str = "", source: str = "", caller: Caller | None = None) -> bool:
+def revoke_exposed(token: str, reason: str, caller: Caller, url: str = "", source: str = "") -> bool:
     """Revoke a key found in public, through DELETE's transaction (count decremented exactly
     once, rolled-out keys in their grace period included, a tombstone left behind), and tell
     the account (audit event, console notice). True if `token` is or was a key of ours; a
@@ -207,7 +203,7 @@ def revoke_exposed(token: str, reason: str, url: str = "", source: str = "", cal
         revoked_at = clock.now_iso()
         event = audit.event(
             audit.KEY_REVOKED,
-            caller or Caller(),
+            caller,
             account_id,
             key_id=key_id,
             key_name=record.name,
@@ -233,7 +229,7 @@ def rename_key(
     account_id: str,
     key_id: str,
     name: str | None,
-    caller: Caller | None = None,
+    caller: Caller,
     requested_scopes: Sequence[str] | None = None,
 ) -> KeyRecord:
     """Rename a key and/or change its scopes (`None`: unchanged). A scope change is written with
@@ -245,7 +241,7 @@ def rename_key(
         new_name = record.name if name is None else name
         event = audit.event(
             audit.KEY_SCOPES_CHANGED,
-            caller or Caller(account_id),
+            caller,
             account_id,
             key_id=key_id,
             key_name=new_name,
@@ -262,7 +258,7 @@ def rename_key(
     record = get_key(account_id, key_id)
     event = audit.event(
         audit.KEY_RENAMED,
-        caller or Caller(account_id),
+        caller,
         account_id,
         key_id=key_id,
         key_name=name,
@@ -273,7 +269,7 @@ def rename_key(
     return replace(record, name=name)
 
 
-def roll_key(account_id: str, key_id: str, grace_period_seconds: int = 0, caller: Caller | None = None) -> CreatedKey:
+def roll_key(account_id: str, key_id: str, grace_period_seconds: int, caller: Caller) -> CreatedKey:
     """Replace a key by a new one with the same name, in the same slot. With a grace period
     both work until it ends, so an integration can switch without downtime, even on a full plan."""
     _require_key_id(key_id)
@@ -307,7 +303,7 @@ def roll_key(account_id: str, key_id: str, grace_period_seconds: int = 0, caller
         created = _new_key(old.name, old.expires_in_days, old.scopes)
         event = audit.event(
             audit.KEY_ROLLED,
-            caller or Caller(account_id),
+            caller,
             account_id,
             key_id=created.record.key_id,
             key_name=old.name,
@@ -333,7 +329,7 @@ def record_ttl_removal(account_id: str, record: KeyRecord) -> bool:
     return store().record_removal(account_id, record, event)
 
 
-def set_plan(account_id: object, plan: object, caller: Caller | None = None) -> PlanChange:
+def set_plan(account_id: object, plan: object, caller: Caller) -> PlanChange:
     """Called by the billing system. A downgrade keeps existing keys working; creates and rolls
     are refused while the count is above the new limit (creates also at it: `count < limit`).
     `None` (a cancelled subscription) puts the account on DEFAULT_PLAN, resolved now so the
@@ -349,7 +345,7 @@ def set_plan(account_id: object, plan: object, caller: Caller | None = None) -> 
     elif not isinstance(plan, str) or plan not in limits:
         raise InvalidRequest(f"Unknown plan {str(plan)[:40]!r}; valid plans: {', '.join(limits)} or null.")
     limit = plans.limit_for(plan, limits)
-    event = audit.event(audit.PLAN_CHANGED, caller or Caller("billing"), account_id, plan=plan, key_limit=limit)
+    event = audit.event(audit.PLAN_CHANGED, caller, account_id, plan=plan, key_limit=limit)
     store().set_plan(account_id, plan, event)
     _remember_plan(account_id, plan)
     return PlanChange(account_id, plan, limit)

@@ -125,7 +125,7 @@ def label(findings: list[Finding], request_id: str = "") -> list[dict[str, str]]
         if finding.token in seen:
             continue
         seen.add(finding.token)
-        ours = logic.revoke_exposed(finding.token, logic.LEAKED, finding.url, finding.source, caller)
+        ours = logic.revoke_exposed(finding.token, logic.LEAKED, caller, finding.url, finding.source)
         labels.append(
             {
                 "token_hash": hashlib.sha256(finding.token.encode("utf-8", "surrogatepass")).hexdigest(),
