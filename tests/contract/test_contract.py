@@ -334,6 +334,24 @@ def test_create_is_one_call_without_reads_in_a_warm_container(api: Api, calls: C
     assert calls.calls == ["GetItem", "TransactWriteItems"]
 
 
+def test_a_new_container_learns_the_plan_from_a_list_so_its_first_create_is_one_write(api: Api) -> None:
+    """The console lists before it creates: the list's plan is the create's guess, so a container
+    that never saw the account still creates with one transaction and no retry."""
+    from apikeys.config import reset_for_tests
+    from apikeys.store import dynamodb_client
+
+    api.set_plan("acct-a", "agency")
+    reset_for_tests()  # a fresh container: no plan guessed for any account
+    calls = CallCounter(dynamodb_client())
+    try:
+        assert api.list("acct-a").body["plan"] == "agency"
+        calls.reset()
+        assert api.create("acct-a").status == 201
+        assert calls.calls == ["TransactWriteItems"]
+    finally:
+        calls.close()
+
+
 def test_list_costs_one_query_per_page(api: Api, calls: CallCounter) -> None:
     """A real table pages at 1 MB; forcing 3 items a page shows each page costs one Query and
     nothing else (no read of the account item, none per key), and no key is lost between pages."""

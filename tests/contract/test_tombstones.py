@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
 
-from apikeys import keys, logic
+from apikeys import clock, keys, logic
 from apikeys.audit import Caller
 from tests.helpers.invariants import check_table, snapshot
 from tests.helpers.support import Api, CallCounter
@@ -138,3 +139,25 @@ def test_revoke_refuses_bad_bodies_with_400(api: Api, raw: str) -> None:
     assert reply.status == 400 and reply.body["error"]["code"] == "invalid_request"
     assert snapshot(os.environ["TABLE_NAME"]) == before
     assert api.bearer(live["key"]) is not None
+
+
+def test_the_console_lists_the_notices_of_the_last_30_days_newest_first(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A notice exactly 30 days old is still shown; one a millisecond older is not."""
+    start = datetime(2027, 3, 1, 12, 0, 0, tzinfo=UTC)
+    moment = [start]
+    monkeypatch.setattr(clock, "now", lambda: moment[0])
+    api.set_plan("acct-a", "agency")
+    names = ["too old", "30 days old", "newest"]
+    created = {name: api.create("acct-a", name).body for name in names}
+    for name, offset in zip(names, [timedelta(milliseconds=-1), timedelta(0), timedelta(days=5)], strict=True):
+        moment[0] = start + offset
+        assert api.revoke_credentials({"credentials": [created[name]["key"]]}).status == 202
+
+    moment[0] = start + timedelta(days=30)
+    notices = api.revocations("acct-a").body["revocations"]
+    assert [(n["name"], n["revoked_at"]) for n in notices] == [
+        ("newest", "2027-03-06T12:00:00.000Z"),
+        ("30 days old", "2027-03-01T12:00:00.000Z"),
+    ]

@@ -6,10 +6,14 @@ client's event hook, outside the request.
 
 DynamoDB Local serialises transactions, so this never produces a real `TransactionConflict`;
 what it exercises is each transaction's condition on the state the other one left.
+`before_each_write` forces the same kind of interleaving within one process, for the fast tier.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import SimpleNamespace
 from typing import Any
 
 Call = tuple[str, dict[str, Any]]
@@ -76,3 +80,58 @@ def interleave(late: Call, early: Call, hold_nth: int = 1) -> dict[str, Any]:
             proc.join(timeout=30)
             if proc.is_alive():
                 proc.kill()
+
+
+# --- In process (the fast tier, either engine) -----------------------------------------------
+
+
+@contextmanager
+def before_each_write(action: Callable[[], object], times: int | None = 1) -> Iterator[list[int]]:
+    """Run `action` just before the code under test sends each of its next `times` transactions
+    (None: all), in this process: a concurrent request landing between its read and its write.
+    The action's own writes pass through. Yields a one-item list: how many times it ran."""
+    from apikeys.store import dynamodb_client
+
+    ran = [0]
+    busy = False
+
+    def hook(**_: object) -> None:
+        nonlocal busy
+        if busy or (times is not None and ran[0] >= times):
+            return
+        busy = True
+        try:
+            action()
+            ran[0] += 1
+        finally:
+            busy = False
+
+    events = dynamodb_client().meta.events
+    events.register("before-call.dynamodb.TransactWriteItems", hook)
+    try:
+        yield ran
+    finally:
+        events.unregister("before-call.dynamodb.TransactWriteItems", hook)
+
+
+@contextmanager
+def conditions_always_fail() -> Iterator[list[int]]:
+    """Answer every TransactWriteItems as DynamoDB does when another writer changed an item the
+    transaction's conditions name (nothing written): the code's re-read-and-retry loop runs to
+    its end. Yields a one-item list: how many transactions were answered so."""
+    from apikeys.store import dynamodb_client
+
+    answered = [0]
+
+    def cancel(**_: object) -> tuple[Any, dict[str, Any]]:
+        answered[0] += 1
+        error = {"Code": "TransactionCanceledException", "Message": "Transaction cancelled"}
+        reasons = [{"Code": "ConditionalCheckFailed"}]
+        return SimpleNamespace(status_code=400, headers={}), {"Error": error, "CancellationReasons": reasons}
+
+    events = dynamodb_client().meta.events
+    events.register("before-call.dynamodb.TransactWriteItems", cancel)
+    try:
+        yield answered
+    finally:
+        events.unregister("before-call.dynamodb.TransactWriteItems", cancel)

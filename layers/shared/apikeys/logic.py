@@ -310,7 +310,7 @@ def roll_key(account_id: str, key_id: str, grace_period_seconds: int, caller: Ca
             previous_key_id=old.key_id,
             grace_period_seconds=grace_period_seconds,
         )
-        if db.roll_key(replace(account, plan=plan), old, created.record, grace_until, event):
+        if db.roll_key(account, old, created.record, grace_until, event):
             return created
     raise ServiceUnavailable(retries.TOO_BUSY)
 
