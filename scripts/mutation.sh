@@ -23,4 +23,13 @@ for module in $modules; do
   echo "== apikeys.$module took $(( $(date +%s) - start )) s"
 done
 "$root/.venv/bin/mutmut" results --all true > "$root/.mutation-results.txt" || true
+# Score per module: killed / (killed + survived + timeout + no tests). A timeout is not counted
+# as a kill: check it by hand (docs/testing.md says how) before calling it one.
+for module in $modules; do
+  grep -F "apikeys.$module.x_" "$root/.mutation-results.txt" | awk -v m="$module" -F': ' '
+    { n[$2]++ } END {
+      total = n["killed"] + n["survived"] + n["timeout"] + n["no tests"]
+      printf "%-6s killed %d, survived %d, timeout %d, no tests %d: %.1f %%\n",
+        m, n["killed"], n["survived"], n["timeout"], n["no tests"], total ? 100 * n["killed"] / total : 0 }'
+done
 echo "results: .mutation-results.txt (survivors: \`cd $stage && $root/.venv/bin/mutmut show <name>\`)"

@@ -352,6 +352,45 @@ def test_a_new_container_learns_the_plan_from_a_list_so_its_first_create_is_one_
         calls.close()
 
 
+def test_a_new_account_on_the_default_plan_is_created_with_its_first_key_in_one_write(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DEFAULT_PLAN is the guess for an account no billing call has set: the first create makes
+    the account and the key in one transaction, with no retry."""
+    from apikeys.config import reset_for_tests
+    from apikeys.store import dynamodb_client
+
+    monkeypatch.setenv("DEFAULT_PLAN", "pro")
+    reset_for_tests()
+    calls = CallCounter(dynamodb_client())
+    try:
+        assert api.create("acct-new").status == 201
+        assert calls.calls == ["TransactWriteItems"]
+    finally:
+        calls.close()
+    assert api.list("acct-new").body["plan"] == "pro"
+
+
+def test_a_create_refused_at_the_limit_teaches_the_container_the_plan(api: Api) -> None:
+    """The first refusal in a new container costs a wrong guess; the next one is one write."""
+    from apikeys.config import reset_for_tests
+    from apikeys.store import dynamodb_client
+
+    api.set_plan("acct-a", "pro")
+    for i in range(3):
+        api.create("acct-a", f"key {i}")
+    reset_for_tests()
+    calls = CallCounter(dynamodb_client())
+    try:
+        assert api.create("acct-a").status == 403
+        assert calls.calls == ["TransactWriteItems", "TransactWriteItems"]
+        calls.reset()
+        assert api.create("acct-a").status == 403
+        assert calls.calls == ["TransactWriteItems"]
+    finally:
+        calls.close()
+
+
 def test_list_costs_one_query_per_page(api: Api, calls: CallCounter) -> None:
     """A real table pages at 1 MB; forcing 3 items a page shows each page costs one Query and
     nothing else (no read of the account item, none per key), and no key is lost between pages."""

@@ -5,6 +5,7 @@ and its write, as a concurrent request would."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -118,3 +119,14 @@ def test_a_report_that_loses_every_race_is_a_retryable_503_and_revokes_nothing(a
     assert answered[0] >= 2
     assert (reply.status, reply.body) == (503, {"error": TOO_BUSY})
     assert api.bearer(key["key"]) is not None
+
+
+def test_a_create_whose_plan_changes_before_every_attempt_is_a_retryable_503(api: Api) -> None:
+    api.set_plan("acct-a", "pro")
+    flip = itertools.cycle(["advanced", "pro"])
+    with before_each_write(lambda: api.set_plan("acct-a", next(flip)), times=None) as ran:
+        reply = api.create("acct-a", "racing billing")
+    message = "The account's plan is changing. Please retry."
+    assert (reply.status, reply.body) == (503, {"error": {"code": "service_unavailable", "message": message}})
+    assert ran[0] >= 2
+    assert api.list("acct-a").body["keys"] == []
