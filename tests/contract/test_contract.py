@@ -371,6 +371,25 @@ def test_a_new_account_on_the_default_plan_is_created_with_its_first_key_in_one_
     assert api.list("acct-new").body["plan"] == "pro"
 
 
+def test_a_wrong_plan_guess_costs_one_retry_once_per_container(api: Api) -> None:
+    """A new container guesses DEFAULT_PLAN (here none); DynamoDB's answer corrects it, and the
+    container's next create is one write."""
+    from apikeys.config import reset_for_tests
+    from apikeys.store import dynamodb_client
+
+    api.set_plan("acct-a", "agency")
+    reset_for_tests()
+    calls = CallCounter(dynamodb_client())
+    try:
+        assert api.create("acct-a", "first").status == 201
+        assert calls.calls == ["TransactWriteItems", "TransactWriteItems"]
+        calls.reset()
+        assert api.create("acct-a", "second").status == 201
+        assert calls.calls == ["TransactWriteItems"]
+    finally:
+        calls.close()
+
+
 def test_a_create_refused_at_the_limit_teaches_the_container_the_plan(api: Api) -> None:
     """The first refusal in a new container costs a wrong guess; the next one is one write."""
     from apikeys.config import reset_for_tests

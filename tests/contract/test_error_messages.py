@@ -6,6 +6,7 @@ and its write, as a concurrent request would."""
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -15,7 +16,7 @@ from apikeys import clock, logic
 from apikeys.audit import Caller
 from apikeys.errors import InvalidRequest
 from tests.helpers.interleave import before_each_write, conditions_always_fail
-from tests.helpers.support import Api
+from tests.helpers.support import Api, LambdaContext, load_function, rest_event
 
 MOMENT = datetime(2027, 3, 1, 12, 0, 0, 250_000, tzinfo=UTC)
 TOO_BUSY = {"code": "service_unavailable", "message": "Too many concurrent changes to this account. Please retry."}
@@ -130,3 +131,54 @@ def test_a_create_whose_plan_changes_before_every_attempt_is_a_retryable_503(api
     assert (reply.status, reply.body) == (503, {"error": {"code": "service_unavailable", "message": message}})
     assert ran[0] >= 2
     assert api.list("acct-a").body["keys"] == []
+
+
+class _NearlyOutOfTime(LambdaContext):
+    def get_remaining_time_in_millis(self) -> int:
+        return 1_000  # retries.ANSWER_MARGIN: no time for a second attempt
+
+
+def test_a_create_out_of_time_after_a_wrong_plan_guess_answers_503_before_the_timeout(api: Api) -> None:
+    api.set_plan("acct-a", "pro")
+    handler = load_function("create_key").lambda_handler
+    event = rest_event("POST", "/keys", "acct-a", body={"name": "late"})
+    with before_each_write(lambda: api.set_plan("acct-a", "advanced")) as ran:
+        reply = handler(event, _NearlyOutOfTime(function_name="create_key"))
+    message = "The account's plan is changing. Please retry."
+    assert (reply["statusCode"], json.loads(reply["body"])) == (
+        503,
+        {"error": {"code": "service_unavailable", "message": message}},
+    )
+    assert ran == [1]
+    assert api.list("acct-a").body["keys"] == []
+
+
+def test_an_account_nobody_gave_a_plan_is_told_how_to_get_one(api: Api) -> None:
+    reply = api.create("acct-unknown", "first")
+    message = "This account has 0 API keys and no plan, which allows none. Upgrade to Pro (3 keys) to create a new one."
+    assert (reply.status, reply.body) == (403, {"error": {"code": "key_limit_reached", "message": message}})
+    assert api.list("acct-unknown").body["key_count"] == 0
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        (
+            {"account_id": "acct\x00", "plan": "pro"},
+            "account_id must be a string of 1-128 characters without control characters.",
+        ),
+        (
+            {"account_id": "acct-a", "plan": "p" * 39 + "0123456789"},
+            f"Unknown plan '{'p' * 39}0'; valid plans: pro, advanced, agency or null.",
+        ),
+    ],
+    ids=["account_id", "plan"],
+)
+def test_the_billing_call_is_refused_with_what_was_wrong_and_changes_nothing(
+    api: Api, event: dict[str, str], message: str
+) -> None:
+    api.set_plan("acct-a", "advanced")
+    with pytest.raises(InvalidRequest) as refused:
+        load_function("set_plan").lambda_handler(event, LambdaContext())
+    assert refused.value.message == message
+    assert api.list("acct-a").body["plan"] == "advanced"
