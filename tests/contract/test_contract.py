@@ -390,6 +390,21 @@ def test_a_wrong_plan_guess_costs_one_retry_once_per_container(api: Api) -> None
         calls.close()
 
 
+def test_a_plan_set_in_the_same_process_is_the_next_create_s_guess(api: Api) -> None:
+    """One process serves every route locally (apikeys-local, the bench): a plan it set is known,
+    so the account's first create there is one write."""
+    from apikeys.store import dynamodb_client
+
+    calls = CallCounter(dynamodb_client())
+    try:
+        api.set_plan("acct-a", "advanced")
+        calls.reset()
+        assert api.create("acct-a").status == 201
+        assert calls.calls == ["TransactWriteItems"]
+    finally:
+        calls.close()
+
+
 def test_a_create_refused_at_the_limit_teaches_the_container_the_plan(api: Api) -> None:
     """The first refusal in a new container costs a wrong guess; the next one is one write."""
     from apikeys.config import reset_for_tests
