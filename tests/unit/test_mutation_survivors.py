@@ -41,3 +41,59 @@ def test_the_last_used_throttle_forgets_every_key_once_it_holds_more_than_10000(
     assert len(auth._last_touched) == 10_001  # at 10,000 it still remembers
     auth._record_use("table", Principal("acct-a", "key_b0000000000000000000", "pro"))
     assert auth._last_touched.keys() == {"key_b0000000000000000000"}
+
+
+@pytest.mark.parametrize(
+    ("plan", "limits", "count", "roll", "message"),
+    [
+        # A 1-key plan is the smallest that lets a plan-less account create its first key.
+        (
+            None,
+            {"solo": 1, "pro": 3},
+            0,
+            False,
+            "This account has 0 API keys and no plan, which allows none. Upgrade to Solo (1 key) to create a new one.",
+        ),
+        # A plan whose limit is exactly what is needed fits.
+        (
+            "pro",
+            LIMITS,
+            9,
+            False,
+            "This account has 9 API keys and the Pro plan allows 3. "
+            "Delete 7 keys to create a new one, or upgrade to Advanced (10 keys).",
+        ),
+        (
+            "advanced",
+            LIMITS,
+            25,
+            True,
+            "This account has 25 API keys and the Advanced plan allows 10. "
+            "Delete 15 keys to roll a key, or upgrade to Agency (25 keys).",
+        ),
+        # No plan is big enough: only the facts, no advice that cannot work.
+        (None, LIMITS, 30, False, "This account has 30 API keys and no plan, which allows none."),
+        (
+            "agency",
+            LIMITS,
+            25,
+            False,
+            "This account has 25 API keys and the Agency plan allows 25. Delete 1 key to create a new one.",
+        ),
+    ],
+)
+def test_the_limit_message_names_the_smallest_plan_that_allows_the_action(
+    plan: str | None, limits: dict[str, int], count: int, roll: bool, message: str
+) -> None:
+    assert plans.limit_message(plan, limits, count, roll=roll) == message
+
+
+def test_the_plan_guesses_are_forgotten_once_they_hold_10000_accounts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The per-container guess of each account's plan is bounded: at 10,000 accounts it starts over."""
+    from apikeys import logic
+
+    monkeypatch.setattr(logic, "_plan_guess", {f"acct-{i}": "pro" for i in range(9_999)})
+    logic._remember_plan("acct-a", "pro")
+    assert len(logic._plan_guess) == 10_000
+    logic._remember_plan("acct-b", "advanced")
+    assert logic._plan_guess == {"acct-b": "advanced"}

@@ -27,8 +27,9 @@ def limit_message(plan: str | None, limits: dict[str, int], key_count: int, roll
     action = "roll a key" if roll else "create a new one"
     owner = f"the {plan.capitalize()} plan allows" if plan else "no plan, which allows"
     head = f"This account has {_count(key_count, 'API key')} and {owner} {limit or 'none'}."
-    fits = sorted((lim, name) for name, lim in limits.items() if lim >= max(needed, 1) and lim > limit)
-    upgrade = f"upgrade to {fits[0][1].capitalize()} ({fits[0][0]} keys)" if fits else ""
+    # Called on a refusal, so needed > limit: any plan that fits is an upgrade.
+    fits = sorted((lim, name) for name, lim in limits.items() if lim >= needed)
+    upgrade = f"upgrade to {fits[0][1].capitalize()} ({_count(fits[0][0], 'key')})" if fits else ""
     if limit == 0:  # deleting keys cannot help: only a plan can
         return f"{head} {upgrade[:1].upper()}{upgrade[1:]} to {action}." if upgrade else head
     delete = f"Delete {_count(needed - limit, 'key')} to {action}"
