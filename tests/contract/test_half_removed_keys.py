@@ -10,7 +10,8 @@ import boto3
 import pytest
 
 from apikeys.config import get_settings
-from tests.contract.test_streams import TTL_IDENTITY, Stream, _expire
+from tests.contract.test_streams import Stream, _expire
+from tests.helpers.streams import TTL_IDENTITY
 from tests.helpers.support import Api
 
 ACCOUNT = "acct-half"

@@ -17,11 +17,10 @@ from moto.events.models import EventPattern
 
 from apikeys import clock, keys
 from apikeys.config import get_settings
+from tests.helpers.streams import TTL_IDENTITY
 from tests.helpers.support import Api, LambdaContext, load_function, load_template
 
 pytestmark = pytest.mark.engines("dynamodb_local")  # the API on DynamoDB Local only
-
-TTL_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
 
 
 def _filter(function: str) -> EventPattern:

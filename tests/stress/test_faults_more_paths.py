@@ -19,12 +19,12 @@ from apikeys import store as store_module
 from apikeys.config import get_settings
 from tests.helpers.faults import TRANSACTION_CONFLICT, Fault
 from tests.helpers.invariants import check_table, snapshot
+from tests.helpers.streams import TTL_IDENTITY, remove_record
 from tests.helpers.support import Api, LambdaContext, load_function
 
 pytestmark = pytest.mark.engines("dynamodb_local")
 
 ACCOUNT = "acct-faults-more"
-TTL_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
 KINDS = ["ThrottlingException", "InternalServerError", "EndpointConnectionError"]
 
 # (path, the DynamoDB operation the fault hits)
@@ -62,15 +62,7 @@ def _ttl_removal(api: Api, key_id: str) -> Callable[[], Any]:
     item = client.get_item(TableName=table, Key=key, ConsistentRead=True)["Item"]
     client.delete_item(TableName=table, Key=key)
     client.delete_item(TableName=table, Key={"pk": {"S": f"DIGEST#{item['digest']['S']}"}, "sk": {"S": "DIGEST"}})
-    record = {
-        "eventID": "1",
-        "eventName": "REMOVE",
-        "eventSource": "aws:dynamodb",
-        "awsRegion": "us-east-1",
-        "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/2026",
-        "userIdentity": TTL_IDENTITY,
-        "dynamodb": {"Keys": key, "OldImage": item, "StreamViewType": "OLD_IMAGE"},
-    }
+    record = remove_record(item, TTL_IDENTITY)
     handler = load_function("key_expiry").lambda_handler
     return lambda: handler({"Records": [record]}, LambdaContext())
 
