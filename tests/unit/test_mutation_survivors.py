@@ -97,3 +97,18 @@ def test_the_plan_guesses_are_forgotten_once_they_hold_10000_accounts(monkeypatc
     assert len(logic._plan_guess) == 10_000
     logic._remember_plan("acct-b", "advanced")
     assert logic._plan_guess == {"acct-b": "advanced"}
+
+
+def test_a_short_checksum_is_padded_with_leading_zeros() -> None:
+    """The format (README, "Contract"): the last 6 characters are the CRC32 of prefix + body in
+    base62, left-padded with 0. CRC32("ot_" + body) here is 8766901 = "amfd" in base62, worked by
+    hand. The key is assembled in parts so no secret scanner mistakes this file for a leak."""
+    body = "0" * 31 + "n"
+    assert keys.is_well_formed("ot_" + body + "00amfd", "ot_")
+    assert not keys.is_well_formed("ot_" + body + "amfd00", "ot_")
+
+
+def test_a_key_with_a_character_outside_base62_is_malformed_whatever_its_length() -> None:
+    token = keys.generate("ot_")
+    for bad in ("-", "_", "é", " "):
+        assert not keys.is_well_formed(token[:10] + bad + token[11:], "ot_"), bad

@@ -696,7 +696,7 @@ class Store:
                 Key={"pk": _account_pk(account_id), "sk": _key_sk(key_id)},
                 UpdateExpression="SET last_used_at = :now",
                 ConditionExpression="attribute_exists(pk) AND "
-                "(attribute_not_exists(last_used_at) OR last_used_at < :cutoff)",
+                "(attribute_not_exists(last_used_at) OR last_used_at <= :cutoff)",
                 ExpressionAttributeValues={":now": {"S": now}, ":cutoff": {"S": cutoff}},
             )
         except ClientError as exc:
