@@ -112,3 +112,9 @@ def test_a_key_with_a_character_outside_base62_is_malformed_whatever_its_length(
     token = keys.generate("ot_")
     for bad in ("-", "_", "é", " "):
         assert not keys.is_well_formed(token[:10] + bad + token[11:], "ot_"), bad
+
+
+def test_no_plan_and_a_plan_removed_from_the_configuration_allow_no_keys() -> None:
+    assert plans.limit_for("pro", LIMITS) == 3
+    assert plans.limit_for(None, LIMITS) == 0
+    assert plans.limit_for("enterprise", LIMITS) == 0

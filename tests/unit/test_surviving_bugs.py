@@ -106,6 +106,33 @@ def test_last_used_is_written_again_exactly_one_minute_after_the_last_write(
     assert api.get("acct-a", created["id"]).body["last_used_at"] == "2027-01-15T08:01:00.000Z"
 
 
+def test_another_container_does_not_write_last_used_again_within_the_minute(
+    api: Api, set_clock: Callable[[float], None]
+) -> None:
+    """Across containers the store's condition keeps it to one write a minute per key."""
+    from apikeys.config import reset_for_tests
+
+    set_clock(1_800_000_000)
+    api.set_plan("acct-a", "pro")
+    created = api.create("acct-a").body
+    assert api.bearer(created["key"]) is not None
+    reset_for_tests()  # a second container: its own per-container throttle is empty
+    set_clock(1_800_000_030)
+    assert api.bearer(created["key"]) is not None
+    assert api.get("acct-a", created["id"]).body["last_used_at"] == "2027-01-15T08:00:00.000Z"
+
+
+def test_a_plan_that_allows_one_key_lets_that_key_call_the_api(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    from apikeys.config import reset_for_tests
+
+    monkeypatch.setenv("PLAN_LIMITS", '{"solo": 1, "pro": 3}')
+    reset_for_tests()
+    api.set_plan("acct-a", "solo")
+    created = api.create("acct-a", "the one").body
+    allowed = api.bearer(created["key"])
+    assert allowed is not None and allowed["context"]["plan"] == "solo"
+
+
 # --- Grace-period cap ---------------------------------------------------------------------
 
 
