@@ -131,6 +131,7 @@ def test_a_plan_that_allows_one_key_lets_that_key_call_the_api(api: Api, monkeyp
     created = api.create("acct-a", "the one").body
     allowed = api.bearer(created["key"])
     assert allowed is not None and allowed["context"]["plan"] == "solo"
+    assert [s["Effect"] for s in allowed["policyDocument"]["Statement"]] == ["Allow"]
 
 
 # --- Grace-period cap ---------------------------------------------------------------------
