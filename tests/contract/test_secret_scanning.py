@@ -41,7 +41,7 @@ def test_a_signed_report_revokes_a_live_key_at_once(api: Api, github: GitHubKeys
     assert (event["key_id"], event["key_name"], event["account_id"]) == (created["id"], "Deploy", "acct-a")
     assert created["key"] not in json.dumps(event)
     [notice] = api.revocations("acct-a").body["revocations"]
-    assert (notice["name"], notice["reason"], notice["url"]) == ("Deploy", "leaked", url)
+    assert (notice["name"], notice["reason"], notice["url"], notice["source"]) == ("Deploy", "leaked", url, "content")
 
 
 def test_one_byte_changed_is_401_and_the_key_still_works(api: Api, github: GitHubKeys) -> None:

@@ -161,3 +161,17 @@ def test_the_console_lists_the_notices_of_the_last_30_days_newest_first(
         ("newest", "2027-03-06T12:00:00.000Z"),
         ("30 days old", "2027-03-01T12:00:00.000Z"),
     ]
+
+
+def test_a_key_whose_item_ttl_already_removed_is_still_recognised_as_ours(api: Api) -> None:
+    """TTL removes a key's two items separately: with only the digest item left, a report of the
+    key is still labelled ours (a true positive), and nothing is written."""
+    api.set_plan("acct-a", "pro")
+    key = api.create("acct-a", "Trial", expires_in_days=1).body
+    table = os.environ["TABLE_NAME"]
+    boto3.client("dynamodb").delete_item(
+        TableName=table, Key={"pk": {"S": "ACCOUNT#acct-a"}, "sk": {"S": f"KEY#{key['id']}"}}
+    )
+    before = snapshot(table)
+    assert logic.revoke_exposed(key["key"], logic.LEAKED, Caller("github-secret-scanning")) is True
+    assert snapshot(table) == before
