@@ -182,3 +182,15 @@ def test_the_billing_call_is_refused_with_what_was_wrong_and_changes_nothing(
         load_function("set_plan").lambda_handler(event, LambdaContext())
     assert refused.value.message == message
     assert api.list("acct-a").body["plan"] == "advanced"
+
+
+def test_a_delete_that_loses_every_race_is_404_and_removes_nothing(api: Api) -> None:
+    """Each attempt re-reads the key; when its write loses every time, the key is answered as
+    gone, which is what the winning concurrent delete makes true in practice."""
+    api.set_plan("acct-a", "pro")
+    key = api.create("acct-a", "contested").body
+    with conditions_always_fail() as answered:
+        reply = api.delete("acct-a", key["id"])
+    assert answered[0] == 3  # retries.DELETE_ATTEMPTS
+    assert (reply.status, reply.body) == (404, {"error": _not_found(key["id"])})
+    assert api.bearer(key["key"]) is not None
