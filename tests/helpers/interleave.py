@@ -84,14 +84,27 @@ def interleave(late: Call, early: Call, hold_nth: int = 1) -> dict[str, Any]:
 
 # --- In process (the fast tier, either engine) -----------------------------------------------
 
+_TRANSACTION = "before-call.dynamodb.TransactWriteItems"
+
+
+@contextmanager
+def _at_each_transaction(hook: Callable[..., object]) -> Iterator[None]:
+    """`hook` runs as each TransactWriteItems is about to be sent; a non-None return is its answer."""
+    from apikeys.store import dynamodb_client
+
+    events = dynamodb_client().meta.events
+    events.register(_TRANSACTION, hook)
+    try:
+        yield
+    finally:
+        events.unregister(_TRANSACTION, hook)
+
 
 @contextmanager
 def before_each_write(action: Callable[[], object], times: int | None = 1) -> Iterator[list[int]]:
     """Run `action` just before the code under test sends each of its next `times` transactions
     (None: all), in this process: a concurrent request landing between its read and its write.
     The action's own writes pass through. Yields a one-item list: how many times it ran."""
-    from apikeys.store import dynamodb_client
-
     ran = [0]
     busy = False
 
@@ -106,12 +119,8 @@ def before_each_write(action: Callable[[], object], times: int | None = 1) -> It
         finally:
             busy = False
 
-    events = dynamodb_client().meta.events
-    events.register("before-call.dynamodb.TransactWriteItems", hook)
-    try:
+    with _at_each_transaction(hook):
         yield ran
-    finally:
-        events.unregister("before-call.dynamodb.TransactWriteItems", hook)
 
 
 @contextmanager
@@ -119,8 +128,6 @@ def conditions_always_fail() -> Iterator[list[int]]:
     """Answer every TransactWriteItems as DynamoDB does when another writer changed an item the
     transaction's conditions name (nothing written): the code's re-read-and-retry loop runs to
     its end. Yields a one-item list: how many transactions were answered so."""
-    from apikeys.store import dynamodb_client
-
     answered = [0]
 
     def cancel(**_: object) -> tuple[Any, dict[str, Any]]:
@@ -129,9 +136,5 @@ def conditions_always_fail() -> Iterator[list[int]]:
         reasons = [{"Code": "ConditionalCheckFailed"}]
         return SimpleNamespace(status_code=400, headers={}), {"Error": error, "CancellationReasons": reasons}
 
-    events = dynamodb_client().meta.events
-    events.register("before-call.dynamodb.TransactWriteItems", cancel)
-    try:
+    with _at_each_transaction(cancel):
         yield answered
-    finally:
-        events.unregister("before-call.dynamodb.TransactWriteItems", cancel)
