@@ -15,8 +15,9 @@ import pytest
 from apikeys import clock, logic
 from apikeys.audit import Caller
 from apikeys.errors import InvalidRequest
+from apikeys.store import dynamodb_client
 from tests.helpers.interleave import before_each_write, conditions_always_fail
-from tests.helpers.support import Api, LambdaContext, load_function, rest_event
+from tests.helpers.support import Api, CallCounter, LambdaContext, load_function, rest_event
 
 MOMENT = datetime(2027, 3, 1, 12, 0, 0, 250_000, tzinfo=UTC)
 TOO_BUSY = {"code": "service_unavailable", "message": "Too many concurrent changes to this account. Please retry."}
@@ -54,8 +55,13 @@ def test_an_unknown_or_malformed_key_id_is_404_naming_it(api: Api) -> None:
     for reply in (api.get("acct-a", unknown), api.delete("acct-a", unknown)):
         assert (reply.status, reply.body) == (404, {"error": _not_found(unknown)})
     malformed = "k" * 39 + "0123456789"
-    reply = api.get("acct-a", malformed)
+    calls = CallCounter(dynamodb_client())
+    try:
+        reply = api.get("acct-a", malformed)
+    finally:
+        calls.close()
     assert (reply.status, reply.body) == (404, {"error": _not_found("k" * 39 + "0")})
+    assert calls.calls == []
     assert api.list("acct-a").body["key_count"] == 1
 
 
@@ -108,6 +114,7 @@ def test_a_roll_outpaced_by_other_changes_on_every_attempt_is_a_retryable_503(ap
     with before_each_write(lambda: api.patch("acct-a", other["id"], {"scopes": next(flip)}), times=None) as ran:
         reply = api.roll("acct-a", key["id"])
     assert (reply.status, reply.body) == (503, {"error": TOO_BUSY})
+    assert reply.headers["Retry-After"] == "1"
     assert ran[0] >= 2
     assert {k["id"] for k in api.list("acct-a").body["keys"]} == {key["id"], other["id"]}
 
@@ -119,6 +126,7 @@ def test_a_report_that_loses_every_race_is_a_retryable_503_and_revokes_nothing(a
         reply = api.revoke_credentials({"credentials": [key["key"]]})
     assert answered[0] >= 2
     assert (reply.status, reply.body) == (503, {"error": TOO_BUSY})
+    assert reply.headers["Retry-After"] == "1"
     assert api.bearer(key["key"]) is not None
 
 
@@ -129,6 +137,7 @@ def test_a_create_whose_plan_changes_before_every_attempt_is_a_retryable_503(api
         reply = api.create("acct-a", "racing billing")
     message = "The account's plan is changing. Please retry."
     assert (reply.status, reply.body) == (503, {"error": {"code": "service_unavailable", "message": message}})
+    assert reply.headers["Retry-After"] == "1"
     assert ran[0] >= 2
     assert api.list("acct-a").body["keys"] == []
 
@@ -149,6 +158,7 @@ def test_a_create_out_of_time_after_a_wrong_plan_guess_answers_503_before_the_ti
         503,
         {"error": {"code": "service_unavailable", "message": message}},
     )
+    assert reply["multiValueHeaders"]["Retry-After"] == ["1"]
     assert ran == [1]
     assert api.list("acct-a").body["keys"] == []
 
