@@ -26,7 +26,7 @@ from apikeys import clock
 from tests.helpers import figures
 from tests.helpers.dynamodb_local import DynamoDBLocal
 from tests.helpers.github_keys import GitHubKeys
-from tests.helpers.support import Api, CallCounter, table_definition
+from tests.helpers.support import Api, CallCounter, counting_calls, table_definition
 
 pytest_plugins = ["tests.helpers.hygiene", "pytester"]
 
@@ -143,11 +143,8 @@ def api(db: Any, capfd: pytest.CaptureFixture[str]) -> Iterator[Api]:
 
 @pytest.fixture
 def calls(db: Any) -> Iterator[CallCounter]:
-    from apikeys.store import dynamodb_client
-
-    counter = CallCounter(dynamodb_client())
-    yield counter
-    counter.close()
+    with counting_calls() as counter:
+        yield counter
 
 
 @pytest.fixture(scope="session")

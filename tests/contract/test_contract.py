@@ -9,7 +9,15 @@ from typing import Any
 import pytest
 
 from apikeys import keys
-from tests.helpers.support import PLAN_LIMITS, Api, CallCounter, http_api_event, request_event, token_event
+from tests.helpers.support import (
+    PLAN_LIMITS,
+    Api,
+    CallCounter,
+    counting_calls,
+    http_api_event,
+    request_event,
+    token_event,
+)
 
 ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 # Fields the key lifecycle issue added to every key object (the core fields stay as they were).
@@ -337,19 +345,12 @@ def test_create_is_one_call_without_reads_in_a_warm_container(api: Api, calls: C
 def test_a_new_container_learns_the_plan_from_a_list_so_its_first_create_is_one_write(api: Api) -> None:
     """The console lists before it creates: the list's plan is the create's guess, so a container
     that never saw the account still creates with one transaction and no retry."""
-    from apikeys.config import reset_for_tests
-    from apikeys.store import dynamodb_client
-
     api.set_plan("acct-a", "agency")
-    reset_for_tests()  # a fresh container: no plan guessed for any account
-    calls = CallCounter(dynamodb_client())
-    try:
+    with counting_calls(new_container=True) as calls:
         assert api.list("acct-a").body["plan"] == "agency"
         calls.reset()
         assert api.create("acct-a").status == 201
         assert calls.calls == ["TransactWriteItems"]
-    finally:
-        calls.close()
 
 
 def test_a_new_account_on_the_default_plan_is_created_with_its_first_key_in_one_write(
@@ -357,72 +358,46 @@ def test_a_new_account_on_the_default_plan_is_created_with_its_first_key_in_one_
 ) -> None:
     """DEFAULT_PLAN is the guess for an account no billing call has set: the first create makes
     the account and the key in one transaction, with no retry."""
-    from apikeys.config import reset_for_tests
-    from apikeys.store import dynamodb_client
-
     monkeypatch.setenv("DEFAULT_PLAN", "pro")
-    reset_for_tests()
-    calls = CallCounter(dynamodb_client())
-    try:
+    with counting_calls(new_container=True) as calls:
         assert api.create("acct-new").status == 201
         assert calls.calls == ["TransactWriteItems"]
-    finally:
-        calls.close()
     assert api.list("acct-new").body["plan"] == "pro"
 
 
 def test_a_wrong_plan_guess_costs_one_retry_once_per_container(api: Api) -> None:
     """A new container guesses DEFAULT_PLAN (here none); DynamoDB's answer corrects it, and the
     container's next create is one write."""
-    from apikeys.config import reset_for_tests
-    from apikeys.store import dynamodb_client
-
     api.set_plan("acct-a", "agency")
-    reset_for_tests()
-    calls = CallCounter(dynamodb_client())
-    try:
+    with counting_calls(new_container=True) as calls:
         assert api.create("acct-a", "first").status == 201
         assert calls.calls == ["TransactWriteItems", "TransactWriteItems"]
         calls.reset()
         assert api.create("acct-a", "second").status == 201
         assert calls.calls == ["TransactWriteItems"]
-    finally:
-        calls.close()
 
 
 def test_a_plan_set_in_the_same_process_is_the_next_create_s_guess(api: Api) -> None:
     """One process serves every route locally (apikeys-local, the bench): a plan it set is known,
     so the account's first create there is one write."""
-    from apikeys.store import dynamodb_client
-
-    calls = CallCounter(dynamodb_client())
-    try:
+    with counting_calls() as calls:
         api.set_plan("acct-a", "advanced")
         calls.reset()
         assert api.create("acct-a").status == 201
         assert calls.calls == ["TransactWriteItems"]
-    finally:
-        calls.close()
 
 
 def test_a_create_refused_at_the_limit_teaches_the_container_the_plan(api: Api) -> None:
     """The first refusal in a new container costs a wrong guess; the next one is one write."""
-    from apikeys.config import reset_for_tests
-    from apikeys.store import dynamodb_client
-
     api.set_plan("acct-a", "pro")
     for i in range(3):
         api.create("acct-a", f"key {i}")
-    reset_for_tests()
-    calls = CallCounter(dynamodb_client())
-    try:
+    with counting_calls(new_container=True) as calls:
         assert api.create("acct-a").status == 403
         assert calls.calls == ["TransactWriteItems", "TransactWriteItems"]
         calls.reset()
         assert api.create("acct-a").status == 403
         assert calls.calls == ["TransactWriteItems"]
-    finally:
-        calls.close()
 
 
 def test_list_costs_one_query_per_page(api: Api, calls: CallCounter) -> None:

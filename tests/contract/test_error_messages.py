@@ -15,9 +15,8 @@ import pytest
 from apikeys import clock, logic
 from apikeys.audit import Caller
 from apikeys.errors import InvalidRequest
-from apikeys.store import dynamodb_client
 from tests.helpers.interleave import before_each_write, conditions_always_fail
-from tests.helpers.support import Api, CallCounter, LambdaContext, load_function, rest_event
+from tests.helpers.support import Api, LambdaContext, counting_calls, load_function, rest_event
 
 MOMENT = datetime(2027, 3, 1, 12, 0, 0, 250_000, tzinfo=UTC)
 TOO_BUSY = {"code": "service_unavailable", "message": "Too many concurrent changes to this account. Please retry."}
@@ -55,11 +54,8 @@ def test_an_unknown_or_malformed_key_id_is_404_naming_it(api: Api) -> None:
     for reply in (api.get("acct-a", unknown), api.delete("acct-a", unknown)):
         assert (reply.status, reply.body) == (404, {"error": _not_found(unknown)})
     malformed = "k" * 39 + "0123456789"
-    calls = CallCounter(dynamodb_client())
-    try:
+    with counting_calls() as calls:
         reply = api.get("acct-a", malformed)
-    finally:
-        calls.close()
     assert (reply.status, reply.body) == (404, {"error": _not_found("k" * 39 + "0")})
     assert calls.calls == []
     assert api.list("acct-a").body["key_count"] == 1

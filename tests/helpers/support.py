@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -144,6 +146,22 @@ class CallCounter:
 
     def close(self) -> None:
         self._client.meta.events.unregister("before-call.dynamodb", self._hook)
+
+
+@contextmanager
+def counting_calls(new_container: bool = False) -> Iterator[CallCounter]:
+    """Count the DynamoDB calls made through the container's client; `new_container` first
+    forgets every per-container cache (plan guesses, last-used throttle), as a new container."""
+    from apikeys.config import reset_for_tests
+    from apikeys.store import dynamodb_client
+
+    if new_container:
+        reset_for_tests()
+    counter = CallCounter(dynamodb_client())
+    try:
+        yield counter
+    finally:
+        counter.close()
 
 
 @dataclass

@@ -14,7 +14,7 @@ import pytest
 from apikeys import clock
 from apikeys.config import get_settings
 from tests.helpers.streams import TTL_IDENTITY, key_item, remove_record
-from tests.helpers.support import Api, CallCounter, LambdaContext, load_function, rest_event
+from tests.helpers.support import Api, LambdaContext, counting_calls, load_function, rest_event
 
 pytestmark = pytest.mark.engines("moto")
 
@@ -90,19 +90,14 @@ def test_last_used_is_written_again_exactly_one_minute_after_the_last_write(
 ) -> None:
     """`last_used_at` is written at most once a minute per key: not 59.999 s after the last
     write, and again at 60 s (the container's throttle and the store's condition agree)."""
-    from apikeys.store import dynamodb_client
-
     set_clock(1_800_000_000)
     api.set_plan("acct-a", "pro")
     created = api.create("acct-a").body
-    calls = CallCounter(dynamodb_client())
-    try:
+    with counting_calls() as calls:
         for moment, writes in ((1_800_000_000, 1), (1_800_000_059.999, 1), (1_800_000_060, 2)):
             set_clock(moment)
             assert api.bearer(created["key"]) is not None
             assert calls.calls.count("UpdateItem") == writes, moment
-    finally:
-        calls.close()
     assert api.get("acct-a", created["id"]).body["last_used_at"] == "2027-01-15T08:01:00.000Z"
 
 
