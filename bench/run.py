@@ -449,13 +449,17 @@ def cold_start(fixture: Fixture, sizes: Sizes, env: dict[str, str]) -> dict[str,
         "baseline": lambda: {"mode": "baseline", "name": "baseline", "events": []},
     }
     for function in FUNCTIONS:
-        jobs[function] = lambda function=function: {
-            "mode": "function",
-            "name": function,
-            "code_uri": str(ROOT / "functions" / function),
-            "layer": str(LAYER),
-            "events": fixture.events(function, 1),
-        }
+
+        def job(function: str = function) -> dict[str, Any]:
+            return {
+                "mode": "function",
+                "name": function,
+                "code_uri": str(ROOT / "functions" / function),
+                "layer": str(LAYER),
+                "events": fixture.events(function, 1),
+            }
+
+        jobs[function] = job
     names = list(jobs)
     in_process: dict[str, list[int]] = {name: [] for name in names}
     from_spawn: dict[str, list[int]] = {name: [] for name in names}
@@ -566,7 +570,7 @@ def call_counts(fixture: Fixture, *_: Any) -> dict[str, Any]:
         results["authorize (scoped key, request path)"] = (count("authorizer", scoped), ["GetItem"])
         count("create_key", create_event(account))  # the container learns the account's plan
         results["create (warm container)"] = (count("create_key", create_event(account)), ["TransactWriteItems"])
-        for _ in range(8):
+        for _round in range(8):
             count("create_key", create_event(account))
         results["list (10 keys, one page)"] = (count("list_keys", list_event(account)), ["Query"])
         pages = paged_list_calls(counter, lambda: count("list_keys", list_event(account)), page_size=3)

@@ -19,7 +19,7 @@ def _running_server(root: Path) -> dict[str, Any] | None:
     state = state_dir(root) / "server.json"
     if not state.is_file():
         return None
-    info = json.loads(state.read_text())
+    info: dict[str, Any] = json.loads(state.read_text())
     try:
         os.kill(int(info["pid"]), 0)
     except (OSError, ValueError, KeyError):

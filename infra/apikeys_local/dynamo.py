@@ -121,8 +121,7 @@ class EmbeddedDynamoDB:
     """moto's server mode on 127.0.0.1 and a free port, in a daemon thread of this process."""
 
     def __init__(self) -> None:
-        from moto.moto_server.threaded_moto_server import MotoRequestHandler
-        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log line per DynamoDB call
         app = _OneCallAtATime(DomainDispatcherApplication(create_backend_app))

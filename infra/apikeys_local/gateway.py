@@ -11,6 +11,7 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -144,7 +145,7 @@ class Gateway:
         return f"arn:aws:execute-api:{REGION}:{ACCOUNT_ID}:{API_ID}/{self.stack.stage}/{method}{path}"
 
     def proxy_event(
-        self, request: Request, route: Route, params: dict[str, str], request_id: str, authorizer: Any
+        self, request: Request, route: Route, params: Mapping[str, str], request_id: str, authorizer: Any
     ) -> dict[str, Any]:
         headers = {name: request.headers.getlist(name) for name in dict.fromkeys(request.headers.keys())}
         query = {name: request.args.getlist(name) for name in request.args}
@@ -218,7 +219,7 @@ class Gateway:
                 self._cache[(authorizer.name, identity)] = (time.monotonic() + authorizer.ttl, result)
 
     def authorize(
-        self, authorizer: Authorizer, request: Request, request_id: str, route: Route, params: dict[str, str]
+        self, authorizer: Authorizer, request: Request, request_id: str, route: Route, params: Mapping[str, str]
     ) -> dict[str, Any] | str:
         """requestContext.authorizer for the handler, or the Gateway Response type refusing the call."""
         identity = request.headers.get(authorizer.header)

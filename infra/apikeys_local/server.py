@@ -17,7 +17,8 @@ from urllib.parse import unquote_plus
 import flask_swagger_ui
 from waitress.server import create_server
 from werkzeug.exceptions import NotFound
-from werkzeug.utils import safe_join, send_file
+from werkzeug.security import safe_join
+from werkzeug.utils import send_file
 from werkzeug.wrappers import Request, Response
 
 from apikeys.observability import redact
@@ -177,6 +178,7 @@ class App:
         started = time.perf_counter()
         request = Request(environ)
         function = "-"
+        response: Response | None  # None: not one of the emulator's own paths; the gateway answers it
         try:
             if len(request.path) > MAX_PATH:
                 response = _error(414, "uri_too_long", f"The request path exceeds {MAX_PATH} characters.")
@@ -220,7 +222,8 @@ def set_plan(emulator: Emulator, account: str, plan: str) -> dict[str, Any]:
     result = emulator.runtime.invoke(PLAN_FUNCTION, {"account_id": account, "plan": plan})
     if not result.ok:
         raise RuntimeError(f"{PLAN_FUNCTION}: {result.payload.get('errorMessage')}")
-    return result.payload
+    payload: dict[str, Any] = result.payload
+    return payload
 
 
 def start_plan(emulator: Emulator, account: str, plan: str = DEMO_PLAN) -> bool:

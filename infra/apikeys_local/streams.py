@@ -13,13 +13,22 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypedDict
 
 import boto3
 from moto.events.models import EventPattern
 
 from apikeys_local.runtime import Runtime
 from apikeys_local.template import StreamSubscription
+
+
+class _ClientArgs(TypedDict):
+    """The region and credentials both boto3 clients are made with."""
+
+    region_name: str
+    aws_access_key_id: str | None
+    aws_secret_access_key: str | None
+    aws_session_token: str | None
 
 
 class StreamPump:
@@ -38,7 +47,7 @@ class StreamPump:
         self.log = log
         self.interval = interval
         region = credentials.get("AWS_REGION", "us-east-1")
-        keys = {
+        keys: _ClientArgs = {
             "region_name": region,
             "aws_access_key_id": credentials.get("AWS_ACCESS_KEY_ID"),
             "aws_secret_access_key": credentials.get("AWS_SECRET_ACCESS_KEY"),
@@ -111,7 +120,8 @@ class StreamPump:
             return
         for sub in self.subscriptions:
             patterns = self.patterns[sub.function]
-            matching = [r for r in records if not patterns or any(p.matches_event(r) for p in patterns)]
+            # moto's matcher takes any event dict; its hint names EventBridge's envelope, not a stream record.
+            matching = [r for r in records if not patterns or any(p.matches_event(r) for p in patterns)]  # type: ignore[arg-type]
             for start in range(0, len(matching), sub.batch_size):
                 self.deliver(sub.function, matching[start : start + sub.batch_size])
 
