@@ -10,7 +10,9 @@ import pytest
 
 from apikeys import auth, keys, plans
 from apikeys.config import ConfigError, get_settings
+from apikeys_local.template import load_stack
 from tests.helpers.support import PLAN_LIMITS as LIMITS
+from tests.helpers.support import ROOT
 
 
 def test_generated_keys_are_prefixed_base62_with_valid_checksum_and_unique() -> None:
@@ -199,6 +201,25 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     get_settings.cache_clear()
     assert list(get_settings().plan_limits) == ["small", "big"]
     assert plans.next_plan_up("small", get_settings().plan_limits) == "big"
+
+
+def test_the_layer_the_bench_and_the_local_server_run_with_the_templates_plan_limits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """template.yaml's PlanLimits default is what every runner gives the service: the layer's
+    own fallback (no PLAN_LIMITS set), the bench's environment, and each function of the stack
+    the local server builds from the template."""
+    from bench.run import FUNCTION_ENV
+
+    assert get_settings().plan_limits == LIMITS
+    stack = load_stack(ROOT, "unused").functions
+    environments = {"bench": FUNCTION_ENV} | {name: f.environment for name, f in stack.items()}
+    configured = {name: env["PLAN_LIMITS"] for name, env in environments.items() if "PLAN_LIMITS" in env}
+    assert {"bench", "CreateKeyFunction", "AuthorizerFunction", "SetPlanFunction"} <= set(configured)
+    for name, limits in configured.items():
+        monkeypatch.setenv("PLAN_LIMITS", limits)
+        get_settings.cache_clear()
+        assert get_settings().plan_limits == LIMITS, name
 
 
 @pytest.mark.parametrize(
