@@ -1,16 +1,18 @@
 """Scoped keys through the handlers and the authorizer, on moto and DynamoDB Local: the key
 object's `scopes` on every response, invalid `scopes` refused with nothing written, the policy
-and context a scoped key gets, and a PATCH that takes effect on the very next authorization."""
+and context a scoped key gets (a WebSocket, which has no routes, only for a full-access key),
+and a PATCH that takes effect on the very next authorization."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from apikeys.config import get_settings
 from tests.helpers.invariants import snapshot
-from tests.helpers.support import METHOD_ARN, Api, CallCounter, http_api_event, load_function, token_event
+from tests.helpers.support import METHOD_ARN, ROOT, Api, CallCounter, http_api_event, load_function, token_event
 
 STAGE = "arn:aws:execute-api:us-east-1:123456789012:abc123/v1"
 VALID = "Valid scopes: *, whoami, mcp, keys:read."
@@ -105,6 +107,18 @@ def test_http_api_refuses_routes_outside_the_scopes(api: Api) -> None:
     assert _http(api, capability, "GET /v1/whoami") == {"isAuthorized": False}
     answer = _http(api, capability, "POST /mcp")
     assert answer is not None and answer["isAuthorized"] and answer["context"]["scopes"] == "mcp keys:read"
+
+
+def test_a_scoped_key_may_not_open_a_websocket(api: Api) -> None:
+    """Scopes name HTTP routes; a WebSocket has none, so only a full-access key may connect."""
+    api.set_plan("acct-ws-scoped", "pro")
+    created = api.create("acct-ws-scoped", scopes=["whoami"]).body
+    sample = (ROOT / "events/authorizer_websocket.json").read_text()
+    event = json.loads(sample.replace("ot_PASTE_A_KEY_HERE", created["key"]))
+    answer = api.authorize(event)
+    assert answer is not None
+    (statement,) = answer["policyDocument"]["Statement"]
+    assert statement["Effect"] == "Deny" and statement["Resource"] == [event["methodArn"]]
 
 
 def test_narrowing_with_patch_refuses_the_next_request(api: Api) -> None:

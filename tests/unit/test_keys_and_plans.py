@@ -1,4 +1,5 @@
-"""Key format, checksum, digest and plan wording: pure functions, no I/O."""
+"""Key format, checksum, digest, the Authorization header's size limit, plan limits and their
+wording: pure functions, no I/O."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import re
 
 import pytest
 
-from apikeys import keys, plans
+from apikeys import auth, keys, plans
 from apikeys.config import ConfigError, get_settings
+from apikeys_local.template import load_stack
 from tests.helpers.support import PLAN_LIMITS as LIMITS
+from tests.helpers.support import ROOT
 
 
 def test_generated_keys_are_prefixed_base62_with_valid_checksum_and_unique() -> None:
@@ -29,6 +32,29 @@ def test_every_single_character_change_is_caught_offline() -> None:
                 caught += not keys.is_well_formed(key[:i] + ch + key[i + 1 :], "ot_")
     total = sum(1 for i in range(3, len(key)) for ch in "0aZ" if key[i] != ch)
     assert caught == total
+
+
+def test_a_short_checksum_is_padded_with_leading_zeros() -> None:
+    """The format (README, "Contract"): the last 6 characters are the CRC32 of prefix + body in
+    base62, left-padded with 0. CRC32("ot_" + body) here is 8766901 = "amfd" in base62, worked by
+    hand. The key is assembled in parts so no secret scanner mistakes this file for a leak."""
+    body = "0" * 31 + "n"
+    assert keys.is_well_formed("ot_" + body + "00amfd", "ot_")
+    assert not keys.is_well_formed("ot_" + body + "amfd00", "ot_")
+
+
+def test_a_key_with_a_character_outside_base62_is_malformed_whatever_its_length() -> None:
+    token = keys.generate("ot_")
+    for bad in ("-", "_", "é", " "):
+        assert not keys.is_well_formed(token[:10] + bad + token[11:], "ot_"), bad
+
+
+def test_an_authorization_header_of_8_kb_is_read_and_one_byte_more_is_refused() -> None:
+    """SECURITY.md: a header over 8 KB is refused before hashing or I/O (8192 bytes is 8 KB)."""
+    token = keys.generate("ot_")
+    header = f"Bearer {token}".ljust(8192)  # trailing spaces are allowed around the token
+    assert auth.bearer_token(header) == token
+    assert auth.bearer_token(header + " ") is None
 
 
 def test_digest_is_sha256_hex_and_display_reveals_at_most_8_characters() -> None:
@@ -109,6 +135,63 @@ def test_limit_messages_state_count_limit_and_the_way_out(
     assert plans.limit_message(plan, LIMITS, count, roll=roll) == expected
 
 
+@pytest.mark.parametrize(
+    ("plan", "limits", "count", "roll", "message"),
+    [
+        # A 1-key plan is the smallest that lets a plan-less account create its first key.
+        (
+            None,
+            {"solo": 1, "pro": 3},
+            0,
+            False,
+            "This account has 0 API keys and no plan, which allows none. Upgrade to Solo (1 key) to create a new one.",
+        ),
+        # A plan whose limit is exactly what is needed fits.
+        (
+            "pro",
+            LIMITS,
+            9,
+            False,
+            "This account has 9 API keys and the Pro plan allows 3. "
+            "Delete 7 keys to create a new one, or upgrade to Advanced (10 keys).",
+        ),
+        (
+            "advanced",
+            LIMITS,
+            25,
+            True,
+            "This account has 25 API keys and the Advanced plan allows 10. "
+            "Delete 15 keys to roll a key, or upgrade to Agency (25 keys).",
+        ),
+        # No plan is big enough: only the facts, no advice that cannot work.
+        (None, LIMITS, 30, False, "This account has 30 API keys and no plan, which allows none."),
+        (
+            "agency",
+            LIMITS,
+            25,
+            False,
+            "This account has 25 API keys and the Agency plan allows 25. Delete 1 key to create a new one.",
+        ),
+    ],
+)
+def test_the_limit_message_names_the_smallest_plan_that_allows_the_action(
+    plan: str | None, limits: dict[str, int], count: int, roll: bool, message: str
+) -> None:
+    assert plans.limit_message(plan, limits, count, roll=roll) == message
+
+
+def test_the_next_plan_up_is_the_smallest_bigger_plan_and_none_above_the_largest() -> None:
+    assert plans.next_plan_up("agency", LIMITS) is None
+    assert plans.next_plan_up(None, LIMITS) == "pro"
+    assert plans.next_plan_up("pro", LIMITS) == "advanced"
+
+
+def test_no_plan_and_a_plan_removed_from_the_configuration_allow_no_keys() -> None:
+    assert plans.limit_for("pro", LIMITS) == 3
+    assert plans.limit_for(None, LIMITS) == 0
+    assert plans.limit_for("enterprise", LIMITS) == 0
+
+
 def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = get_settings()
     assert settings.key_prefix == "ot_" and settings.plan_limits == LIMITS
@@ -118,6 +201,25 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     get_settings.cache_clear()
     assert list(get_settings().plan_limits) == ["small", "big"]
     assert plans.next_plan_up("small", get_settings().plan_limits) == "big"
+
+
+def test_the_layer_the_bench_and_the_local_server_run_with_the_templates_plan_limits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """template.yaml's PlanLimits default is what every runner gives the service: the layer's
+    own fallback (no PLAN_LIMITS set), the bench's environment, and each function of the stack
+    the local server builds from the template."""
+    from bench.run import FUNCTION_ENV
+
+    assert get_settings().plan_limits == LIMITS
+    stack = load_stack(ROOT, "unused").functions
+    environments = {"bench": FUNCTION_ENV} | {name: f.environment for name, f in stack.items()}
+    configured = {name: env["PLAN_LIMITS"] for name, env in environments.items() if "PLAN_LIMITS" in env}
+    assert {"bench", "CreateKeyFunction", "AuthorizerFunction", "SetPlanFunction"} <= set(configured)
+    for name, limits in configured.items():
+        monkeypatch.setenv("PLAN_LIMITS", limits)
+        get_settings.cache_clear()
+        assert get_settings().plan_limits == LIMITS, name
 
 
 @pytest.mark.parametrize(

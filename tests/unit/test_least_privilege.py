@@ -1,17 +1,21 @@
 """Least privilege as deployed: template.yaml translated by SAM's own translator (no AWS calls),
-then every function's effective permissions read from the roles SAM generates. Reading
-`Policies` alone misses what SAM adds by itself, e.g. AWSLambdaDynamoDBExecutionRole (every
-stream in the account) for a DynamoDB event."""
+then every function's effective permissions read from the roles SAM generates, and the
+authorizer run in process to show every call it makes is one its translated role allows.
+Reading `Policies` alone misses what SAM adds by itself, e.g. AWSLambdaDynamoDBExecutionRole
+(every stream in the account) for a DynamoDB event."""
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
 
+from apikeys import keys
+from apikeys.config import get_settings
 from tests.helpers.sam import translate
-from tests.helpers.support import ROOT, load_template
+from tests.helpers.support import Api, load_template
 
 TABLE = "KeysTable.Arn"
 STREAM = "KeysTable.StreamArn"
@@ -138,10 +142,76 @@ def test_authorizer_update_is_limited_to_last_used_at(translated: dict[str, Any]
     parsed = json.loads(condition)
     assert set(parsed["ForAllValues:StringEquals"]["dynamodb:Attributes"]) == {"pk", "sk", "last_used_at"}
     assert parsed["StringEqualsIfExists"]["dynamodb:ReturnValues"] == ["NONE"]
-    # What the code writes: the update names only last_used_at, and asks for nothing back.
-    source = (ROOT / "layers/shared/apikeys/store.py").read_text()
-    start = source.index("def touch_last_used")
-    end = source.find("\n    def ", start)
-    touch = source[start : end if end > 0 else None]
-    assert 'UpdateExpression="SET last_used_at = :now"' in touch
-    assert "ReturnValues" not in touch
+
+
+# Words of DynamoDB's expression syntax, as opposed to attribute names.
+_EXPRESSION_WORDS = {
+    "SET", "REMOVE", "ADD", "DELETE", "AND", "OR", "NOT", "BETWEEN", "IN",
+    "attribute_exists", "attribute_not_exists", "attribute_type", "begins_with", "contains", "size",
+    "if_not_exists", "list_append",
+}  # fmt: skip
+
+
+def _attributes(params: dict[str, Any]) -> set[str]:
+    """The top-level attributes a DynamoDB request names (IAM's `dynamodb:Attributes`): its key
+    and every attribute of its expressions, `#name` placeholders resolved."""
+    names = set(params.get("Key", {}))
+    aliases = params.get("ExpressionAttributeNames", {})
+    for field in ("UpdateExpression", "ConditionExpression", "ProjectionExpression"):
+        for word in re.findall(r"[#:]?[A-Za-z_][A-Za-z0-9_]*", params.get(field, "")):
+            if not word.startswith(":") and word not in _EXPRESSION_WORDS:
+                names.add(aliases.get(word, word))
+    return names
+
+
+def _allows(condition: str | None, params: dict[str, Any]) -> bool:
+    """Whether an IAM condition of the kinds this template uses allows the request."""
+    if condition is None:
+        return True
+    for operator, keys_values in json.loads(condition).items():
+        for key, allowed in keys_values.items():
+            if (operator, key) == ("ForAllValues:StringEquals", "dynamodb:Attributes"):
+                if not _attributes(params) <= set(allowed):
+                    return False
+            elif (operator, key) == ("StringEqualsIfExists", "dynamodb:ReturnValues"):
+                if "ReturnValues" in params and params["ReturnValues"] not in allowed:
+                    return False
+            else:
+                raise AssertionError(f"no evaluator for IAM condition {operator} {key}")
+    return True
+
+
+@pytest.mark.engines("moto")
+def test_every_call_the_authorizer_makes_is_one_its_translated_role_allows(
+    api: Api, translated: dict[str, Any]
+) -> None:
+    """The authorizer run in process, its DynamoDB requests recorded: each names an action its
+    role grants, on this table, within the grant's condition. Its one write, the last-used
+    update, sets `last_used_at` only and asks for nothing back."""
+    from apikeys.store import dynamodb_client
+
+    _, grants = effective(translated, "AuthorizerFunction")
+    api.set_plan("acct-a", "pro")
+    key = api.create("acct-a").body["key"]
+    sent: list[tuple[str, dict[str, Any]]] = []
+
+    def record(model: Any, params: dict[str, Any], **_: Any) -> None:
+        sent.append((model.name, params))
+
+    client = dynamodb_client()
+    client.meta.events.register("before-parameter-build.dynamodb", record)
+    try:
+        assert api.bearer(key) is not None  # waits for the last-used write off the request path
+        assert api.bearer(keys.generate("ot_")) is None  # well formed, unknown
+    finally:
+        client.meta.events.unregister("before-parameter-build.dynamodb", record)
+
+    assert [name for name, _ in sent] == ["GetItem", "UpdateItem", "GetItem"]
+    for name, params in sent:
+        assert params["TableName"] == get_settings().table_name, name
+        conditions = [c for a, r, c in grants if a == f"dynamodb:{name}" and r == TABLE]
+        assert conditions, f"{name}: not granted to the authorizer"
+        assert any(_allows(c, params) for c in conditions), f"{name} {params} is outside {conditions}"
+    [update] = [params for name, params in sent if name == "UpdateItem"]
+    assert _attributes(update) - set(update["Key"]) <= {"last_used_at"} and "ReturnValues" not in update
+    assert re.fullmatch(r"SET last_used_at = :\w+", update["UpdateExpression"])

@@ -1,11 +1,11 @@
-"""One authorizer for every front door (issue 15): API Gateway WebSocket `$connect` and AWS
-AppSync `AWS_LAMBDA` authorization, beside REST and HTTP APIs. Same key check, same context,
-still one GetItem for a well-formed key and none for a malformed one; on moto and DynamoDB Local."""
+"""The authorizer answers API Gateway WebSocket `$connect` and AWS AppSync `AWS_LAMBDA`
+authorization as it answers REST and HTTP APIs: the same key check and context, each in its own
+answer shape, refusals that are refusals, one GetItem for a well-formed key and none for a
+malformed one, and a store failure that fails closed. On moto and DynamoDB Local."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,15 +15,6 @@ from apikeys_local.gateway import policy_allows
 from tests.helpers.support import ROOT, Api, CallCounter
 
 EVENTS = ROOT / "events"
-
-
-@pytest.fixture
-def api(db: Any) -> Iterator[Api]:
-    client = Api()
-    yield client
-    from apikeys.auth import wait_for_background_updates
-
-    wait_for_background_updates()
 
 
 def sample(name: str, key: str) -> dict[str, Any]:
@@ -43,8 +34,8 @@ def appsync(token: str) -> dict[str, Any]:
 
 
 def test_websocket_connect_is_allowed_by_a_policy_that_covers_connect(api: Api) -> None:
-    """Before: the REST resource api/stage/*/* does not match api/stage/$connect, so API
-    Gateway would have refused every WebSocket connection (403) for a valid key."""
+    """The policy names $connect itself: a REST-style resource api/stage/*/* does not match
+    api/stage/$connect, and API Gateway would refuse every connection (403) for a valid key."""
     api.set_plan("acct-ws", "pro")
     created = api.create("acct-ws").body
     event = websocket(created["key"])
@@ -60,7 +51,7 @@ def test_websocket_connect_is_allowed_by_a_policy_that_covers_connect(api: Api) 
     assert policy_allows(api.authorize(event)["policyDocument"], event["methodArn"]) is True  # type: ignore[index]
 
 
-def test_websocket_connect_refusals(api: Api) -> None:
+def test_websocket_connect_is_refused_for_a_wrong_missing_or_deleted_key(api: Api) -> None:
     api.set_plan("acct-ws", "pro")
     created = api.create("acct-ws").body
     assert (
@@ -126,7 +117,9 @@ def test_appsync_refusals_are_is_authorized_false_never_an_exception(api: Api) -
     assert api.authorize(appsync(key)) == refused  # deleted: refused on the very next request
 
 
-def test_one_get_item_for_a_well_formed_key_and_none_for_a_malformed_one(api: Api, calls: CallCounter) -> None:
+def test_websocket_and_appsync_cost_one_get_item_for_a_well_formed_key_and_none_for_a_malformed_one(
+    api: Api, calls: CallCounter
+) -> None:
     from apikeys.auth import wait_for_background_updates
 
     api.set_plan("acct-io", "pro")
@@ -145,7 +138,7 @@ def test_one_get_item_for_a_well_formed_key_and_none_for_a_malformed_one(api: Ap
         assert set(calls.calls) <= {"GetItem", "UpdateItem"}  # the last-used write, off the request path
 
 
-def test_a_store_failure_fails_closed_on_both_doors(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_store_failure_fails_closed_on_websocket_and_appsync(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     """A key that could not be checked is neither allowed nor reported as refused: the error
     propagates (API Gateway: 5xx on $connect; AppSync: 401), and an alarm sees a Lambda error."""
     from apikeys.store import Store
@@ -160,14 +153,3 @@ def test_a_store_failure_fails_closed_on_both_doors(api: Api, monkeypatch: pytes
     for event in (appsync(key), websocket(key)):
         with pytest.raises(ConnectionError):
             api.authorize(event)
-
-
-def test_a_scoped_key_may_not_open_a_websocket(api: Api) -> None:
-    """Scopes name HTTP routes; a WebSocket has none, so only a full-access key may connect."""
-    api.set_plan("acct-ws-scoped", "pro")
-    created = api.create("acct-ws-scoped", scopes=["whoami"]).body
-    event = websocket(created["key"])
-    answer = api.authorize(event)
-    assert answer is not None
-    (statement,) = answer["policyDocument"]["Statement"]
-    assert statement["Effect"] == "Deny" and statement["Resource"] == [event["methodArn"]]
