@@ -16,7 +16,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 
 from apikeys import config, keys, retries
-from tests.helpers.support import PLAN_LIMITS, ROOT, load_function
+from tests.helpers.support import PLAN_LIMITS, ROOT, fresh_container, load_function
 
 SOURCES = [ROOT / d for d in ("layers", "functions", "infra", "bench", "tests")]
 
@@ -76,7 +76,7 @@ def test_audit_events_retries_like_the_store_and_reads_its_settings_from_config(
 ) -> None:
     monkeypatch.setenv("AUDIT_EVENT_BUS", "audit-bus")
     monkeypatch.setenv("AUDIT_EVENT_SOURCE", "apikeys.test")
-    config.reset_for_tests()
+    fresh_container()
     sleeps: list[float] = []
     monkeypatch.setattr(botocore.endpoint, "time", types.SimpleNamespace(sleep=sleeps.append))
     function = load_function("audit_events")

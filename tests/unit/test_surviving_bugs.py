@@ -105,23 +105,23 @@ def test_another_container_does_not_write_last_used_again_within_the_minute(
     api: Api, set_clock: Callable[[float], None]
 ) -> None:
     """Across containers the store's condition keeps it to one write a minute per key."""
-    from apikeys.config import reset_for_tests
+    from tests.helpers.support import fresh_container
 
     set_clock(1_800_000_000)
     api.set_plan("acct-a", "pro")
     created = api.create("acct-a").body
     assert api.bearer(created["key"]) is not None
-    reset_for_tests()  # a second container: its own per-container throttle is empty
+    fresh_container()  # a second container: its own per-container throttle is empty
     set_clock(1_800_000_030)
     assert api.bearer(created["key"]) is not None
     assert api.get("acct-a", created["id"]).body["last_used_at"] == "2027-01-15T08:00:00.000Z"
 
 
 def test_a_plan_that_allows_one_key_lets_that_key_call_the_api(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    from apikeys.config import reset_for_tests
+    from tests.helpers.support import fresh_container
 
     monkeypatch.setenv("PLAN_LIMITS", '{"solo": 1, "pro": 3}')
-    reset_for_tests()
+    fresh_container()
     api.set_plan("acct-a", "solo")
     created = api.create("acct-a", "the one").body
     allowed = api.bearer(created["key"])
@@ -164,11 +164,11 @@ def _as(claims: dict[str, str], method: str, path: str, **kwargs: Any) -> dict[s
 
 def test_a_configured_account_claim_decides_the_account_end_to_end(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     from apikeys import logic
-    from apikeys.config import reset_for_tests
+    from tests.helpers.support import fresh_container
 
     monkeypatch.setenv("ACCOUNT_ID_CLAIM", "custom:account_id")
     monkeypatch.setenv("DEFAULT_PLAN", "pro")
-    reset_for_tests()
+    fresh_container()
     alice = {"sub": "user-alice", "custom:account_id": "acct-team"}
     bob = {"sub": "user-bob", "custom:account_id": "acct-team"}
 
