@@ -5,7 +5,7 @@ Identity comes only from the authorizer's context, never from the MCP payload.""
 # No `from __future__ import annotations`: the SDK and pydantic read the tools' and models'
 # annotations at runtime, in a module Lambda loads under a name of its own.
 
-from apikeys.handler import rest_function  # first: pauses the cyclic GC, then builds the resolver
+from apikeys.handler import rest_function  # first: its import pauses the cyclic GC
 
 # isort: split
 import inspect
@@ -191,7 +191,7 @@ LIFESPAN = LifespanCycle(APP, "on")
 LIFESPAN.__enter__()
 _NO_STORE = {"Cache-Control": "no-store"}
 _HTTP_CODES = {406: "not_acceptable", 413: "payload_too_large", 415: "unsupported_media_type"}
-app, lambda_handler = rest_function()
+app, lambda_handler = rest_function(catalogue=True)
 
 
 @app.post(

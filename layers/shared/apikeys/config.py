@@ -108,8 +108,9 @@ def parse_scope_catalogue(raw: str) -> Catalogue:
 
 @container.cached
 def get_scope_catalogue() -> Catalogue:
-    """The catalogue, parsed once per container. Functions that need it call it at import, so a
-    malformed KEY_SCOPES fails the cold start (an init error) instead of every request."""
+    """The catalogue, parsed once per container. The entry point of every function that uses it
+    parses it at import (`handler.py`), so a malformed KEY_SCOPES fails that function's cold start
+    (an init error) instead of every request."""
     return parse_scope_catalogue(os.environ.get("KEY_SCOPES", "") or DEFAULT_KEY_SCOPES)
 
 
