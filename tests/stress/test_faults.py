@@ -260,8 +260,8 @@ def test_a_hung_dynamodb_fails_closed_with_real_timeouts(monkeypatch: pytest.Mon
     import time
 
     from apikeys import keys
-    from apikeys.config import reset_for_tests
     from apikeys.retries import CALL_ATTEMPTS
+    from tests.helpers.support import fresh_container
 
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
@@ -280,7 +280,7 @@ def test_a_hung_dynamodb_fails_closed_with_real_timeouts(monkeypatch: pytest.Mon
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", f"http://127.0.0.1:{server.getsockname()[1]}")
-    reset_for_tests()
+    fresh_container()
     try:
         started = time.monotonic()
         with pytest.raises(ServiceUnavailable):
