@@ -10,7 +10,7 @@ from apikeys.handler import rest_function  # first: its import pauses the cyclic
 # isort: split
 import inspect
 import logging
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from aws_lambda_powertools.event_handler import Response
 from mangum import Mangum
@@ -128,7 +128,7 @@ def build_server() -> MCPServer:
         return KeyOut(**key_body(_domain_call(logic.get_key, caller.account_id, key_id)))
 
     # Read-only, and they touch only this service: hints clients use to skip confirmation prompts.
-    hints = ToolAnnotations(readOnlyHint=True, destructiveHint=False, idempotentHint=True, openWorldHint=False)
+    hints = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
     for tool, title in ((whoami, "Who am I"), (list_api_keys, "List API keys"), (get_api_key, "Get an API key")):
         # The docstring, dedented, is what a model reads to choose the tool.
         description = inspect.cleandoc(tool.__doc__ or "")
@@ -181,7 +181,8 @@ def mcp() -> Any:
     event = app.current_event.raw_event
     if key_caller(event) is None:
         raise Unauthorized("A valid API key is required.")
-    result = ADAPTER(event, app.lambda_context)
+    # Mangum types its own LambdaContext protocol; Powertools' is the same object Lambda passed.
+    result = ADAPTER(event, cast(Any, app.lambda_context))
     status, body = int(result["statusCode"]), result.get("body") or ""
     headers: dict[str, str | list[str]] = {**(result.get("multiValueHeaders") or {}), **(result.get("headers") or {})}
     if status >= 400 and not body.startswith("{"):
