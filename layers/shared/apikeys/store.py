@@ -89,8 +89,9 @@ def client_config() -> Config:
     audit_events). botocore's standard retry mode retries throttling, 5xx and connection errors
     with jittered backoff. The worst case of one call (3 attempts that each time out, plus at
     most 1 s + 2 s of backoff) is 7.5 s, inside the 10 s Lambda timeout
-    (`tests/stress/test_faults.py` checks the arithmetic against template.yaml); the numbers
-    live in `retries.py`. `total_max_attempts` counts the first attempt; botocore's
+    (`tests/stress/test_retry_budget.py` checks the arithmetic against template.yaml); the
+    numbers live in `retries.py`, whose deadline hooks also cut a DynamoDB call short when the
+    invocation's budget is spent. `total_max_attempts` counts the first attempt; botocore's
     `max_attempts` would not, and meant 4 attempts."""
     return Config(
         retries={"mode": "standard", "total_max_attempts": retries.CALL_ATTEMPTS},
@@ -103,8 +104,11 @@ def client_config() -> Config:
 @functools.cache
 def dynamodb_client() -> DynamoDBClient:
     """One client per container, with `client_config()`. The endpoint comes from the standard
-    SDK settings (AWS_ENDPOINT_URL_DYNAMODB)."""
-    return boto3.client("dynamodb", config=client_config())
+    SDK settings (AWS_ENDPOINT_URL_DYNAMODB). Every attempt it makes is held to the
+    invocation's deadline (`retries.hold_to_deadline`)."""
+    client = boto3.client("dynamodb", config=client_config())
+    retries.hold_to_deadline(client)
+    return client
 
 
 # `container.cached`, spelled out so `dynamodb_client.cache_clear` keeps its type while
@@ -345,8 +349,14 @@ class Store:
 
     def _transact(self, items: list[TransactWriteItemTypeDef]) -> list[dict[str, Any]] | None:
         """One TransactWriteItems, retried on conflicts. Returns None when committed, or the
-        cancellation reasons when a condition was false (nothing was written then)."""
+        cancellation reasons when a condition was false (nothing was written then). Before
+        every retry the budget is asked whether its backoff and one more attempt still fit."""
         for attempt in range(retries.TX_ATTEMPTS):
+            if attempt:
+                delay = retries.backoff(attempt - 1)
+                if not retries.retrying(delay):
+                    break
+                time.sleep(delay)
             try:
                 self.client.transact_write_items(TransactItems=items)
                 return None
@@ -363,10 +373,6 @@ class Store:
                     raise
             except BotoCoreError:
                 raise ServiceUnavailable(_UNAVAILABLE) from None
-            delay = retries.backoff(attempt)
-            if not retries.time_left_for(delay):
-                break
-            time.sleep(delay)
         raise ServiceUnavailable(retries.TOO_BUSY)
 
     # -- reads -------------------------------------------------------------------------
@@ -589,7 +595,7 @@ class Store:
         gone: set[str] = set()
         attempts = rounds = 0
         while attempts < retries.SET_PLAN_ATTEMPTS:
-            if rounds and not retries.time_left_for(0):
+            if rounds and not retries.retrying():
                 break
             rounds += 1
             account, keys = self.load_account(account_id)
