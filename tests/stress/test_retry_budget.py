@@ -104,6 +104,17 @@ def _timed(clock: FakeClock, action: Any, cleanup: Any) -> tuple[support.Reply, 
     return outcome, clock.now - start
 
 
+def _prepared(api: Api, monkeypatch: pytest.MonkeyPatch, write: str) -> tuple[Callable[[], Any], float, Any]:
+    """A write's action, its function's Timeout, and the table before it. Lambda's context says
+    how long is left: the template's Timeout at the start of the request."""
+    from apikeys.config import get_settings
+
+    function, action = _writes(api)[write]
+    timeout = _timeout(function)
+    monkeypatch.setattr(support.LambdaContext, "get_remaining_time_in_millis", lambda _: int(timeout * 1000))
+    return action, timeout, snapshot(get_settings().table_name)
+
+
 def _answered_503_in_time(name: str, outcome: support.Reply, elapsed: float, timeout: float, before: Any) -> None:
     """Every case's oracle: a 503 `service_unavailable` with Retry-After, at least one second
     before the template's Timeout, and the table exactly as it was."""
@@ -122,15 +133,9 @@ def _answered_503_in_time(name: str, outcome: support.Reply, elapsed: float, tim
 def test_sustained_conflicts_end_in_a_503_a_second_before_the_timeout(
     api: Api, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, write: str
 ) -> None:
-    from apikeys.config import get_settings
     from apikeys.store import dynamodb_client
 
-    function, action = _writes(api)[write]
-    timeout = _timeout(function)
-    # Lambda's context says how long is left: the template's Timeout at the start of the request.
-    monkeypatch.setattr(support.LambdaContext, "get_remaining_time_in_millis", lambda _: int(timeout * 1000))
-    table = get_settings().table_name
-    before = snapshot(table)
+    action, timeout, before = _prepared(api, monkeypatch, write)
     conflict = Fault(dynamodb_client(), "TransactWriteItems", TRANSACTION_CONFLICT, times=None)
     outcome, elapsed = _timed(clock, action, conflict.remove)
     _answered_503_in_time(write, outcome, elapsed, timeout, before)
@@ -228,14 +233,9 @@ def test_conflicts_then_an_outage_end_in_a_503_a_second_before_the_timeout(
     call hangs. The conflict loop's next attempt starts with a few seconds left, which one HTTP
     attempt fits but one call (botocore's three attempts and backoff) does not: every attempt,
     botocore's own retries included, has to be checked against the deadline."""
-    from apikeys.config import get_settings
     from apikeys.store import dynamodb_client
 
-    function, action = _writes(api)[write]
-    timeout = _timeout(function)
-    monkeypatch.setattr(support.LambdaContext, "get_remaining_time_in_millis", lambda _: int(timeout * 1000))
-    table = get_settings().table_name
-    before = snapshot(table)
+    action, timeout, before = _prepared(api, monkeypatch, write)
     conflict = Fault(dynamodb_client(), "TransactWriteItems", TRANSACTION_CONFLICT, times=None)
     outage = Outage(clock, OPERATIONS, since=clock.now + timeout - 4)
 
