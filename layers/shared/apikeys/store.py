@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import json
 import time
 from collections.abc import Iterator, Mapping
@@ -101,7 +100,7 @@ def client_config() -> Config:
     )
 
 
-@functools.cache
+@container.cached
 def dynamodb_client() -> DynamoDBClient:
     """One client per container, with `client_config()`. The endpoint comes from the standard
     SDK settings (AWS_ENDPOINT_URL_DYNAMODB). Every attempt it makes is held to the
@@ -109,11 +108,6 @@ def dynamodb_client() -> DynamoDBClient:
     client = boto3.client("dynamodb", config=client_config())
     retries.hold_to_deadline(client)
     return client
-
-
-# `container.cached`, spelled out so `dynamodb_client.cache_clear` keeps its type while
-# config.reset_for_tests still calls it; `@container.cached` once that call is gone.
-container.on_reset(dynamodb_client.cache_clear)
 
 
 class AccountMismatch(Exception):
