@@ -192,7 +192,7 @@ class Fixture:
         self.table = get_settings().table_name
         self.client = dynamodb_client()
         self.client.create_table(**table_definition(self.table))
-        self.client.get_waiter("table_exists").wait(TableName=self.table, WaiterConfig={"Delay": 0.2})
+        self.client.get_waiter("table_exists").wait(TableName=self.table, WaiterConfig={"Delay": 1})
         self.sizes = sizes
         self.run = uuid.uuid4().hex[:6]
         bench = Caller("bench")
@@ -306,7 +306,7 @@ def authorizer_calls(fixture: Fixture) -> dict[str, Callable[[], Any]]:
     tampered = substitute(valid, fixture.key, fixture.key[:-1] + ("A" if last != "A" else "B"))
     malformed = substitute(valid, fixture.key, "ot_not-a-key")
     scoped = substitute(valid, fixture.key, fixture.scoped_key)
-    get_item = {"TableName": fixture.table, "Key": store._digest_key(keys.digest(fixture.key)), "ConsistentRead": True}
+    digest_key = store._digest_key(keys.digest(fixture.key))
     client = fixture.client
 
     def allow() -> Any:
@@ -328,7 +328,7 @@ def authorizer_calls(fixture: Fixture) -> dict[str, Callable[[], Any]]:
         return call
 
     def bare() -> Any:
-        return client.get_item(**get_item)
+        return client.get_item(TableName=fixture.table, Key=digest_key, ConsistentRead=True)
 
     return {
         "authorizer": allow,
@@ -392,7 +392,7 @@ def mcp_warm(fixture: Fixture, sizes: Sizes, *_: Any) -> dict[str, Any]:
     handler = load_function("mcp").lambda_handler
     context = LambdaContext(function_name="mcp")
     event = fixture.mcp_event()
-    get_item = {"TableName": fixture.table, "Key": store._digest_key(keys.digest(fixture.key)), "ConsistentRead": True}
+    digest_key = store._digest_key(keys.digest(fixture.key))
 
     def whoami() -> None:
         result = handler(event, context)
@@ -400,7 +400,7 @@ def mcp_warm(fixture: Fixture, sizes: Sizes, *_: Any) -> dict[str, Any]:
             raise AssertionError(f"tools/call whoami failed: {result}")
 
     def bare() -> Any:
-        return fixture.client.get_item(**get_item)
+        return fixture.client.get_item(TableName=fixture.table, Key=digest_key, ConsistentRead=True)
 
     with quiet():
         samples = interleaved({"mcp_whoami": whoami, "bare_get_item": bare}, sizes.warmup, sizes.rounds, idle=bare)
