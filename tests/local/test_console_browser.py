@@ -42,7 +42,7 @@ def run(console: ServerProcess, scenario: str) -> dict[str, Any]:
         "ACCOUNT": f"browser-{scenario}-{uuid.uuid4().hex[:8]}",
         "SCREENSHOT_DIR": str(SCREENSHOTS),
         "CHROMIUM": CHROMIUM,
-        "GITHUB_KEY_ID": "key-1",
+        "GITHUB_KEY_ID": console.github.identifier("key-1"),  # type: ignore[attr-defined]
         "GITHUB_KEY_PEM": console.github.private_pem(),  # type: ignore[attr-defined]
     }
     node = shutil.which("node")
