@@ -18,6 +18,7 @@ from apikeys.audit import Caller
 from apikeys.bodies import CreatedKeyOut, ErrorOut, KeyOut, WhoAmIOut
 from apikeys.config import FULL_ACCESS, get_settings
 from apikeys.errors import ApiKeyError, InternalError, InvalidRequest, NotFound, ServiceUnavailable, Unauthorized
+from apikeys.names import shown
 from apikeys.records import KeyRecord, Principal
 
 MAX_BODY_BYTES = 10 * 1024
@@ -198,10 +199,11 @@ def who_am_i(principal: Principal) -> WhoAmIOut:
 
 
 def key_body(record: KeyRecord, secret: str | None = None) -> dict[str, Any]:
-    """The key object of every response; the full key only when just created or rolled."""
+    """The key object of every response (the console's and the MCP tools' too); the full key only
+    when just created or rolled. A name stored before the current rule is shown escaped."""
     fields: dict[str, Any] = {
         "id": record.key_id,
-        "name": record.name,
+        "name": shown(record.name),
         "display": record.display,
         "created_at": record.created_at,
         "last_used_at": record.last_used_at,
