@@ -151,10 +151,9 @@ class CallCounter:
 def fresh_container() -> None:
     """Forget every per-container state of the layer (settings, catalogue, clients, plan guesses,
     the last-used throttle, ...), as a new Lambda container would start."""
-    from apikeys import container, store
+    from apikeys import container
 
     container.reset()
-    store.dynamodb_client.cache_clear()  # until store registers its client
 
 
 @contextmanager

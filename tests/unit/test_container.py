@@ -133,7 +133,8 @@ def test_a_stream_consumer_handles_each_record_under_the_invocations_deadline() 
     deadlines: list[float | None] = []
 
     def handle(record: DynamoDBRecord) -> None:
-        deadlines.append(retries._deadline.get())
+        budget = retries._budget.get()
+        deadlines.append(budget.deadline if budget is not None else None)
 
     class FiveSecondsLeft(LambdaContext):
         def get_remaining_time_in_millis(self) -> int:
@@ -146,4 +147,4 @@ def test_a_stream_consumer_handles_each_record_under_the_invocations_deadline() 
     for deadline in deadlines:
         assert deadline is not None
         assert started + 5 - retries.ANSWER_MARGIN <= deadline <= time.monotonic() + 5 - retries.ANSWER_MARGIN
-    assert retries._deadline.get() is None  # only for the invocation
+    assert retries._budget.get() is None  # only for the invocation

@@ -23,24 +23,43 @@ authorizer refuses them from that second on without waiting for the removal.
 given its slot to its replacement). A tombstone has no key item, so it never counts toward
 the limit and no plan change touches it; the authorizer refuses it with its one GetItem, and a
 late leak report of it is recognised as ours without changing anything.
+
+Each item type is written and read through one mapping (`_Codec` for the ones that hold a
+record), and every value goes through boto3's TypeSerializer: adding an attribute is one edit.
 """
 
 from __future__ import annotations
 
-import functools
+import contextlib
+import dataclasses
 import json
 import time
-from typing import Any, cast
+from collections.abc import Iterator, Mapping
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import boto3
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from apikeys import clock, retries
+from apikeys import clock, container, retries
 from apikeys.audit import AuditEvent
 from apikeys.errors import ServiceUnavailable
 from apikeys.records import Account, KeyRecord, Principal, Revocation
 from apikeys.scopes import Scopes, from_attribute, to_attribute
+
+if TYPE_CHECKING:  # the stubs are a dev requirement: the Lambda runtime never imports them
+    from _typeshed import DataclassInstance
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import (
+        AttributeValueTypeDef,
+        QueryInputTypeDef,
+        TransactWriteItemTypeDef,
+        UpdateTypeDef,
+    )
+
+    Item = dict[str, AttributeValueTypeDef]
 
 ACCOUNT_SK = "ACCOUNT"
 DIGEST_SK = "DIGEST"
@@ -59,6 +78,9 @@ _UNAVAILABLE_CODES = {
     "ServiceUnavailable",
     "TransactionInProgressException",
 }
+_UNAVAILABLE = "The key service is temporarily unavailable. Please retry."
+_NEW = "attribute_not_exists(pk)"  # a Put that never overwrites
+_EXISTS = "attribute_exists(pk)"  # an Update or Delete that never recreates a removed item
 
 
 def client_config() -> Config:
@@ -66,8 +88,9 @@ def client_config() -> Config:
     audit_events). botocore's standard retry mode retries throttling, 5xx and connection errors
     with jittered backoff. The worst case of one call (3 attempts that each time out, plus at
     most 1 s + 2 s of backoff) is 7.5 s, inside the 10 s Lambda timeout
-    (`tests/stress/test_faults.py` checks the arithmetic against template.yaml); the numbers
-    live in `retries.py`. `total_max_attempts` counts the first attempt; botocore's
+    (`tests/stress/test_retry_budget.py` checks the arithmetic against template.yaml); the
+    numbers live in `retries.py`, whose deadline hooks also cut a DynamoDB call short when the
+    invocation's budget is spent. `total_max_attempts` counts the first attempt; botocore's
     `max_attempts` would not, and meant 4 attempts."""
     return Config(
         retries={"mode": "standard", "total_max_attempts": retries.CALL_ATTEMPTS},
@@ -77,11 +100,14 @@ def client_config() -> Config:
     )
 
 
-@functools.cache
-def dynamodb_client() -> Any:
+@container.cached
+def dynamodb_client() -> DynamoDBClient:
     """One client per container, with `client_config()`. The endpoint comes from the standard
-    SDK settings (AWS_ENDPOINT_URL_DYNAMODB)."""
-    return boto3.client("dynamodb", config=client_config())
+    SDK settings (AWS_ENDPOINT_URL_DYNAMODB). Every attempt it makes is held to the
+    invocation's deadline (`retries.hold_to_deadline`)."""
+    client = boto3.client("dynamodb", config=client_config())
+    retries.hold_to_deadline(client)
+    return client
 
 
 class AccountMismatch(Exception):
@@ -92,137 +118,124 @@ class AccountMismatch(Exception):
         self.account = account
 
 
-def _account_pk(account_id: str) -> dict[str, str]:
-    return {"S": f"ACCOUNT#{account_id}"}
+# -- the item layout ---------------------------------------------------------------------
+
+_serializer, _deserializer = TypeSerializer(), TypeDeserializer()
 
 
-def _key_sk(key_id: str) -> dict[str, str]:
-    return {"S": f"KEY#{key_id}"}
+def _typed(values: Mapping[str, object]) -> Item:
+    """Plain values as DynamoDB attribute values (items, keys and expression values alike);
+    None means "no such attribute"."""
+    return {name: _serializer.serialize(value) for name, value in values.items() if value is not None}
 
 
-def _digest_key(digest: str) -> dict[str, dict[str, str]]:
-    return {"pk": {"S": f"DIGEST#{digest}"}, "sk": {"S": DIGEST_SK}}
+def _plain_value(value: AttributeValueTypeDef) -> Any:
+    """One attribute's plain value; numbers as int, as the table stores no fractions."""
+    plain = _deserializer.deserialize(value)
+    return int(plain) if isinstance(plain, Decimal) else plain
 
 
-def _account_key(account_id: str) -> dict[str, dict[str, str]]:
-    return {"pk": _account_pk(account_id), "sk": {"S": ACCOUNT_SK}}
+def _plain(item: Mapping[str, AttributeValueTypeDef]) -> dict[str, Any]:
+    return {name: _plain_value(value) for name, value in item.items()}
 
 
-def _to_account(account_id: str, item: dict[str, Any] | None) -> Account | None:
-    if not item:
-        return None
-    return Account(
-        account_id=account_id,
-        plan=item["plan"]["S"] if "plan" in item else None,
-        key_count=int(item["key_count"]["N"]) if "key_count" in item else 0,
-        version=int(item["version"]["N"]) if "version" in item else 0,
-    )
+def _account_pk(account_id: str) -> str:
+    return f"ACCOUNT#{account_id}"
 
 
-def _to_key(item: dict[str, Any]) -> KeyRecord:
-    return KeyRecord(
-        key_id=item["key_id"]["S"],
-        name=item["name"]["S"],
-        display=item["display"]["S"],
-        created_at=item["created_at"]["S"],
-        last_used_at=item["last_used_at"]["S"] if "last_used_at" in item else None,
-        digest=item["digest"]["S"],
-        expires_at_epoch=int(item["ttl"]["N"]) if "ttl" in item else None,
-        expires_in_days=int(item["expires_in_days"]["N"]) if "expires_in_days" in item else None,
-        rolling=item.get("rolling", {}).get("BOOL", False),
-        scopes=from_attribute(item["scopes"]["S"]) if "scopes" in item else None,
-    )
+def _account_key(account_id: str) -> Item:
+    return _typed({"pk": _account_pk(account_id), "sk": ACCOUNT_SK})
 
 
-def _key_item(account_id: str, key: KeyRecord) -> dict[str, Any]:
-    item: dict[str, Any] = {
-        "pk": _account_pk(account_id),
-        "sk": _key_sk(key.key_id),
-        "key_id": {"S": key.key_id},
-        "name": {"S": key.name},
-        "display": {"S": key.display},
-        "created_at": {"S": key.created_at},
-        "digest": {"S": key.digest},
-    }
-    if key.expires_at_epoch is not None:
-        item["ttl"] = {"N": str(key.expires_at_epoch)}
-    if key.expires_in_days is not None:
-        item["expires_in_days"] = {"N": str(key.expires_in_days)}
-    if key.scopes is not None:
-        item["scopes"] = {"S": to_attribute(key.scopes)}
-    return item
+def _key_key(account_id: str, key_id: str) -> Item:
+    return _typed({"pk": _account_pk(account_id), "sk": f"KEY#{key_id}"})
 
 
-def _digest_item(account_id: str, key: KeyRecord, plan: str) -> dict[str, Any]:
-    item: dict[str, Any] = {
-        **_digest_key(key.digest),
-        "account_id": {"S": account_id},
-        "key_id": {"S": key.key_id},
-        "plan": {"S": plan},
-        "created_at": {"S": key.created_at},
-    }
-    if key.expires_at_epoch is not None:
-        item["ttl"] = {"N": str(key.expires_at_epoch)}
-    if key.scopes is not None:
-        item["scopes"] = {"S": to_attribute(key.scopes)}
-    return item
+def _digest_key(digest: str) -> Item:
+    return _typed({"pk": f"DIGEST#{digest}", "sk": DIGEST_SK})
 
 
-def _tombstone_item(account_id: str, key: KeyRecord, reason: str, revoked_at: str) -> dict[str, Any]:
+R = TypeVar("R", bound="DataclassInstance")
+# Attributes stored in another form than their record's field: (to the item, from the item).
+_FORMS = {"scopes": (to_attribute, from_attribute)}
+
+
+class _Codec(Generic[R]):
+    """The attributes of one item type and the record fields they hold; writing and reading
+    both use this one table. Positional names are stored under the field's own name, keywords
+    are attribute=field. None and a False flag are left out of the item; an attribute the
+    item lacks reads as `absent` gives, else as the field's default, else None."""
+
+    def __init__(self, record: type[R], *same: str, absent: Mapping[str, object] | None = None, **renamed: str) -> None:
+        self.record = record
+        self.fields = {**{name: name for name in same}, **renamed}  # attribute -> field
+        defaults = {f.name: f.default for f in dataclasses.fields(record) if f.default is not dataclasses.MISSING}
+        self.absent = {field: {**defaults, **(absent or {})}.get(field) for field in self.fields.values()}
+
+    def item(self, record: R, key: Item, **more: object) -> Item:
+        values = {attr: getattr(record, field) for attr, field in self.fields.items()}
+        values = {attr: _FORMS[attr][0](v) if attr in _FORMS else v for attr, v in values.items() if v is not False}
+        return {**key, **_typed({**values, **more})}
+
+    def read(self, item: Mapping[str, AttributeValueTypeDef], **more: object) -> R:
+        fields = dict(self.absent)
+        for attr, field in self.fields.items():
+            if attr in item:
+                value = _plain_value(item[attr])
+                fields[field] = _FORMS[attr][1](value) if attr in _FORMS else value
+        return self.record(**fields, **more)
+
+
+# pk = ACCOUNT#<account_id>, sk = ACCOUNT; written by Update expressions only (see Store).
+_ACCOUNT = _Codec(Account, "plan", "key_count", "version", absent={"key_count": 0, "version": 0})
+# pk = ACCOUNT#<account_id>, sk = KEY#<key_id>
+_KEY = _Codec(
+    KeyRecord,
+    "key_id",
+    "name",
+    "display",
+    "created_at",
+    "last_used_at",
+    "digest",
+    "expires_in_days",
+    "rolling",
+    "scopes",
+    ttl="expires_at_epoch",
+)
+# pk = DIGEST#<digest>, sk = DIGEST: what the authorizer reads (plus created_at).
+_PRINCIPAL = _Codec(Principal, "account_id", "key_id", "plan", "scopes", ttl="expires_at_epoch")
+# pk = ACCOUNT#<account_id>, sk = REVOKED#<key_id> (plus its ttl)
+_NOTICE = _Codec(Revocation, "key_id", "name", "reason", "revoked_at", "url", "source")
+
+
+def _to_account(account_id: str, item: Mapping[str, AttributeValueTypeDef] | None) -> Account | None:
+    return _ACCOUNT.read(item, account_id=account_id) if item else None
+
+
+def _digest_item(account_id: str, key: KeyRecord, plan: str) -> Item:
+    principal = Principal(account_id, key.key_id, plan, key.expires_at_epoch, key.scopes)
+    return _PRINCIPAL.item(principal, _digest_key(key.digest), created_at=key.created_at)
+
+
+def _tombstone_item(account_id: str, key: KeyRecord, reason: str, revoked_at: str) -> Item:
     """What a revoked key's digest item becomes: still found by the authorizer's one GetItem
     (which refuses it), never a principal, gone by TTL after TOMBSTONE_SECONDS."""
-    return {
-        **_digest_key(key.digest),
-        "account_id": {"S": account_id},
-        "key_id": {"S": key.key_id},
-        "revoked": {"BOOL": True},
-        "reason": {"S": reason},
-        "revoked_at": {"S": revoked_at},
-        "ttl": {"N": str(int(time.time()) + TOMBSTONE_SECONDS)},
-    }
+    values = {"account_id": account_id, "key_id": key.key_id, "revoked": True, "reason": reason}
+    values |= {"revoked_at": revoked_at, "ttl": int(time.time()) + TOMBSTONE_SECONDS}
+    return {**_digest_key(key.digest), **_typed(values)}
 
 
-def _notice_item(account_id: str, notice: Revocation) -> dict[str, Any]:
-    return {
-        "pk": _account_pk(account_id),
-        "sk": {"S": f"{REVOKED_SK_PREFIX}{notice.key_id}"},
-        "key_id": {"S": notice.key_id},
-        "name": {"S": notice.name},
-        "reason": {"S": notice.reason},
-        "revoked_at": {"S": notice.revoked_at},
-        "url": {"S": notice.url},
-        "source": {"S": notice.source},
-        "ttl": {"N": str(int(time.time()) + NOTICE_SECONDS)},
-    }
+def _notice_item(account_id: str, notice: Revocation) -> Item:
+    key = _typed({"pk": _account_pk(account_id), "sk": f"{REVOKED_SK_PREFIX}{notice.key_id}"})
+    return _NOTICE.item(notice, key, ttl=int(time.time()) + NOTICE_SECONDS)
 
 
-def _to_notice(item: dict[str, Any]) -> Revocation:
-    return Revocation(
-        key_id=item["key_id"]["S"],
-        name=item["name"]["S"],
-        reason=item["reason"]["S"],
-        revoked_at=item["revoked_at"]["S"],
-        url=item.get("url", {}).get("S", ""),
-        source=item.get("source", {}).get("S", ""),
-    )
-
-
-def _event_put(table: str, event: AuditEvent, event_pk: str | None = None) -> dict[str, Any]:
+def _event_item(event: AuditEvent, event_pk: str | None = None) -> Item:
     """The outbox item of a change, written in the change's own transaction."""
+    detail = json.dumps(event.detail, ensure_ascii=False, separators=(",", ":"))
     ttl = int(time.time()) + EVENT_RETENTION_SECONDS
-    return {
-        "Put": {
-            "TableName": table,
-            "Item": {
-                "pk": {"S": event_pk or f"EVENT#{event.event_id}"},
-                "sk": {"S": EVENT_SK},
-                "detail_type": {"S": event.detail_type},
-                "detail": {"S": json.dumps(event.detail, ensure_ascii=False, separators=(",", ":"))},
-                "ttl": {"N": str(ttl)},
-            },
-            "ConditionExpression": "attribute_not_exists(pk)",
-        }
-    }
+    pk = event_pk or f"EVENT#{event.event_id}"
+    return _typed({"pk": pk, "sk": EVENT_SK, "detail_type": event.detail_type, "detail": detail, "ttl": ttl})
 
 
 def key_from_stream_image(image: dict[str, Any]) -> tuple[str, KeyRecord] | None:
@@ -230,14 +243,18 @@ def key_from_stream_image(image: dict[str, Any]) -> tuple[str, KeyRecord] | None
     pk, sk = image.get("pk", {}).get("S", ""), image.get("sk", {}).get("S", "")
     if not (pk.startswith("ACCOUNT#") and sk.startswith("KEY#")):
         return None
-    return pk.removeprefix("ACCOUNT#"), _to_key(image)
+    return pk.removeprefix("ACCOUNT#"), _KEY.read(image)
 
 
 def event_from_stream_image(image: dict[str, Any]) -> tuple[str, str] | None:
     """(detail_type, detail JSON) from a stream record's image of an outbox item."""
     if not image.get("pk", {}).get("S", "").startswith("EVENT#"):
         return None
-    return image["detail_type"]["S"], image["detail"]["S"]
+    values = _plain(image)
+    return values["detail_type"], values["detail"]
+
+
+# -- errors ----------------------------------------------------------------------------------
 
 
 def _is_transient(exc: Exception) -> bool:
@@ -248,27 +265,92 @@ def _is_transient(exc: Exception) -> bool:
     )
 
 
-_UNAVAILABLE = "The key service is temporarily unavailable. Please retry."
+@contextlib.contextmanager
+def _unavailable_on_transient_errors() -> Iterator[None]:
+    """Around one DynamoDB call: errors that retries could not cure become a 503."""
+    try:
+        yield
+    except (ClientError, BotoCoreError) as exc:
+        if not _is_transient(exc):
+            raise
+        raise ServiceUnavailable(_UNAVAILABLE) from None
 
 
 class Store:
-    def __init__(self, table_name: str, client: Any | None = None) -> None:
+    def __init__(self, table_name: str, client: DynamoDBClient | None = None) -> None:
         self.table = table_name
         self.client = client if client is not None else dynamodb_client()
 
-    def _call(self, operation: str, **kwargs: Any) -> Any:
-        """Run one DynamoDB call; errors that retries could not cure become a 503."""
-        try:
-            return getattr(self.client, operation)(TableName=self.table, **kwargs)
-        except (ClientError, BotoCoreError) as exc:
-            if not _is_transient(exc):
-                raise
-            raise ServiceUnavailable(_UNAVAILABLE) from None
+    # -- transaction items: the few shapes every write is made of ---------------------------
 
-    def _transact(self, items: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    def _put(self, item: Item, condition: str | None = None) -> TransactWriteItemTypeDef:
+        if condition is None:
+            return {"Put": {"TableName": self.table, "Item": item}}
+        return {"Put": {"TableName": self.table, "Item": item, "ConditionExpression": condition}}
+
+    def _update(
+        self,
+        key: Item,
+        update: str,
+        condition: str,
+        values: Mapping[str, object] | None = None,
+        names: Mapping[str, str] | None = None,
+        return_old: bool = False,
+    ) -> TransactWriteItemTypeDef:
+        """One Update; `values` are plain (serialized here), and empty parts are left out, as
+        DynamoDB refuses an empty ExpressionAttributeValues."""
+        spec: UpdateTypeDef = {"TableName": self.table, "Key": key, "UpdateExpression": update}
+        spec["ConditionExpression"] = condition
+        if names:
+            spec["ExpressionAttributeNames"] = names
+        if typed := _typed(values or {}):
+            spec["ExpressionAttributeValues"] = typed
+        if return_old:
+            spec["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+        return {"Update": spec}
+
+    def _upsert_account(
+        self, account_id: str, condition: str, plan: str, values: Mapping[str, object], *, add_key: bool
+    ) -> TransactWriteItemTypeDef:
+        """The account item's Update of a write that may create it (a create or a plan change):
+        sets `account_id` and bumps `version`; `plan` is the plan's part of the expression
+        (`#plan`), `values` what it and `condition` refer to. `add_key` counts one more key and
+        returns the old item on a failed condition, so a create can say why it was refused."""
+        count = "if_not_exists(key_count, :zero)" + (" + :one" if add_key else "")
+        update = f"SET account_id = :acct, key_count = {count}, version = if_not_exists(version, :zero) + :one{plan}"
+        values = {":acct": account_id, ":zero": 0, ":one": 1, **values}
+        return self._update(_account_key(account_id), update, condition, values, {"#plan": "plan"}, return_old=add_key)
+
+    def _count_change(self, account_id: str, delta: int) -> TransactWriteItemTypeDef:
+        update = "SET key_count = key_count + :delta, version = version + :one"
+        return self._update(_account_key(account_id), update, _EXISTS, {":delta": delta, ":one": 1})
+
+    def _event_put(self, event: AuditEvent, event_pk: str | None = None) -> TransactWriteItemTypeDef:
+        return self._put(_event_item(event, event_pk), _NEW)
+
+    def _remove_key(self, account_id: str, key: KeyRecord, reason: str) -> list[TransactWriteItemTypeDef]:
+        """Delete a key's item and turn its digest item into a tombstone, on the condition that
+        the key is still in the state we read."""
+        rolling = "attribute_exists(rolling)" if key.rolling else "attribute_not_exists(rolling)"
+        delete: TransactWriteItemTypeDef = {
+            "Delete": {
+                "TableName": self.table,
+                "Key": _key_key(account_id, key.key_id),
+                "ConditionExpression": f"{_EXISTS} AND {rolling}",
+            }
+        }
+        return [delete, self._put(_tombstone_item(account_id, key, reason, clock.now_iso()))]
+
+    def _transact(self, items: list[TransactWriteItemTypeDef]) -> list[dict[str, Any]] | None:
         """One TransactWriteItems, retried on conflicts. Returns None when committed, or the
-        cancellation reasons when a condition was false (nothing was written then)."""
+        cancellation reasons when a condition was false (nothing was written then). Before
+        every retry the budget is asked whether its backoff and one more attempt still fit."""
         for attempt in range(retries.TX_ATTEMPTS):
+            if attempt:
+                delay = retries.backoff(attempt - 1)
+                if not retries.retrying(delay):
+                    break
+                time.sleep(delay)
             try:
                 self.client.transact_write_items(TransactItems=items)
                 return None
@@ -277,7 +359,7 @@ class Store:
                     if not _is_transient(exc):
                         raise
                     raise ServiceUnavailable(_UNAVAILABLE) from None
-                reasons = cast(list[dict[str, Any]], exc.response.get("CancellationReasons", []))
+                reasons: list[dict[str, Any]] = [dict(reason) for reason in exc.response.get("CancellationReasons", [])]
                 codes = {reason.get("Code") for reason in reasons}
                 if "ConditionalCheckFailed" in codes:
                     return reasons
@@ -285,80 +367,71 @@ class Store:
                     raise
             except BotoCoreError:
                 raise ServiceUnavailable(_UNAVAILABLE) from None
-            delay = retries.backoff(attempt)
-            if not retries.time_left_for(delay):
-                break
-            time.sleep(delay)
         raise ServiceUnavailable(retries.TOO_BUSY)
 
     # -- reads -------------------------------------------------------------------------
+
+    def _get(self, key: Item) -> Item | None:
+        with _unavailable_on_transient_errors():
+            return self.client.get_item(TableName=self.table, Key=key, ConsistentRead=True).get("Item")
+
+    def _query(self, condition: str, values: Mapping[str, object], forward: bool = True) -> Iterator[Item]:
+        """Every item a consistent Query finds, page after page."""
+        kwargs: QueryInputTypeDef = {
+            "TableName": self.table,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": _typed(values),
+            "ConsistentRead": True,
+            "ScanIndexForward": forward,
+        }
+        while True:
+            with _unavailable_on_transient_errors():
+                page = self.client.query(**kwargs)
+            yield from page.get("Items", [])
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def get_principal(self, digest: str) -> Principal | None:
         """The authorizer's single strongly consistent read. No ProjectionExpression: the
         digest item is ~200 bytes and costs 1 RRU whatever is projected, while the expression
         costs a parse per request (10 % of the read on DynamoDB Local, docs/performance.md)."""
-        resp = self._call("get_item", Key=_digest_key(digest), ConsistentRead=True)
-        item = resp.get("Item")
+        item = self._get(_digest_key(digest))
         if not item or "revoked" in item:
             return None  # unknown, or a tombstone: a revoked key
-        expires = int(item["ttl"]["N"]) if "ttl" in item else None
-        scopes = from_attribute(item["scopes"]["S"]) if "scopes" in item else None
-        return Principal(item["account_id"]["S"], item["key_id"]["S"], item["plan"]["S"], expires, scopes)
+        return _PRINCIPAL.read(item)
 
     def find_digest(self, digest: str) -> tuple[str, str, bool] | None:
         """(account_id, key_id, revoked) of a digest item, tombstones included; None if the
         digest was never ours (or its item is gone: expired and removed, or tombstone aged out)."""
-        resp = self._call("get_item", Key=_digest_key(digest), ConsistentRead=True)
-        item = resp.get("Item")
+        item = self._get(_digest_key(digest))
         if not item:
             return None
-        return item["account_id"]["S"], item["key_id"]["S"], "revoked" in item
+        values = _plain(item)
+        return values["account_id"], values["key_id"], "revoked" in values
 
     def list_revocations(self, account_id: str) -> list[Revocation]:
         """The account's leaked or reported keys still within their notice period (TTL removal
         may lag, so the caller filters by time too)."""
-        kwargs: dict[str, Any] = {
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :revoked)",
-            "ExpressionAttributeValues": {":pk": _account_pk(account_id), ":revoked": {"S": REVOKED_SK_PREFIX}},
-            "ConsistentRead": True,
-        }
-        notices: list[Revocation] = []
-        while True:
-            resp = self._call("query", **kwargs)
-            notices += [_to_notice(item) for item in resp.get("Items", [])]
-            if "LastEvaluatedKey" not in resp:
-                return notices
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        condition = "pk = :pk AND begins_with(sk, :revoked)"
+        items = self._query(condition, {":pk": _account_pk(account_id), ":revoked": REVOKED_SK_PREFIX})
+        return [_NOTICE.read(item) for item in items]
 
     def load_account(self, account_id: str) -> tuple[Account | None, list[KeyRecord]]:
         """Account item and keys, newest first, in one consistent Query per page."""
-        kwargs: dict[str, Any] = {
-            "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": _account_pk(account_id)},
-            "ConsistentRead": True,
-            "ScanIndexForward": False,
-        }
         account: Account | None = None
         keys: list[KeyRecord] = []
-        while True:
-            resp = self._call("query", **kwargs)
-            for item in resp.get("Items", []):
-                if item["sk"]["S"] == ACCOUNT_SK:
-                    account = _to_account(account_id, item)
-                elif item["sk"]["S"].startswith("KEY#"):
-                    keys.append(_to_key(item))
-            if "LastEvaluatedKey" not in resp:
-                return account, keys
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        for item in self._query("pk = :pk", {":pk": _account_pk(account_id)}, forward=False):
+            sk = item["sk"].get("S", "")
+            if sk == ACCOUNT_SK:
+                account = _to_account(account_id, item)
+            elif sk.startswith("KEY#"):
+                keys.append(_KEY.read(item))
+        return account, keys
 
     def get_key(self, account_id: str, key_id: str) -> KeyRecord | None:
-        resp = self._call(
-            "get_item",
-            Key={"pk": _account_pk(account_id), "sk": _key_sk(key_id)},
-            ConsistentRead=True,
-        )
-        item = resp.get("Item")
-        return _to_key(item) if item else None
+        item = self._get(_key_key(account_id, key_id))
+        return _KEY.read(item) if item else None
 
     # -- writes ------------------------------------------------------------------------
 
@@ -380,33 +453,14 @@ class Store:
         condition = f"{match_plan} AND key_count < :limit"
         if may_create_account:
             condition = f"attribute_not_exists(pk) OR ({condition})"
-        values: dict[str, Any] = {
-            ":limit": {"N": str(limit)},
-            ":zero": {"N": "0"},
-            ":one": {"N": "1"},
-            ":acct": {"S": account_id},
-        }
-        update = "SET account_id = :acct, key_count = if_not_exists(key_count, :zero) + :one, "
-        update += "version = if_not_exists(version, :zero) + :one"
-        if plan:
-            values[":plan"] = {"S": plan}
-            update += ", #plan = if_not_exists(#plan, :plan)"
+        keep_plan = ", #plan = if_not_exists(#plan, :plan)" if plan else ""
+        values = {":limit": limit, ":plan": plan or None}
         reasons = self._transact(
             [
-                {
-                    "Update": {
-                        "TableName": self.table,
-                        "Key": _account_key(account_id),
-                        "UpdateExpression": update,
-                        "ConditionExpression": condition,
-                        "ExpressionAttributeNames": {"#plan": "plan"},
-                        "ExpressionAttributeValues": values,
-                        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                    }
-                },
-                self._put_new(_key_item(account_id, key)),
-                self._put_new(_digest_item(account_id, key, plan or "")),
-                _event_put(self.table, event),
+                self._upsert_account(account_id, condition, keep_plan, values, add_key=True),
+                self._put(_KEY.item(key, _key_key(account_id, key.key_id)), _NEW),
+                self._put(_digest_item(account_id, key, plan or ""), _NEW),
+                self._event_put(event),
             ]
         )
         if reasons is None:
@@ -415,35 +469,6 @@ class Store:
             raise AccountMismatch(_to_account(account_id, reasons[0].get("Item")))
         # A 190-bit id or digest collided: not reachable in practice, never silently overwritten.
         raise RuntimeError("key id or digest collision")
-
-    def _put_new(self, item: dict[str, Any]) -> dict[str, Any]:
-        return {"Put": {"TableName": self.table, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}}
-
-    def _remove_key(self, account_id: str, key: KeyRecord, reason: str) -> list[dict[str, Any]]:
-        """Delete a key's item and turn its digest item into a tombstone, on the condition that
-        the key is still in the state we read."""
-        rolling = "attribute_exists(rolling)" if key.rolling else "attribute_not_exists(rolling)"
-        return [
-            {
-                "Delete": {
-                    "TableName": self.table,
-                    "Key": {"pk": _account_pk(account_id), "sk": _key_sk(key.key_id)},
-                    "ConditionExpression": f"attribute_exists(pk) AND {rolling}",
-                }
-            },
-            {"Put": {"TableName": self.table, "Item": _tombstone_item(account_id, key, reason, clock.now_iso())}},
-        ]
-
-    def _count_change(self, account_id: str, delta: int) -> dict[str, Any]:
-        return {
-            "Update": {
-                "TableName": self.table,
-                "Key": _account_key(account_id),
-                "UpdateExpression": "SET key_count = key_count + :delta, version = version + :one",
-                "ConditionExpression": "attribute_exists(pk)",
-                "ExpressionAttributeValues": {":delta": {"N": str(delta)}, ":one": {"N": "1"}},
-            }
-        }
 
     def delete_key(
         self,
@@ -460,30 +485,18 @@ class Store:
         items = [
             *self._remove_key(account_id, key, reason),
             self._count_change(account_id, 0 if key.rolling else -1),
-            _event_put(self.table, event),
+            self._event_put(event),
         ]
         if notice is not None:
-            items.append({"Put": {"TableName": self.table, "Item": _notice_item(account_id, notice)}})
+            items.append(self._put(_notice_item(account_id, notice)))
         return self._transact(items) is None
 
     def rename_key(self, account_id: str, key_id: str, name: str, event: AuditEvent) -> bool:
         """False if the key no longer exists (a rename never recreates a deleted key)."""
-        reasons = self._transact(
-            [
-                {
-                    "Update": {
-                        "TableName": self.table,
-                        "Key": {"pk": _account_pk(account_id), "sk": _key_sk(key_id)},
-                        "UpdateExpression": "SET #name = :name",
-                        "ConditionExpression": "attribute_exists(pk)",
-                        "ExpressionAttributeNames": {"#name": "name"},
-                        "ExpressionAttributeValues": {":name": {"S": name}},
-                    }
-                },
-                _event_put(self.table, event),
-            ]
+        rename = self._update(
+            _key_key(account_id, key_id), "SET #name = :name", _EXISTS, {":name": name}, {"#name": "name"}
         )
-        return reasons is None
+        return self._transact([rename, self._event_put(event)]) is None
 
     def update_key(self, account_id: str, key: KeyRecord, name: str, scopes: Scopes, event: AuditEvent) -> bool:
         """Set a key's name and scopes in one transaction with its digest item, so the very next
@@ -491,46 +504,26 @@ class Store:
         was read, and bumps the account's `version`, so a concurrent roll re-reads and never
         copies scopes this change replaced. False if the key is gone or was rolled meanwhile."""
         if scopes is None:
-            key_update, digest_update, values = "SET #name = :name REMOVE scopes", "REMOVE scopes", {}
+            key_update, digest_update = "SET #name = :name REMOVE scopes", "REMOVE scopes"
         else:
             key_update, digest_update = "SET #name = :name, scopes = :scopes", "SET scopes = :scopes"
-            values = {":scopes": {"S": to_attribute(scopes)}}
+        values = {":scopes": to_attribute(scopes)}  # None (no scopes) is left out
+        key_values = {":name": name, ":digest": key.digest, **values}
         reasons = self._transact(
             [
-                {
-                    "Update": {
-                        "TableName": self.table,
-                        "Key": _account_key(account_id),
-                        "UpdateExpression": "SET version = version + :one",
-                        "ConditionExpression": "attribute_exists(pk)",
-                        "ExpressionAttributeValues": {":one": {"N": "1"}},
-                    }
-                },
-                {
-                    "Update": {
-                        "TableName": self.table,
-                        "Key": {"pk": _account_pk(account_id), "sk": _key_sk(key.key_id)},
-                        "UpdateExpression": key_update,
-                        "ConditionExpression": "attribute_exists(pk) AND digest = :digest",
-                        "ExpressionAttributeNames": {"#name": "name"},
-                        "ExpressionAttributeValues": {
-                            ":name": {"S": name},
-                            ":digest": {"S": key.digest},
-                            **values,
-                        },
-                    }
-                },
-                {
-                    "Update": {
-                        "TableName": self.table,
-                        "Key": _digest_key(key.digest),
-                        "UpdateExpression": digest_update,
-                        # Never recreate a removed digest item as a stub, nor touch a tombstone.
-                        "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(revoked)",
-                        **({"ExpressionAttributeValues": values} if values else {}),
-                    }
-                },
-                _event_put(self.table, event),
+                self._update(_account_key(account_id), "SET version = version + :one", _EXISTS, {":one": 1}),
+                self._update(
+                    _key_key(account_id, key.key_id),
+                    key_update,
+                    f"{_EXISTS} AND digest = :digest",
+                    key_values,
+                    {"#name": "name"},
+                ),
+                # Never recreate a removed digest item as a stub, nor touch a tombstone.
+                self._update(
+                    _digest_key(key.digest), digest_update, f"{_EXISTS} AND attribute_not_exists(revoked)", values
+                ),
+                self._event_put(event),
             ]
         )
         return reasons is None
@@ -549,49 +542,27 @@ class Store:
         caller read it), so of concurrent rolls of one key exactly one commits. False if
         the account changed: the caller re-reads and decides again."""
         account_id = account.account_id
-        items: list[dict[str, Any]] = [
-            {
-                "Update": {
-                    "TableName": self.table,
-                    "Key": _account_key(account_id),
-                    "UpdateExpression": "SET version = version + :one",
-                    "ConditionExpression": "version = :v",
-                    "ExpressionAttributeValues": {":one": {"N": "1"}, ":v": {"N": str(account.version)}},
-                }
-            },
-        ]
+        bump = {":one": 1, ":v": account.version}
+        items = [self._update(_account_key(account_id), "SET version = version + :one", "version = :v", bump)]
         if grace_until_epoch is None:
             items += self._remove_key(account_id, old, "rolled")
         else:
-            ttl = {":ttl": {"N": str(grace_until_epoch)}}
-            items.append(
-                {
-                    "Update": {
-                        "TableName": self.table,
-                        "Key": {"pk": _account_pk(account_id), "sk": _key_sk(old.key_id)},
-                        "UpdateExpression": "SET rolling = :true, #ttl = :ttl",
-                        "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(rolling)",
-                        "ExpressionAttributeNames": {"#ttl": "ttl"},
-                        "ExpressionAttributeValues": {**ttl, ":true": {"BOOL": True}},
-                    }
-                }
-            )
-            items.append(
-                {
-                    "Update": {
-                        "TableName": self.table,
-                        "Key": _digest_key(old.digest),
-                        "UpdateExpression": "SET #ttl = :ttl",
-                        "ConditionExpression": "attribute_exists(pk)",
-                        "ExpressionAttributeNames": {"#ttl": "ttl"},
-                        "ExpressionAttributeValues": ttl,
-                    }
-                }
-            )
+            ttl, names = {":ttl": grace_until_epoch}, {"#ttl": "ttl"}
+            rolling = f"{_EXISTS} AND attribute_not_exists(rolling)"
+            items += [
+                self._update(
+                    _key_key(account_id, old.key_id),
+                    "SET rolling = :true, #ttl = :ttl",
+                    rolling,
+                    {**ttl, ":true": True},
+                    names,
+                ),
+                self._update(_digest_key(old.digest), "SET #ttl = :ttl", _EXISTS, ttl, names),
+            ]
         items += [
-            self._put_new(_key_item(account_id, new)),
-            self._put_new(_digest_item(account_id, new, account.plan or "")),
-            _event_put(self.table, event),
+            self._put(_KEY.item(new, _key_key(account_id, new.key_id)), _NEW),
+            self._put(_digest_item(account_id, new, account.plan or ""), _NEW),
+            self._event_put(event),
         ]
         return self._transact(items) is None
 
@@ -600,11 +571,10 @@ class Store:
         key, which had given it already) exactly once, however often the stream delivers the
         removal: the outbox item's id is derived from the key id and written only once."""
         items = [
-            _event_put(self.table, event, event_pk=f"EVENT#removed#{account_id}#{key.key_id}"),
+            self._event_put(event, event_pk=f"EVENT#removed#{account_id}#{key.key_id}"),
             self._count_change(account_id, 0 if key.rolling else -1),
         ]
-        reasons = self._transact(items)
-        return reasons is None
+        return self._transact(items) is None
 
     def set_plan(self, account_id: str, plan: str | None, event: AuditEvent) -> Account:
         """Move the account and every live key's digest item to `plan` in one transaction;
@@ -619,7 +589,7 @@ class Store:
         gone: set[str] = set()
         attempts = rounds = 0
         while attempts < retries.SET_PLAN_ATTEMPTS:
-            if rounds and not retries.time_left_for(0):
+            if rounds and not retries.retrying():
                 break
             rounds += 1
             account, keys = self.load_account(account_id)
@@ -628,51 +598,18 @@ class Store:
                 k for k in keys if k.digest not in gone and (k.expires_at_epoch is None or now < k.expires_at_epoch)
             ]
             version = account.version if account else 0
-            values: dict[str, Any] = {
-                ":acct": {"S": account_id},
-                ":zero": {"N": "0"},
-                ":one": {"N": "1"},
-            }
-            update = "SET account_id = :acct, key_count = if_not_exists(key_count, :zero), "
-            update += "version = if_not_exists(version, :zero) + :one"
-            if plan is None:
-                update += " REMOVE #plan"
-            else:
-                update += ", #plan = :plan"
-                values[":plan"] = {"S": plan}
-            if account is None:
-                condition = "attribute_not_exists(pk)"
-            else:
-                condition = "version = :v"
-                values[":v"] = {"N": str(version)}
-            items: list[dict[str, Any]] = [
-                {
-                    "Update": {
-                        "TableName": self.table,
-                        "Key": _account_key(account_id),
-                        "UpdateExpression": update,
-                        "ConditionExpression": condition,
-                        "ExpressionAttributeNames": {"#plan": "plan"},
-                        "ExpressionAttributeValues": values,
-                    }
-                },
-                _event_put(self.table, event),
-            ]
-            for key in live:
-                items.append(
-                    {
-                        "Update": {
-                            "TableName": self.table,
-                            "Key": _digest_key(key.digest),
-                            "UpdateExpression": "SET #plan = :plan",
-                            # Never recreate a removed digest item as a stub.
-                            "ConditionExpression": "attribute_exists(pk)",
-                            "ExpressionAttributeNames": {"#plan": "plan"},
-                            "ExpressionAttributeValues": {":plan": {"S": plan or ""}},
-                        }
-                    }
+            condition = "attribute_not_exists(pk)" if account is None else "version = :v"
+            new_plan = " REMOVE #plan" if plan is None else ", #plan = :plan"
+            values = {":plan": plan, ":v": None if account is None else version}
+            account_update = self._upsert_account(account_id, condition, new_plan, values, add_key=False)
+            # Never recreate a removed digest item as a stub.
+            digests = [
+                self._update(
+                    _digest_key(key.digest), "SET #plan = :plan", _EXISTS, {":plan": plan or ""}, {"#plan": "plan"}
                 )
-            reasons = self._transact(items)
+                for key in live
+            ]
+            reasons = self._transact([account_update, self._event_put(event), *digests])
             if reasons is None:
                 return Account(account_id, plan, sum(not k.rolling for k in keys), version + 1)
             missing = {
@@ -693,11 +630,11 @@ class Store:
         try:
             self.client.update_item(
                 TableName=self.table,
-                Key={"pk": _account_pk(account_id), "sk": _key_sk(key_id)},
+                Key=_key_key(account_id, key_id),
                 UpdateExpression="SET last_used_at = :now",
                 ConditionExpression="attribute_exists(pk) AND "
                 "(attribute_not_exists(last_used_at) OR last_used_at <= :cutoff)",
-                ExpressionAttributeValues={":now": {"S": now}, ":cutoff": {"S": cutoff}},
+                ExpressionAttributeValues=_typed({":now": now, ":cutoff": cutoff}),
             )
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
