@@ -228,6 +228,16 @@ def _parameters(template: dict[str, Any], overrides: dict[str, str]) -> dict[str
     unknown = set(overrides) - set(template.get("Parameters") or {})
     if unknown:
         raise TemplateError(f"unknown template parameters: {sorted(unknown)}")
+    for name, value in overrides.items():
+        # As CloudFormation does: an override outside AllowedValues or AllowedPattern is refused,
+        # so the emulator never runs what a deployment could not (AccountIdClaim=email, say).
+        spec = template["Parameters"][name]
+        allowed = spec.get("AllowedValues")
+        pattern = spec.get("AllowedPattern")
+        if (allowed is not None and value not in [str(v) for v in allowed]) or (
+            pattern is not None and not re.fullmatch(pattern, value)
+        ):
+            raise TemplateError(f"parameter {name}: {value!r} is not allowed ({spec.get('ConstraintDescription', '')})")
     params.update(overrides)
     return params
 
