@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from apikeys_local.waf import RateRule, rate_rules
+
 
 class TemplateError(RuntimeError):
     """The template uses something the emulator cannot reproduce faithfully."""
@@ -145,6 +147,8 @@ class Stack:
     # Per-method MethodSettings, keyed by (path as in the template, METHOD): they replace the
     # stage's limits for that method, as API Gateway applies them.
     method_throttles: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
+    # The rate-based rules of the web ACL on the stage (WafEnabled), in priority order.
+    waf_rules: list[RateRule] = field(default_factory=list)
 
     def gateway_response(self, kind: str) -> GatewayResponse:
         """The response of `kind` as API Gateway renders it: the type's own definition, else
@@ -372,4 +376,5 @@ def load_stack(root: Path, table_name: str, overrides: dict[str, str] | None = N
         streams=streams,
         throttle=throttle,
         method_throttles=method_throttles,
+        waf_rules=rate_rules(resources, resolve),
     )

@@ -96,10 +96,13 @@ def test_every_gateway_response_has_the_error_shape_and_no_store() -> None:
     assert "StatusCode" not in responses["DEFAULT_4XX"] and "StatusCode" not in responses["DEFAULT_5XX"]
 
 
-def test_waf_is_optional_off_by_default_and_rate_limits_ip_and_authorization() -> None:
+def test_waf_is_on_by_default_and_rate_limits_ip_and_authorization() -> None:
+    """Issue 22 item 10: off by default, one client's flood starved every other client of the
+    stage's shared bucket. On by default; "false" remains a choice."""
     template = load_template()
     params, resources = template["Parameters"], template["Resources"]
-    assert params["WafEnabled"]["Default"] == "false"
+    assert params["WafEnabled"]["Default"] == "true"
+    assert params["WafEnabled"]["AllowedValues"] == ["true", "false"]
     assert template["Conditions"]["CreateWebAcl"] == {"Fn::Equals": [{"Ref": "WafEnabled"}, "true"]}
     acl = resources["KeysApiWebAcl"]
     association = resources["KeysApiWebAclAssociation"]
