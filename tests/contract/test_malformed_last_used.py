@@ -61,3 +61,15 @@ def test_a_malformed_last_used_at_reads_as_null_and_breaks_nothing(api: Api, cas
     assert api.patch(ACCT, good["id"], {"name": "still good"}).status == 200
     assert api.delete(ACCT, bad["id"]).status == 204
     assert api.list(ACCT).body["key_count"] == 2
+
+
+@pytest.mark.parametrize(("case", "value"), MALFORMED, ids=[c for c, _ in MALFORMED])
+def test_the_next_use_replaces_a_malformed_last_used_at(api: Api, case: str, value: dict[str, Any]) -> None:
+    """The authorizer's conditional write (at most once a minute) compared the stored value with
+    a timestamp: a number, a set or a string sorting after every timestamp made it fail for good."""
+    api.set_plan(ACCT, "pro")
+    key = api.create(ACCT, "bad").body
+    _as_the_authorizer_may(key["id"], value)
+    assert api.bearer(key["key"]) is not None  # waits for the last-used write
+    stamp = api.get(ACCT, key["id"]).body["last_used_at"]
+    assert isinstance(stamp, str) and stamp.endswith("Z") and len(stamp) == 24, (case, stamp)

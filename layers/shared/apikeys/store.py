@@ -659,15 +659,17 @@ class Store:
 
     def touch_last_used(self, account_id: str, key_id: str, now: str, cutoff: str) -> None:
         """Best effort: at most one write per key per minute across containers, and the
-        condition on `pk` means a deleted key is never recreated by a late update."""
+        condition on `pk` means a deleted key is never recreated by a late update. A value that
+        is not a string, or sorts after now (junk, as the reads see it: shown as null), is
+        replaced, so a malformed `last_used_at` cannot stop the key's usage being recorded."""
         try:
             self.client.update_item(
                 TableName=self.table,
                 Key=_key_key(account_id, key_id),
                 UpdateExpression="SET last_used_at = :now",
-                ConditionExpression="attribute_exists(pk) AND "
-                "(attribute_not_exists(last_used_at) OR last_used_at <= :cutoff)",
-                ExpressionAttributeValues=_typed({":now": now, ":cutoff": cutoff}),
+                ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(last_used_at) "
+                "OR NOT attribute_type(last_used_at, :string) OR last_used_at <= :cutoff OR last_used_at > :now)",
+                ExpressionAttributeValues=_typed({":now": now, ":cutoff": cutoff, ":string": "S"}),
             )
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
