@@ -6,6 +6,7 @@ Reading `Policies` alone misses what SAM adds by itself, e.g. AWSLambdaDynamoDBE
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 from typing import Any
@@ -28,11 +29,13 @@ STREAM_READS = {
 FAILURES = ("sqs:SendMessage", "StreamFailuresQueue.Arn", None)
 LAST_USED_ONLY = json.dumps(
     {
+        "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["ACCOUNT#*"]},
         "ForAllValues:StringEquals": {"dynamodb:Attributes": ["pk", "sk", "last_used_at"]},
         "StringEqualsIfExists": {"dynamodb:ReturnValues": ["NONE"]},
     },
     sort_keys=True,
 )
+DIGESTS_ONLY = json.dumps({"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["DIGEST#*"]}}, sort_keys=True)
 
 
 def _table(*actions: str) -> set[tuple[str, str, str | None]]:
@@ -58,7 +61,7 @@ EXPECTED: dict[str, set[tuple[str, str, str | None]]] = {
         *STREAM_READS,
         FAILURES,
     },
-    "AuthorizerFunction": {("dynamodb:GetItem", TABLE, None), ("dynamodb:UpdateItem", TABLE, LAST_USED_ONLY)},
+    "AuthorizerFunction": {("dynamodb:GetItem", TABLE, DIGESTS_ONLY), ("dynamodb:UpdateItem", TABLE, LAST_USED_ONLY)},
     "WhoAmIFunction": set(),
     "ListScopesFunction": set(),
     "McpFunction": _table("Query", "GetItem"),
@@ -144,6 +147,31 @@ def test_authorizer_update_is_limited_to_last_used_at(translated: dict[str, Any]
     assert parsed["StringEqualsIfExists"]["dynamodb:ReturnValues"] == ["NONE"]
 
 
+def _authorizer_may(translated: dict[str, Any], action: str, params: dict[str, Any]) -> bool:
+    _, grants = effective(translated, "AuthorizerFunction")
+    return any(_allows(c, params) for a, r, c in grants if a == f"dynamodb:{action}" and r == TABLE)
+
+
+def test_the_authorizer_reads_only_digest_items_and_writes_only_key_partitions(translated: dict[str, Any]) -> None:
+    """Issue 22 item 8. Before, its role could GetItem any item (an account's keys, names,
+    notices, the audit outbox) and SET last_used_at on a digest item or an outbox item."""
+    table = get_settings().table_name
+
+    def key(pk: str, sk: str) -> dict[str, Any]:
+        return {"TableName": table, "Key": {"pk": {"S": pk}, "sk": {"S": sk}}}
+
+    assert _authorizer_may(translated, "GetItem", key("DIGEST#" + "a" * 64, "DIGEST"))
+    for pk, sk in (("ACCOUNT#acct-a", "KEY#key_x"), ("ACCOUNT#acct-a", "ACCOUNT"), ("EVENT#e", "EVENT")):
+        assert not _authorizer_may(translated, "GetItem", key(pk, sk)), pk
+
+    touch = {"UpdateExpression": "SET last_used_at = :now", "ConditionExpression": "attribute_exists(pk)"}
+    assert _authorizer_may(translated, "UpdateItem", {**key("ACCOUNT#acct-a", "KEY#key_x"), **touch})
+    for pk, sk in (("DIGEST#" + "a" * 64, "DIGEST"), ("EVENT#e", "EVENT")):
+        assert not _authorizer_may(translated, "UpdateItem", {**key(pk, sk), **touch}), pk
+    rewrite = {**key("ACCOUNT#acct-a", "KEY#key_x"), "UpdateExpression": "SET scopes = :s"}
+    assert not _authorizer_may(translated, "UpdateItem", rewrite)
+
+
 # Words of DynamoDB's expression syntax, as opposed to attribute names.
 _EXPRESSION_WORDS = {
     "SET", "REMOVE", "ADD", "DELETE", "AND", "OR", "NOT", "BETWEEN", "IN",
@@ -172,6 +200,10 @@ def _allows(condition: str | None, params: dict[str, Any]) -> bool:
         for key, allowed in keys_values.items():
             if (operator, key) == ("ForAllValues:StringEquals", "dynamodb:Attributes"):
                 if not _attributes(params) <= set(allowed):
+                    return False
+            elif (operator, key) == ("ForAllValues:StringLike", "dynamodb:LeadingKeys"):
+                leading = params["Key"]["pk"]["S"]
+                if not any(fnmatch.fnmatchcase(leading, pattern) for pattern in allowed):
                     return False
             elif (operator, key) == ("StringEqualsIfExists", "dynamodb:ReturnValues"):
                 if "ReturnValues" in params and params["ReturnValues"] not in allowed:

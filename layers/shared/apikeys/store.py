@@ -33,8 +33,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -177,13 +178,23 @@ class _Codec(Generic[R]):
     """The attributes of one item type and the record fields they hold; writing and reading
     both use this one table. Positional names are stored under the field's own name, keywords
     are attribute=field. None and a False flag are left out of the item; an attribute the
-    item lacks reads as `absent` gives, else as the field's default, else None."""
+    item lacks reads as `absent` gives, else as the field's default, else None. An attribute
+    `valid` names reads as if absent when its value fails the check: one another principal can
+    write (the authorizer's `last_used_at`) must never make a read fail."""
 
-    def __init__(self, record: type[R], *same: str, absent: Mapping[str, object] | None = None, **renamed: str) -> None:
+    def __init__(
+        self,
+        record: type[R],
+        *same: str,
+        absent: Mapping[str, object] | None = None,
+        valid: Mapping[str, Callable[[object], bool]] | None = None,
+        **renamed: str,
+    ) -> None:
         self.record = record
         self.fields = {**{name: name for name in same}, **renamed}  # attribute -> field
         defaults = {f.name: f.default for f in dataclasses.fields(record) if f.default is not dataclasses.MISSING}
         self.absent = {field: {**defaults, **(absent or {})}.get(field) for field in self.fields.values()}
+        self.valid = dict(valid or {})
 
     def item(self, record: R, key: Item, **more: object) -> Item:
         values = {attr: getattr(record, field) for attr, field in self.fields.items()}
@@ -195,13 +206,25 @@ class _Codec(Generic[R]):
         for attr, field in self.fields.items():
             if attr in item:
                 value = _plain_value(item[attr])
+                if attr in self.valid and not self.valid[attr](value):
+                    continue
                 fields[field] = _FORMS[attr][1](value) if attr in _FORMS else value
         return self.record(**fields, **more)
 
 
 # pk = ACCOUNT#<account_id>, sk = ACCOUNT; written by Update expressions only (see Store).
 _ACCOUNT = _Codec(Account, "plan", "key_count", "version", absent={"key_count": 0, "version": 0})
-# pk = ACCOUNT#<account_id>, sk = KEY#<key_id>
+# An ISO 8601 UTC timestamp as clock.iso writes it (milliseconds), fractions optional.
+_ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z")
+
+
+def _iso_time(value: object) -> bool:
+    return isinstance(value, str) and _ISO_TIME.fullmatch(value) is not None
+
+
+# pk = ACCOUNT#<account_id>, sk = KEY#<key_id>. `last_used_at` is the one attribute the
+# authorizer's role may write, to any key item (IAM cannot tie it to the key it authorized):
+# anything but a timestamp reads as null, so it cannot break a listing, a roll or a plan change.
 _KEY = _Codec(
     KeyRecord,
     "key_id",
@@ -213,6 +236,7 @@ _KEY = _Codec(
     "expires_in_days",
     "rolling",
     "scopes",
+    valid={"last_used_at": _iso_time},
     ttl="expires_at_epoch",
 )
 # pk = DIGEST#<digest>, sk = DIGEST: what the authorizer reads (plus created_at).
@@ -652,15 +676,17 @@ class Store:
 
     def touch_last_used(self, account_id: str, key_id: str, now: str, cutoff: str) -> None:
         """Best effort: at most one write per key per minute across containers, and the
-        condition on `pk` means a deleted key is never recreated by a late update."""
+        condition on `pk` means a deleted key is never recreated by a late update. A value that
+        is not a string, or sorts after now (junk, as the reads see it: shown as null), is
+        replaced, so a malformed `last_used_at` cannot stop the key's usage being recorded."""
         try:
             self.client.update_item(
                 TableName=self.table,
                 Key=_key_key(account_id, key_id),
                 UpdateExpression="SET last_used_at = :now",
-                ConditionExpression="attribute_exists(pk) AND "
-                "(attribute_not_exists(last_used_at) OR last_used_at <= :cutoff)",
-                ExpressionAttributeValues=_typed({":now": now, ":cutoff": cutoff}),
+                ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(last_used_at) "
+                "OR NOT attribute_type(last_used_at, :string) OR last_used_at <= :cutoff OR last_used_at > :now)",
+                ExpressionAttributeValues=_typed({":now": now, ":cutoff": cutoff, ":string": "S"}),
             )
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
