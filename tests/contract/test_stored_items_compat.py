@@ -1,0 +1,93 @@
+"""Tomorrow's code on today's items. tests/fixtures/stored-items-v1.json holds every item type
+(account, key, rolled-out key, digest, tombstone, leak notice, outbox) as the store wrote them
+on 2026-12-03; loaded into an empty table they must authorize, list, roll, delete and change
+plan as they did then. A change to the item layout, the digest or the checksum fails here: it
+needs a migration and a new fixture, on purpose (tests/helpers/compat.py writes one)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from apikeys import keys
+from apikeys.config import get_settings
+from tests.helpers.compat import ACCOUNT, WRITTEN_AT, fixture_key, load_items, pinned_clock
+from tests.helpers.invariants import check_table
+from tests.helpers.support import Api
+
+
+@pytest.fixture
+def stored(api: Api) -> Iterator[Api]:
+    """The fixture's items in the test's empty table, the clock an hour after they were written."""
+    from apikeys.store import dynamodb_client
+
+    client, table = dynamodb_client(), get_settings().table_name
+    for item in load_items():
+        client.put_item(TableName=table, Item=item)
+    with pinned_clock(WRITTEN_AT + timedelta(hours=1)):
+        yield api
+
+
+def _ids(api: Api) -> dict[str, str]:
+    return {key["name"]: key["id"] for key in api.list(ACCOUNT).body["keys"] if key["status"] == "active"}
+
+
+def _display(label: str) -> str:
+    return keys.display(fixture_key(label), "ot_")
+
+
+def _context(api: Api, label: str) -> dict[str, Any] | None:
+    allowed = api.bearer(fixture_key(label))
+    return None if allowed is None else allowed["context"]
+
+
+def test_stored_keys_authorize_as_they_did(stored: Api) -> None:
+    assert _context(stored, "full") == {
+        "account_id": ACCOUNT,
+        "key_id": _ids(stored)["Full access"],
+        "plan": "advanced",
+        "scopes": "*",
+    }
+    assert (_context(stored, "scoped") or {}).get("scopes") == "whoami"
+    assert _context(stored, "rolled") is not None, "a rolled-out key in its grace period"
+    assert _context(stored, "rolled-new") is not None
+    assert _context(stored, "deleted") is None and _context(stored, "leaked") is None
+
+
+def test_stored_keys_list_with_their_names_scopes_and_states(stored: Api) -> None:
+    listing = stored.list(ACCOUNT).body
+    assert (listing["plan"], listing["key_limit"], listing["key_count"]) == ("advanced", 10, 3)
+    shown = [
+        (key["name"], key["display"], key["status"], key["scopes"], key["expires_at"], key["last_used_at"])
+        for key in listing["keys"]
+    ]
+    assert shown == [  # newest first
+        ("Rolled", _display("rolled-new"), "active", ["*"], None, None),
+        ("Rolled", _display("rolled"), "rolling", ["*"], "2026-12-04T08:00:00.000Z", None),
+        ("Scoped", _display("scoped"), "active", ["whoami"], "2027-12-03T08:00:00.000Z", None),
+        ("Full access", _display("full"), "active", ["*"], None, "2026-12-03T08:00:00.000Z"),
+    ]
+    [notice] = stored.revocations(ACCOUNT).body["revocations"]
+    assert (notice["name"], notice["reason"], notice["revoked_at"]) == (
+        "Leaked",
+        "reported",
+        "2026-12-03T08:00:00.000Z",
+    )
+
+
+def test_stored_keys_roll_delete_and_follow_a_plan_change(stored: Api) -> None:
+    keys_by_name = _ids(stored)
+    rolled = stored.roll(ACCOUNT, keys_by_name["Full access"])
+    assert rolled.status == 201
+    assert _context(stored, "full") is None, "a roll without grace revokes the old key at once"
+    assert stored.delete(ACCOUNT, keys_by_name["Scoped"]).status == 204
+    assert _context(stored, "scoped") is None
+    assert stored.set_plan(ACCOUNT, "pro")["key_limit"] == 3
+    new = stored.bearer(rolled.body["key"])
+    assert new is not None and new["context"]["plan"] == "pro"
+    assert (_context(stored, "rolled-new") or {}).get("plan") == "pro"
+    assert stored.list(ACCOUNT).body["key_count"] == 2
+    check_table(get_settings().table_name)
