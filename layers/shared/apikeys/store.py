@@ -27,6 +27,7 @@ late leak report of it is recognised as ours without changing anything.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import time
@@ -39,7 +40,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from apikeys import clock, retries
 from apikeys.audit import AuditEvent
 from apikeys.errors import ServiceUnavailable
-from apikeys.records import Account, KeyRecord, Principal, Revocation
+from apikeys.records import Account, Connection, KeyRecord, Principal, Revocation
 from apikeys.scopes import Scopes, from_attribute, to_attribute
 
 ACCOUNT_SK = "ACCOUNT"
@@ -702,3 +703,330 @@ class Store:
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
+
+
+# == OAuth (issue 21) ======================================================================
+# Kept as one appended block while store.py's item mapping is being rewritten elsewhere.
+# Four item types, every secret as a SHA-256 digest only, every short-lived one with a TTL:
+#
+#   pk = OAUTH_CLIENT#<client_id>          sk = CLIENT   client (JSON, no secret), secret_digest
+#   pk = OAUTH_CONSENT#<sha256(request)>   sk = CONSENT  request (JSON), expires_at, ttl, decided
+#   pk = OAUTH_CODE#<sha256(code)>         sk = CODE     grant (JSON), expires_at, ttl (60 s)
+#   pk = OAUTH_REFRESH#<sha256(token)>     sk = REFRESH  account_id, key_id, client_id, grant_id,
+#                                                        scopes, resource, ttl, used
+#
+# and a connection's key item carries `connection` (JSON: client_id, client_name,
+# redirect_host, grant_id). A refresh token is only honoured while its key item exists, so
+# deleting the key (console, API, leak report, revocation) ends the connection.
+
+OAUTH_CLIENT_SK = "CLIENT"
+OAUTH_CONSENT_SK = "CONSENT"
+OAUTH_CODE_SK = "CODE"
+OAUTH_REFRESH_SK = "REFRESH"
+
+
+def _oauth_key(kind: str, ident: str, sk: str) -> dict[str, dict[str, str]]:
+    return {"pk": {"S": f"OAUTH_{kind}#{ident}"}, "sk": {"S": sk}}
+
+
+def connection_of(item: dict[str, Any]) -> dict[str, str] | None:
+    """The `connection` of a key item (None for a key made in the console or the API)."""
+    raw = item.get("connection", {}).get("S")
+    return cast(dict[str, str], json.loads(raw)) if raw else None
+
+
+# The key item's mapping learns `connection` here, by wrapping the two functions above, so the
+# block leaves their code untouched while that mapping is being rewritten; it moves into them
+# when the rewrite lands. Every read (list, get, load) and every write of a key item (create,
+# roll: a console roll of a connection's key keeps it a connection) goes through them.
+_to_key_plain = _to_key
+_key_item_plain = _key_item
+
+
+def _to_key(item: dict[str, Any]) -> KeyRecord:  # type: ignore[no-redef]
+    record = _to_key_plain(item)
+    found = connection_of(item)
+    if found is None:
+        return record
+    return dataclasses.replace(record, connection=Connection(**found))
+
+
+def _key_item(account_id: str, key: KeyRecord) -> dict[str, Any]:  # type: ignore[no-redef]
+    item = _key_item_plain(account_id, key)
+    if key.connection is not None:
+        item["connection"] = {"S": json.dumps(dataclasses.asdict(key.connection), separators=(",", ":"))}
+    return item
+
+
+class OAuthStore(Store):
+    """The OAuth items, and the two key writes a connection makes: its key's creation (the
+    plan-limited transaction of POST /keys, plus the code's consumption and the refresh
+    token) and its refresh (a roll, plus the refresh token's rotation)."""
+
+    # -- clients -------------------------------------------------------------------------
+
+    def put_client(self, client_id: str, client: dict[str, Any], secret_digest: str | None) -> None:
+        item: dict[str, Any] = {
+            **_oauth_key("CLIENT", client_id, OAUTH_CLIENT_SK),
+            "client": {"S": json.dumps(client, separators=(",", ":"))},
+            "created_at": {"S": clock.now_iso()},
+        }
+        if secret_digest:
+            item["secret_digest"] = {"S": secret_digest}
+        self._call("put_item", Item=item, ConditionExpression="attribute_not_exists(pk)")
+
+    def get_client(self, client_id: str) -> tuple[dict[str, Any], str | None] | None:
+        resp = self._call("get_item", Key=_oauth_key("CLIENT", client_id, OAUTH_CLIENT_SK), ConsistentRead=True)
+        item = resp.get("Item")
+        if not item:
+            return None
+        return json.loads(item["client"]["S"]), item.get("secret_digest", {}).get("S")
+
+    # -- consent requests and codes ------------------------------------------------------------
+
+    def put_consent(self, request_digest: str, request: dict[str, Any], expires_at: int) -> None:
+        self._call(
+            "put_item",
+            Item={
+                **_oauth_key("CONSENT", request_digest, OAUTH_CONSENT_SK),
+                "request": {"S": json.dumps(request, separators=(",", ":"))},
+                "expires_at": {"N": str(expires_at)},
+                "ttl": {"N": str(expires_at)},
+            },
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+
+    def get_consent(self, request_digest: str, now: int) -> dict[str, Any] | None:
+        """An undecided, unexpired consent request (TTL removal lags; the time is checked here)."""
+        key = _oauth_key("CONSENT", request_digest, OAUTH_CONSENT_SK)
+        item = self._call("get_item", Key=key, ConsistentRead=True).get("Item")
+        if not item or "decided" in item or int(item["expires_at"]["N"]) <= now:
+            return None
+        return cast(dict[str, Any], json.loads(item["request"]["S"]))
+
+    def decide_consent(
+        self, request_digest: str, now: int, decision: str, code_digest: str | None, grant: dict[str, Any] | None,
+        code_expires_at: int,
+    ) -> bool:  # fmt: skip
+        """Mark the request decided and, on approval, store its code, in one transaction whose
+        condition makes a request decided at most once. False if unknown, expired or decided."""
+        items: list[dict[str, Any]] = [
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": _oauth_key("CONSENT", request_digest, OAUTH_CONSENT_SK),
+                    "UpdateExpression": "SET decided = :d",
+                    "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(decided) "
+                    "AND expires_at > :now",
+                    "ExpressionAttributeValues": {":d": {"S": decision}, ":now": {"N": str(now)}},
+                }
+            }
+        ]
+        if code_digest is not None and grant is not None:
+            item = {
+                **_oauth_key("CODE", code_digest, OAUTH_CODE_SK),
+                "grant": {"S": json.dumps(grant, separators=(",", ":"))},
+                "expires_at": {"N": str(code_expires_at)},
+                "ttl": {"N": str(code_expires_at)},
+            }
+            items.append(self._put_new(item))
+        return self._transact(items) is None
+
+    def get_code(self, code_digest: str) -> tuple[dict[str, Any], int] | None:
+        item = self._call("get_item", Key=_oauth_key("CODE", code_digest, OAUTH_CODE_SK), ConsistentRead=True).get(
+            "Item"
+        )
+        if not item:
+            return None
+        return json.loads(item["grant"]["S"]), int(item["expires_at"]["N"])
+
+    def delete_code(self, code_digest: str) -> None:
+        self._call("delete_item", Key=_oauth_key("CODE", code_digest, OAUTH_CODE_SK))
+
+    # -- refresh tokens ------------------------------------------------------------------------
+
+    def _refresh_put(self, digest: str, refresh: dict[str, Any], ttl: int) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            **_oauth_key("REFRESH", digest, OAUTH_REFRESH_SK),
+            **{name: {"S": str(refresh[name])} for name in ("account_id", "key_id", "client_id", "grant_id")},
+            "scopes": {"S": " ".join(refresh["scopes"])},
+            "resource": {"S": refresh.get("resource") or ""},
+            "ttl": {"N": str(ttl)},
+        }
+        return self._put_new(item)
+
+    def get_refresh(self, digest: str) -> dict[str, Any] | None:
+        key = _oauth_key("REFRESH", digest, OAUTH_REFRESH_SK)
+        item = self._call("get_item", Key=key, ConsistentRead=True).get("Item")
+        if not item:
+            return None
+        return {
+            "account_id": item["account_id"]["S"],
+            "key_id": item["key_id"]["S"],
+            "client_id": item["client_id"]["S"],
+            "grant_id": item["grant_id"]["S"],
+            "scopes": item["scopes"]["S"].split(),
+            "resource": item["resource"]["S"] or None,
+            "ttl": int(item["ttl"]["N"]),
+            "used": "used" in item,
+        }
+
+    def delete_refresh(self, digest: str) -> None:
+        self._call("delete_item", Key=_oauth_key("REFRESH", digest, OAUTH_REFRESH_SK))
+
+    def connection_keys(self, account_id: str) -> list[tuple[KeyRecord, dict[str, str]]]:
+        """The account's keys that are OAuth connections, with their `connection`."""
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :key)",
+            "ExpressionAttributeValues": {":pk": _account_pk(account_id), ":key": {"S": "KEY#"}},
+            "ConsistentRead": True,
+        }
+        found: list[tuple[KeyRecord, dict[str, str]]] = []
+        while True:
+            resp = self._call("query", **kwargs)
+            for item in resp.get("Items", []):
+                connection = connection_of(item)
+                if connection is not None:
+                    found.append((_to_key(item), connection))
+            if "LastEvaluatedKey" not in resp:
+                return found
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    # -- the two key writes of a connection -------------------------------------------------------
+
+    def insert_connection_key(
+        self,
+        account: Account | None,
+        account_id: str,
+        key: KeyRecord,
+        connection: dict[str, str],
+        plan: str | None,
+        limit: int,
+        code_digest: str,
+        refresh_digest: str,
+        refresh: dict[str, Any],
+        refresh_ttl: int,
+        event: AuditEvent,
+    ) -> str | None:
+        """POST /keys's transaction (plan and count condition on the account item, key and digest
+        items, audit event), plus: the account's `version` as read (so the name the caller made
+        unique among the keys it read is still unique), the code deleted (so a code is exchanged
+        at most once) and the refresh token stored. None when committed, else what failed:
+        "code" (already used) or "account" (changed, full, or another plan)."""
+        values: dict[str, Any] = {":zero": {"N": "0"}, ":one": {"N": "1"}, ":acct": {"S": account_id}}
+        update = "SET account_id = :acct, key_count = if_not_exists(key_count, :zero) + :one, "
+        update += "version = if_not_exists(version, :zero) + :one"
+        if plan:
+            values[":plan"] = {"S": plan}
+        if account is None:
+            # A new account on the default plan (the caller checked the limit allows a key).
+            condition = "attribute_not_exists(pk)"
+            if plan:
+                update += ", #plan = :plan"
+        else:
+            condition = "version = :v AND key_count < :limit AND "
+            condition += "#plan = :plan" if plan else "attribute_not_exists(#plan)"
+            values[":v"] = {"N": str(account.version)}
+            values[":limit"] = {"N": str(limit)}
+        key_item = _key_item(account_id, dataclasses.replace(key, connection=Connection(**connection)))
+        reasons = self._transact(
+            [
+                {
+                    "Delete": {
+                        "TableName": self.table,
+                        "Key": _oauth_key("CODE", code_digest, OAUTH_CODE_SK),
+                        "ConditionExpression": "attribute_exists(pk)",
+                    }
+                },
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": _account_key(account_id),
+                        "UpdateExpression": update,
+                        "ConditionExpression": condition,
+                        **({"ExpressionAttributeNames": {"#plan": "plan"}} if "#plan" in update + condition else {}),
+                        "ExpressionAttributeValues": values,
+                    }
+                },
+                self._put_new(key_item),
+                self._put_new(_digest_item(account_id, key, plan or "")),
+                _event_put(self.table, event),
+                self._refresh_put(refresh_digest, refresh, refresh_ttl),
+            ]
+        )
+        if reasons is None:
+            return None
+        if reasons[0].get("Code") == "ConditionalCheckFailed":
+            return "code"
+        if reasons[1].get("Code") == "ConditionalCheckFailed":
+            return "account"
+        raise RuntimeError("key id or digest collision")
+
+    def roll_connection_key(
+        self,
+        account: Account,
+        old: KeyRecord,
+        new: KeyRecord,
+        connection: dict[str, str],
+        grace_until_epoch: int,
+        stale: list[KeyRecord],
+        used_refresh_digest: str,
+        refresh_digest: str,
+        refresh: dict[str, Any],
+        refresh_ttl: int,
+        event: AuditEvent,
+    ) -> bool:
+        """A refresh: `roll_key`'s transaction with a grace period (same slot, the old key working
+        until `grace_until_epoch`), plus the used refresh token marked used (at most once) and
+        its successor stored. `stale` are this connection's keys still in an earlier refresh's
+        grace: removed now, so a connection never holds more than one key in grace (the bound a
+        plan change's transaction size relies on). False if anything changed since the read."""
+        account_id = account.account_id
+        ttl = {":ttl": {"N": str(grace_until_epoch)}}
+        items: list[dict[str, Any]] = [
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": _account_key(account_id),
+                    "UpdateExpression": "SET version = version + :one",
+                    "ConditionExpression": "version = :v",
+                    "ExpressionAttributeValues": {":one": {"N": "1"}, ":v": {"N": str(account.version)}},
+                }
+            },
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": _oauth_key("REFRESH", used_refresh_digest, OAUTH_REFRESH_SK),
+                    "UpdateExpression": "SET used = :true",
+                    "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(used)",
+                    "ExpressionAttributeValues": {":true": {"BOOL": True}},
+                }
+            },
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": {"pk": _account_pk(account_id), "sk": _key_sk(old.key_id)},
+                    "UpdateExpression": "SET rolling = :true, #ttl = :ttl",
+                    "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(rolling)",
+                    "ExpressionAttributeNames": {"#ttl": "ttl"},
+                    "ExpressionAttributeValues": {**ttl, ":true": {"BOOL": True}},
+                }
+            },
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": _digest_key(old.digest),
+                    "UpdateExpression": "SET #ttl = :ttl",
+                    "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(revoked)",
+                    "ExpressionAttributeNames": {"#ttl": "ttl"},
+                    "ExpressionAttributeValues": ttl,
+                }
+            },
+            self._put_new(_key_item(account_id, dataclasses.replace(new, connection=Connection(**connection)))),
+            self._put_new(_digest_item(account_id, new, account.plan or "")),
+            _event_put(self.table, event),
+            self._refresh_put(refresh_digest, refresh, refresh_ttl),
+        ]
+        for key in stale:
+            items += self._remove_key(account_id, key, "rolled")
+        return self._transact(items) is None
