@@ -56,7 +56,7 @@ lint: $(VENV)/.deps ## ruff lint and format check
 # Security and type scanners; each prints its verdict so the test output records it.
 # checkov runs offline (--skip-download); every finding is fixed or skipped in template.yaml with a reason.
 scan: $(VENV)/.deps .venv-checkov/.deps ## mypy --strict, bandit, checkov and cfn-lint
-	@echo "== mypy --strict (layers/shared/apikeys, infra/apikeys_local, bench)" && $(VENV)/bin/mypy
+	@echo "== mypy --strict (layers/shared/apikeys, functions, infra/apikeys_local, bench)" && $(VENV)/bin/mypy
 	@echo "== bandit (layers, functions)" && $(VENV)/bin/bandit -q -c pyproject.toml -r layers functions && echo "bandit: no issues"
 	@echo "== checkov (template.yaml)" && .venv-checkov/bin/checkov -f template.yaml --framework cloudformation \
 		--skip-download --compact --quiet | sed -n '/Passed checks/p;/FAILED/,$$p'; exit $${PIPESTATUS[0]}

@@ -26,7 +26,7 @@ from apikeys import clock
 from tests.helpers import figures
 from tests.helpers.dynamodb_local import DynamoDBLocal
 from tests.helpers.github_keys import GitHubKeys
-from tests.helpers.support import Api, CallCounter, counting_calls, table_definition
+from tests.helpers.support import Api, CallCounter, counting_calls, fresh_container, table_definition
 
 pytest_plugins = ["tests.helpers.hygiene", "pytester"]
 
@@ -81,14 +81,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture(autouse=True)
 def _fresh_container(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every test starts as a fresh Lambda container on a table of its own."""
-    from apikeys.config import reset_for_tests
-
     monkeypatch.setenv("TABLE_NAME", f"keys-{uuid.uuid4().hex[:8]}")
     for var in ("KEY_PREFIX", "PLAN_LIMITS", "DEFAULT_PLAN", "ACCOUNT_ID_CLAIM"):
         monkeypatch.delenv(var, raising=False)
-    reset_for_tests()
+    fresh_container()
     yield
-    reset_for_tests()
+    fresh_container()
 
 
 @pytest.fixture(scope="session")
@@ -193,13 +191,9 @@ def travel(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], None]:
 def github(monkeypatch: pytest.MonkeyPatch) -> Iterator[GitHubKeys]:
     """GitHub's secret scanning public keys, generated here and served in GitHub's JSON shape;
     the functions in this process fetch them from SECRET_SCANNING_KEYS_URL."""
-    from apikeys import scanning
-
     server = GitHubKeys()
     monkeypatch.setenv("SECRET_SCANNING_KEYS_URL", server.url)
-    scanning.reset_for_tests()
-    yield server
-    scanning.reset_for_tests()
+    yield server  # the keys fetched from it are per-container state: `_fresh_container` forgets them
     server.close()
 
 

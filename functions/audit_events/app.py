@@ -4,28 +4,25 @@ that record, which the stream retries; the customer's request was answered long 
 
 from __future__ import annotations
 
-from apikeys import coldstart  # first: pauses the cyclic GC while the imports below load
+from apikeys.handler import stream_function  # first: its import pauses the cyclic GC
 
 # isort: split
-import functools
 from typing import Any
 
 import boto3
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from apikeys import container
 from apikeys.config import get_audit_settings
 from apikeys.observability import make_logger
 from apikeys.store import client_config, event_from_stream_image
 
 logger = make_logger()
-processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
-coldstart.ready()
 
 
-@functools.cache
+@container.cached
 def events_client() -> Any:
+    """One EventBridge client per container, retrying on the service's budget."""
     return boto3.client("events", config=client_config())
 
 
@@ -57,6 +54,4 @@ def handle(record: DynamoDBRecord) -> None:
     logger.info("audit event published", extra={"detail_type": detail_type})
 
 
-@logger.inject_lambda_context
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return process_partial_response(event=event, record_handler=handle, processor=processor, context=context)
+lambda_handler = stream_function(handle)

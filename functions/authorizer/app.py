@@ -20,10 +20,10 @@ Powertools' (tests/unit/test_fast_paths.py compares them), except that the ARN p
 
 from __future__ import annotations
 
-from apikeys import coldstart  # first: pauses the cyclic GC while the imports below load
+from apikeys.handler import authorizer_function  # first: its import pauses the cyclic GC
 
 # isort: split
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from apikeys import scopes
 from apikeys.auth import MAX_HEADER_BYTES, authorize, bearer_token, has_api_access
@@ -31,12 +31,8 @@ from apikeys.config import get_scope_catalogue
 from apikeys.observability import make_logger
 from apikeys.records import Principal
 
-if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.typing import LambdaContext
-
 logger = make_logger()
-CATALOGUE = get_scope_catalogue()  # at import: a malformed KEY_SCOPES fails the cold start
-coldstart.ready()
+CATALOGUE = get_scope_catalogue()  # what the policies grant; a name of the module, so tests can swap it
 
 
 def _context(principal: Principal) -> dict[str, str]:
@@ -185,8 +181,7 @@ def appsync_answer(event: dict[str, Any]) -> dict[str, Any]:
     return {"isAuthorized": True, "resolverContext": _context(principal), "ttlOverride": 0}
 
 
-@logger.inject_lambda_context
-def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
+def authorize_request(event: Any, context: Any) -> dict[str, Any]:
     if not isinstance(event, dict):
         raise Exception("Unauthorized")  # noqa: TRY002, TRY004 - the exact message API Gateway maps to 401
     if event.get("version") == "2.0":
@@ -212,3 +207,6 @@ def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
         raise Exception("Unauthorized")  # noqa: TRY002 - the exact message API Gateway maps to 401
     effect = "Allow" if has_api_access(principal) else "Deny"
     return allow_policy(method_arn, principal, effect, _is_websocket_connect(event, method_arn))
+
+
+lambda_handler = authorizer_function(authorize_request)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from apikeys.handler import rest_function, wrote  # first: pauses the cyclic GC, then builds the resolver
+from apikeys.handler import rest_function, wrote  # first: its import pauses the cyclic GC
 
 # isort: split
 from typing import Annotated, Any

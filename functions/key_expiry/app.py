@@ -4,22 +4,16 @@ per key however often the stream delivers the record."""
 
 from __future__ import annotations
 
-from apikeys import coldstart  # first: pauses the cyclic GC while the imports below load
+from apikeys.handler import stream_function  # first: its import pauses the cyclic GC
 
 # isort: split
-from typing import Any
-
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from apikeys import logic
 from apikeys.observability import make_logger
 from apikeys.store import key_from_stream_image
 
 logger = make_logger()
-processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
-coldstart.ready()
 
 
 def is_ttl_removal(record: DynamoDBRecord) -> bool:
@@ -44,6 +38,4 @@ def handle(record: DynamoDBRecord) -> None:
     logger.info("expired key removed", extra={"key_id": key.key_id, "first_delivery": first_time})
 
 
-@logger.inject_lambda_context
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return process_partial_response(event=event, record_handler=handle, processor=processor, context=context)
+lambda_handler = stream_function(handle)

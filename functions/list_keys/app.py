@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from apikeys.handler import rest_function  # first: pauses the cyclic GC, then builds the resolver
+from apikeys.handler import rest_function  # first: its import pauses the cyclic GC
 
 # isort: split
 from typing import Any
@@ -10,10 +10,8 @@ from typing import Any
 from apikeys import logic
 from apikeys.api import caller_account_id, documented, json_response, key_body
 from apikeys.bodies import KeyListOut
-from apikeys.config import get_scope_catalogue
 
-app, lambda_handler = rest_function()
-get_scope_catalogue()  # a malformed KEY_SCOPES fails the cold start, not each request
+app, lambda_handler = rest_function(catalogue=True)
 
 
 @app.get("/keys", summary="List the account's keys, masked, newest first", **documented(200, "OK", KeyListOut))

@@ -3,7 +3,7 @@ were found in public (`leaked`) or reported (`reported`): the console's notice."
 
 from __future__ import annotations
 
-from apikeys.handler import rest_function  # first: pauses the cyclic GC, then builds the resolver
+from apikeys.handler import rest_function  # first: its import pauses the cyclic GC
 
 # isort: split
 from dataclasses import asdict

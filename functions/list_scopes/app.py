@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from apikeys.handler import rest_function  # first: pauses the cyclic GC, then builds the resolver
+from apikeys.handler import rest_function  # first: its import pauses the cyclic GC
 
 # isort: split
 from typing import Any
@@ -11,8 +11,7 @@ from apikeys.api import caller_account_id, documented, json_response
 from apikeys.bodies import ScopeCatalogueOut
 from apikeys.config import get_scope_catalogue
 
-app, lambda_handler = rest_function()
-get_scope_catalogue()  # a malformed KEY_SCOPES fails the cold start, not each request
+app, lambda_handler = rest_function(catalogue=True)
 
 
 @app.get("/scopes", summary="The scopes a key may be restricted to", **documented(200, "OK", ScopeCatalogueOut))

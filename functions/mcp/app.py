@@ -5,12 +5,12 @@ Identity comes only from the authorizer's context, never from the MCP payload.""
 # No `from __future__ import annotations`: the SDK and pydantic read the tools' and models'
 # annotations at runtime, in a module Lambda loads under a name of its own.
 
-from apikeys.handler import rest_function  # first: pauses the cyclic GC, then builds the resolver
+from apikeys.handler import rest_function  # first: its import pauses the cyclic GC
 
 # isort: split
 import inspect
 import logging
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from aws_lambda_powertools.event_handler import Response
 from mangum import Mangum
@@ -23,14 +23,13 @@ from pydantic import BaseModel, Field
 from starlette.applications import Starlette
 
 from apikeys import logic
-from apikeys.api import documented, json_response, key_body
-from apikeys.bodies import ErrorOut, KeyListOut, KeyOut
+from apikeys.api import documented, json_response, key_body, key_caller, who_am_i
+from apikeys.bodies import ErrorOut, KeyListOut, KeyOut, WhoAmIOut
 from apikeys.errors import ApiKeyError, Unauthorized
 from apikeys.observability import make_logger
+from apikeys.records import Principal
 
 logger = make_logger()
-FIELDS = ("account_id", "key_id", "plan")
-FULL_ACCESS = "*"
 KEYS_READ = "keys:read"
 PATH = "/mcp"
 
@@ -53,49 +52,22 @@ class JsonRpcResponse(BaseModel):
     error: dict[str, Any] | None = None
 
 
-class WhoAmI(BaseModel):
-    account_id: str = Field(description="The account the API key belongs to.")
-    key_id: str = Field(description="The id of the API key making this call.")
-    plan: str = Field(description="The account's plan (pro, advanced, agency).")
-    scopes: list[str] = Field(description='What the key may do: scope names, or ["*"] for full access.')
-
-
-def _authorizer(event: Any) -> dict[str, Any] | None:
-    """The authorizer's context if it names the caller, else None. HTTP APIs nest it under `lambda`."""
-    context = event.get("requestContext") if isinstance(event, dict) else None
-    found = context.get("authorizer") if isinstance(context, dict) else None
-    if isinstance(found, dict) and isinstance(found.get("lambda"), dict):
-        found = found["lambda"]
-    if not isinstance(found, dict) or not all(isinstance(found.get(f), str) and found[f] for f in FIELDS):
-        return None
-    return found
-
-
-def scopes_of(authorizer: dict[str, Any]) -> list[str]:
-    """Scope names from the context (`"a b"`, or `*`). Absent means full access: keys minted
-    before scopes existed have no scopes entry and keep full access (issue 12)."""
-    raw = authorizer.get("scopes", FULL_ACCESS)
-    names = raw.split() if isinstance(raw, str) else []
-    return [FULL_ACCESS] if FULL_ACCESS in names else names
-
-
-def _caller(ctx: Context) -> dict[str, Any]:
-    """The authorizer's context of the HTTP request this tool call arrived on (Mangum keeps the
-    Lambda event in the ASGI scope). lambda_handler refused the request already if it is missing."""
+def _caller(ctx: Context) -> Principal:
+    """The API key of the HTTP request this tool call arrived on, from the authorizer's context
+    (Mangum keeps the Lambda event in the ASGI scope). mcp() refused the request already if it is missing."""
     request = ctx.request_context.request
     scope = getattr(request, "scope", None)
-    authorizer = _authorizer(scope.get("aws.event") if isinstance(scope, dict) else None)
-    if authorizer is None:
+    principal = key_caller(scope.get("aws.event") if isinstance(scope, dict) else None)
+    if principal is None:
         raise ToolError("unauthorized: a valid API key is required.")
-    return authorizer
+    return principal
 
 
-def _require(authorizer: dict[str, Any], scope: str, tool: str) -> None:
-    granted = scopes_of(authorizer)
-    if FULL_ACCESS not in granted and scope not in granted:
+def _require(principal: Principal, scope: str, tool: str) -> None:
+    if principal.scopes is not None and scope not in principal.scopes:
         raise ToolError(
             f"Missing scope {scope}: {tool} needs an API key with the {scope} scope (or full access). "
-            f"This key has: {' '.join(granted) or 'no scopes'}."
+            f"This key has: {' '.join(principal.scopes)}."
         )
 
 
@@ -123,19 +95,18 @@ def build_server() -> MCPServer:
         ),
     )
 
-    def whoami(ctx: Context) -> WhoAmI:
+    def whoami(ctx: Context) -> WhoAmIOut:
         """Identify the API key this MCP client is connected with: its account, key id, plan and
         scopes. Call this first when you need to know whose account you are acting on."""
-        authorizer = _caller(ctx)
-        return WhoAmI(**{f: authorizer[f] for f in FIELDS}, scopes=scopes_of(authorizer))
+        return who_am_i(_caller(ctx))
 
     def list_api_keys(ctx: Context) -> KeyListOut:
         """List every API key of the connected account, newest first, masked (never the secret),
         with each key's status and last use, plus the plan, its key limit and the key count.
         Use it to audit keys or find a key's id. Needs the keys:read scope."""
-        authorizer = _caller(ctx)
-        _require(authorizer, KEYS_READ, "list_api_keys")
-        listing = _domain_call(logic.list_keys, authorizer["account_id"])
+        caller = _caller(ctx)
+        _require(caller, KEYS_READ, "list_api_keys")
+        listing = _domain_call(logic.list_keys, caller.account_id)
         return KeyListOut(
             keys=[KeyOut(**key_body(record)) for record in listing.keys],
             plan=listing.plan,
@@ -152,12 +123,12 @@ def build_server() -> MCPServer:
         """Get one API key of the connected account by its id: name, masked display, created,
         last used, expiry and status (never the secret). Another account's key is "not found".
         Needs the keys:read scope."""
-        authorizer = _caller(ctx)
-        _require(authorizer, KEYS_READ, "get_api_key")
-        return KeyOut(**key_body(_domain_call(logic.get_key, authorizer["account_id"], key_id)))
+        caller = _caller(ctx)
+        _require(caller, KEYS_READ, "get_api_key")
+        return KeyOut(**key_body(_domain_call(logic.get_key, caller.account_id, key_id)))
 
     # Read-only, and they touch only this service: hints clients use to skip confirmation prompts.
-    hints = ToolAnnotations(readOnlyHint=True, destructiveHint=False, idempotentHint=True, openWorldHint=False)
+    hints = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
     for tool, title in ((whoami, "Who am I"), (list_api_keys, "List API keys"), (get_api_key, "Get an API key")):
         # The docstring, dedented, is what a model reads to choose the tool.
         description = inspect.cleandoc(tool.__doc__ or "")
@@ -191,7 +162,7 @@ LIFESPAN = LifespanCycle(APP, "on")
 LIFESPAN.__enter__()
 _NO_STORE = {"Cache-Control": "no-store"}
 _HTTP_CODES = {406: "not_acceptable", 413: "payload_too_large", 415: "unsupported_media_type"}
-app, lambda_handler = rest_function()
+app, lambda_handler = rest_function(catalogue=True)
 
 
 @app.post(
@@ -208,9 +179,10 @@ app, lambda_handler = rest_function()
 )
 def mcp() -> Any:
     event = app.current_event.raw_event
-    if _authorizer(event) is None:
+    if key_caller(event) is None:
         raise Unauthorized("A valid API key is required.")
-    result = ADAPTER(event, app.lambda_context)
+    # Mangum types its own LambdaContext protocol; Powertools' is the same object Lambda passed.
+    result = ADAPTER(event, cast(Any, app.lambda_context))
     status, body = int(result["statusCode"]), result.get("body") or ""
     headers: dict[str, str | list[str]] = {**(result.get("multiValueHeaders") or {}), **(result.get("headers") or {})}
     if status >= 400 and not body.startswith("{"):

@@ -15,7 +15,7 @@ import html
 import logging
 import time
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler import Response as ProxyResponse
@@ -46,7 +46,6 @@ from starlette.routing import Route
 
 from apikeys import oauth
 from apikeys.bodies import ErrorOut
-from apikeys.config import get_scope_catalogue
 from apikeys.errors import ApiKeyError
 from apikeys.observability import make_logger
 
@@ -251,10 +250,10 @@ class DigestAuthenticator(ClientAuthenticator):
 
 
 PROVIDER = Provider()
-AUTHENTICATOR = DigestAuthenticator(PROVIDER)  # type: ignore[arg-type]
-TOKEN_HANDLER = TokenHandler(PROVIDER, AUTHENTICATOR)  # type: ignore[arg-type]
-REVOKE_HANDLER = RevocationHandler(PROVIDER, AUTHENTICATOR)  # type: ignore[arg-type]
-AUTHORIZE_HANDLER = AuthorizationHandler(PROVIDER)  # type: ignore[arg-type]
+AUTHENTICATOR = DigestAuthenticator(PROVIDER)
+TOKEN_HANDLER = TokenHandler(PROVIDER, AUTHENTICATOR)
+REVOKE_HANDLER = RevocationHandler(PROVIDER, AUTHENTICATOR)
+AUTHORIZE_HANDLER = AuthorizationHandler(PROVIDER)
 
 
 def _registration() -> ClientRegistrationOptions:
@@ -324,11 +323,12 @@ async def token(request: Request) -> Response:
     form = await request.form()  # cached on the request: the SDK handler reads the same form
     resource = form.get("resource")
     _token_resource.set(resource if isinstance(resource, str) else None)
-    return await TOKEN_HANDLER.handle(request)
+    answer: Response = await TOKEN_HANDLER.handle(request)
+    return answer
 
 
 async def register(request: Request) -> Response:
-    return await RegistrationHandler(PROVIDER, _registration()).handle(request)  # type: ignore[arg-type]
+    return await RegistrationHandler(PROVIDER, _registration()).handle(request)
 
 
 async def revoke(request: Request) -> Response:
@@ -348,10 +348,9 @@ APP = Starlette(routes=ROUTES)
 for _name in ("mcp", "mangum"):
     logging.getLogger(_name).setLevel(logging.WARNING)
 ADAPTER = Mangum(APP, lifespan="off")
-get_scope_catalogue()  # a malformed KEY_SCOPES fails the cold start, not each request
 
 
-app, lambda_handler = rest_function()
+app, lambda_handler = rest_function(catalogue=True)
 
 
 class OAuthErrorOut(BaseModel):
@@ -383,7 +382,7 @@ def _delegate() -> Any:
     """Run the request through the SDK's handlers (Starlette on Mangum) and hand back its answer."""
     event = app.current_event.raw_event
     started = time.perf_counter()
-    result = ADAPTER(event, app.lambda_context)
+    result = ADAPTER(event, cast(Any, app.lambda_context))
     headers: dict[str, Any] = {**(result.get("multiValueHeaders") or {}), **(result.get("headers") or {})}
     headers.setdefault("Cache-Control", "no-store")
     # Never the query or the body: they hold codes, tokens and client secrets.

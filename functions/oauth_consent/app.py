@@ -5,7 +5,7 @@ exchanges it); at the plan's limit it is refused with 403 and nothing is issued.
 
 from __future__ import annotations
 
-from apikeys.handler import rest_function, wrote  # first: pauses the cyclic GC, then builds the resolver
+from apikeys.handler import rest_function, wrote  # first: its import pauses the cyclic GC
 
 # isort: split
 from typing import Annotated, Any
@@ -15,11 +15,9 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 from apikeys import oauth
 from apikeys.api import caller, caller_account_id, documented, json_response, parse_body
 from apikeys.bodies import ConsentOut, ConsentRequest, RedirectOut
-from apikeys.config import get_scope_catalogue
 from apikeys.errors import InvalidRequest, KeyLimitReached, NotFound
 
-app, lambda_handler = rest_function()
-get_scope_catalogue()  # a malformed KEY_SCOPES fails the cold start, not each request
+app, lambda_handler = rest_function(catalogue=True)
 
 
 RequestId = Annotated[str, Path(description="The `consent` parameter of the console URL.", max_length=100)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from apikeys.handler import rest_function, wrote  # first: pauses the cyclic GC, then builds the resolver
+from apikeys.handler import rest_function, wrote  # first: its import pauses the cyclic GC
 
 # isort: split
 from typing import Annotated, Any
@@ -12,12 +12,10 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 from apikeys import logic
 from apikeys.api import caller, caller_account_id, documented, json_response, key_body, parse_body
 from apikeys.bodies import KeyOut, RenameKeyRequest
-from apikeys.config import get_scope_catalogue
 from apikeys.errors import InvalidRequest, NotFound
 from apikeys.keys import KEY_ID_PATTERN
 
-app, lambda_handler = rest_function()
-get_scope_catalogue()  # a malformed KEY_SCOPES fails the cold start, not each request
+app, lambda_handler = rest_function(catalogue=True)
 
 
 @app.patch(

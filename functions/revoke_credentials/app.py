@@ -3,7 +3,7 @@ whatever the credentials were, so it reveals nothing about which keys exist."""
 
 from __future__ import annotations
 
-from apikeys.handler import rest_function, wrote  # first: pauses the cyclic GC, then builds the resolver
+from apikeys.handler import rest_function, wrote  # first: its import pauses the cyclic GC
 
 # isort: split
 from typing import Any

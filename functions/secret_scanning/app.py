@@ -3,7 +3,7 @@ keys found in public revokes each live one at once and labels every token."""
 
 from __future__ import annotations
 
-from apikeys.handler import rest_function, wrote  # first: pauses the cyclic GC, then builds the resolver
+from apikeys.handler import rest_function, wrote  # first: its import pauses the cyclic GC
 
 # isort: split
 import base64

@@ -11,7 +11,7 @@ Errors are raised, so the invoker sees a failed invocation naming the problem.
 
 from __future__ import annotations
 
-from apikeys import coldstart  # first: pauses the cyclic GC while the imports below load
+from apikeys.handler import invoked_function, wrote  # first: its import pauses the cyclic GC
 
 # isort: split
 from typing import Any
@@ -19,9 +19,6 @@ from typing import Any
 from apikeys import logic
 from apikeys.audit import Caller
 from apikeys.errors import InvalidRequest
-from apikeys.handler import entry_point, wrote
-
-coldstart.ready()
 
 
 def set_plan(event: Any, context: Any) -> dict[str, Any]:
@@ -34,4 +31,4 @@ def set_plan(event: Any, context: Any) -> dict[str, Any]:
     return {"account_id": change.account_id, "plan": change.plan, "key_limit": change.key_limit}
 
 
-lambda_handler = entry_point(set_plan)
+lambda_handler = invoked_function(set_plan)

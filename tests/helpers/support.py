@@ -148,15 +148,23 @@ class CallCounter:
         self._client.meta.events.unregister("before-call.dynamodb", self._hook)
 
 
+def fresh_container() -> None:
+    """Forget every per-container state of the layer (settings, catalogue, clients, plan guesses,
+    the last-used throttle, ...), as a new Lambda container would start."""
+    from apikeys import container, store
+
+    container.reset()
+    store.dynamodb_client.cache_clear()  # until store registers its client
+
+
 @contextmanager
 def counting_calls(new_container: bool = False) -> Iterator[CallCounter]:
     """Count the DynamoDB calls made through the container's client; `new_container` first
-    forgets every per-container cache (plan guesses, last-used throttle), as a new container."""
-    from apikeys.config import reset_for_tests
+    forgets every per-container state, as a new container."""
     from apikeys.store import dynamodb_client
 
     if new_container:
-        reset_for_tests()
+        fresh_container()
     counter = CallCounter(dynamodb_client())
     try:
         yield counter

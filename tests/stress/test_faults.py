@@ -240,7 +240,8 @@ def test_backoff_is_jittered_and_bounded(api: Api, sleeps: dict[str, list[float]
     conflict.remove()
     assert conflict.injected == TX_ATTEMPTS
     store_delays = sleeps["store"]
-    assert len(store_delays) == TX_ATTEMPTS and all(0 <= d <= _BACKOFF_CAP for d in store_delays)
+    # A wait before every retry, none after the last attempt.
+    assert len(store_delays) == TX_ATTEMPTS - 1 and all(0 <= d <= _BACKOFF_CAP for d in store_delays)
     check_table(_table())
 
 
@@ -260,8 +261,8 @@ def test_a_hung_dynamodb_fails_closed_with_real_timeouts(monkeypatch: pytest.Mon
     import time
 
     from apikeys import keys
-    from apikeys.config import reset_for_tests
     from apikeys.retries import CALL_ATTEMPTS
+    from tests.helpers.support import fresh_container
 
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
@@ -280,7 +281,7 @@ def test_a_hung_dynamodb_fails_closed_with_real_timeouts(monkeypatch: pytest.Mon
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", f"http://127.0.0.1:{server.getsockname()[1]}")
-    reset_for_tests()
+    fresh_container()
     try:
         started = time.monotonic()
         with pytest.raises(ServiceUnavailable):

@@ -104,28 +104,42 @@ def _timed(clock: FakeClock, action: Any, cleanup: Any) -> tuple[support.Reply, 
     return outcome, clock.now - start
 
 
+def _prepared(api: Api, monkeypatch: pytest.MonkeyPatch, write: str) -> tuple[Callable[[], Any], float, Any]:
+    """A write's action, its function's Timeout, and the table before it. Lambda's context says
+    how long is left: the template's Timeout at the start of the request."""
+    from apikeys.config import get_settings
+
+    function, action = _writes(api)[write]
+    timeout = _timeout(function)
+    monkeypatch.setattr(support.LambdaContext, "get_remaining_time_in_millis", lambda _: int(timeout * 1000))
+    return action, timeout, snapshot(get_settings().table_name)
+
+
+def _answered_503_in_time(name: str, outcome: support.Reply, elapsed: float, timeout: float, before: Any) -> None:
+    """Every case's oracle: a 503 `service_unavailable` with Retry-After, at least one second
+    before the template's Timeout, and the table exactly as it was."""
+    from apikeys.config import get_settings
+
+    assert outcome.status == 503, outcome
+    assert outcome.body["error"]["code"] == "service_unavailable"
+    assert outcome.headers["Retry-After"] == "1"
+    assert elapsed <= timeout - 1, f"{name} answered {elapsed:.1f} s into a {timeout:.0f} s Timeout"
+    table = get_settings().table_name
+    assert snapshot(table) == before
+    check_table(table)
+
+
 @pytest.mark.parametrize("write", ["create", "delete", "rename", "roll", "roll without grace", "set plan"])
 def test_sustained_conflicts_end_in_a_503_a_second_before_the_timeout(
     api: Api, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, write: str
 ) -> None:
-    from apikeys.config import get_settings
     from apikeys.store import dynamodb_client
 
-    function, action = _writes(api)[write]
-    timeout = _timeout(function)
-    # Lambda's context says how long is left: the template's Timeout at the start of the request.
-    monkeypatch.setattr(support.LambdaContext, "get_remaining_time_in_millis", lambda _: int(timeout * 1000))
-    table = get_settings().table_name
-    before = snapshot(table)
+    action, timeout, before = _prepared(api, monkeypatch, write)
     conflict = Fault(dynamodb_client(), "TransactWriteItems", TRANSACTION_CONFLICT, times=None)
     outcome, elapsed = _timed(clock, action, conflict.remove)
-    assert outcome.status == 503, outcome
-    assert outcome.body["error"]["code"] == "service_unavailable"
-    assert outcome.headers["Retry-After"] == "1"
+    _answered_503_in_time(write, outcome, elapsed, timeout, before)
     assert conflict.injected >= 2  # it did retry
-    assert elapsed <= timeout - 1, f"{write} answered {elapsed:.1f} s into a {timeout:.0f} s Timeout"
-    assert snapshot(table) == before
-    check_table(table)
 
 
 def test_the_fallback_deadline_is_never_past_a_functions_timeout() -> None:
@@ -140,16 +154,30 @@ def test_the_fallback_deadline_is_never_past_a_functions_timeout() -> None:
             assert resource["Properties"].get("Timeout", default) >= retries.FUNCTION_TIMEOUT, name
 
 
+def test_the_worst_case_of_one_call_fits_inside_the_timeout() -> None:
+    """client_config()'s arithmetic: botocore's attempts that each time out, plus its longest
+    backoff before each retry, is 7.5 s, and fits inside the Globals' Timeout less the answer
+    margin. The deadline hooks cut a call short anyway; this is what a first pass may cost."""
+    template = load_template()
+    timeout = template["Globals"]["Function"]["Timeout"]
+    attempts = retries.CALL_ATTEMPTS * (retries.CONNECT_TIMEOUT + retries.READ_TIMEOUT)
+    backoff = sum(retries.longest_backoff(n) for n in range(1, retries.CALL_ATTEMPTS))
+    assert attempts + backoff == 7.5
+    assert attempts + backoff <= timeout - retries.ANSWER_MARGIN
+
+
 class Outage:
     """DynamoDB stops answering: from the first call, or from the first TransactWriteItems on
-    (the reads answered in time). Every hung attempt costs the client's own connect and read
-    timeouts on the fake clock and then fails as botocore's would; botocore's retries run."""
+    (the reads answered in time), or from `since` on the fake clock. Every hung attempt costs
+    the client's own connect and read timeouts on the fake clock and then fails as botocore's
+    would; botocore's retries run."""
 
-    def __init__(self, clock: FakeClock, hung: tuple[str, ...]) -> None:
+    def __init__(self, clock: FakeClock, hung: tuple[str, ...], since: float = 0.0) -> None:
         from apikeys.store import dynamodb_client
 
         self.clock = clock
         self.hung = hung
+        self.since = since
         self.attempts = 0
         config = dynamodb_client().meta.config
         self.attempt_seconds = config.connect_timeout + config.read_timeout
@@ -159,7 +187,7 @@ class Outage:
     def hang(self, request: Any, event_name: str, **_: Any) -> None:
         from botocore.exceptions import ReadTimeoutError
 
-        if event_name.rsplit(".", 1)[-1] in self.hung:
+        if event_name.rsplit(".", 1)[-1] in self.hung and self.clock.now >= self.since:
             self.attempts += 1
             self.clock.now += self.attempt_seconds - CALL_SECONDS  # the 0.9 s already counted
             raise ReadTimeoutError(endpoint_url=request.url)
@@ -193,10 +221,29 @@ def test_an_outage_ends_every_request_in_a_503_a_second_before_the_timeout(
     before = snapshot(table)
     outage = Outage(clock, OPERATIONS if down == "from the first call" else ("TransactWriteItems",))
     outcome, elapsed = _timed(clock, action, outage.remove)
-    assert outcome.status == 503, outcome
-    assert outcome.body["error"]["code"] == "service_unavailable"
-    assert outcome.headers["Retry-After"] == "1"
+    _answered_503_in_time(request_, outcome, elapsed, timeout, before)
     assert outage.attempts >= 2  # botocore retried the hung call
-    assert elapsed <= timeout - 1, f"{request_} answered {elapsed:.1f} s into a {timeout:.0f} s Timeout"
-    assert snapshot(table) == before
-    check_table(table)
+
+
+@pytest.mark.parametrize("write", WRITES)
+def test_conflicts_then_an_outage_end_in_a_503_a_second_before_the_timeout(
+    api: Api, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, write: str
+) -> None:
+    """Both at once: every transaction meets a conflict until 4 s before the Timeout, then every
+    call hangs. The conflict loop's next attempt starts with a few seconds left, which one HTTP
+    attempt fits but one call (botocore's three attempts and backoff) does not: every attempt,
+    botocore's own retries included, has to be checked against the deadline."""
+    from apikeys.store import dynamodb_client
+
+    action, timeout, before = _prepared(api, monkeypatch, write)
+    conflict = Fault(dynamodb_client(), "TransactWriteItems", TRANSACTION_CONFLICT, times=None)
+    outage = Outage(clock, OPERATIONS, since=clock.now + timeout - 4)
+
+    def cleanup() -> None:
+        conflict.remove()
+        outage.remove()
+
+    outcome, elapsed = _timed(clock, action, cleanup)
+    _answered_503_in_time(write, outcome, elapsed, timeout, before)
+    assert conflict.injected >= 2  # it did retry the conflicts
+    assert outage.attempts >= 1  # and was still retrying when DynamoDB stopped answering

@@ -47,13 +47,13 @@ def test_another_container_does_not_write_last_used_again_within_the_minute(
     api: Api, set_clock: Callable[[float], None]
 ) -> None:
     """Across containers the store's condition keeps it to one write a minute per key."""
-    from apikeys.config import reset_for_tests
+    from tests.helpers.support import fresh_container
 
     set_clock(1_800_000_000)
     api.set_plan("acct-a", "pro")
     created = api.create("acct-a").body
     assert api.bearer(created["key"]) is not None
-    reset_for_tests()  # a second container: its own per-container throttle is empty
+    fresh_container()  # a second container: its own per-container throttle is empty
     set_clock(1_800_000_030)
     assert api.bearer(created["key"]) is not None
     assert api.get("acct-a", created["id"]).body["last_used_at"] == "2027-01-15T08:00:00.000Z"

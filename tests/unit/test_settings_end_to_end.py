@@ -14,10 +14,10 @@ pytestmark = pytest.mark.engines("moto")
 
 
 def test_a_plan_that_allows_one_key_lets_that_key_call_the_api(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    from apikeys.config import reset_for_tests
+    from tests.helpers.support import fresh_container
 
     monkeypatch.setenv("PLAN_LIMITS", '{"solo": 1, "pro": 3}')
-    reset_for_tests()
+    fresh_container()
     api.set_plan("acct-a", "solo")
     created = api.create("acct-a", "the one").body
     allowed = api.bearer(created["key"])
@@ -33,11 +33,11 @@ def _as(claims: dict[str, str], method: str, path: str, **kwargs: Any) -> dict[s
 
 def test_a_configured_account_claim_decides_the_account_end_to_end(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     from apikeys import logic
-    from apikeys.config import reset_for_tests
+    from tests.helpers.support import fresh_container
 
     monkeypatch.setenv("ACCOUNT_ID_CLAIM", "custom:account_id")
     monkeypatch.setenv("DEFAULT_PLAN", "pro")
-    reset_for_tests()
+    fresh_container()
     alice = {"sub": "user-alice", "custom:account_id": "acct-team"}
     bob = {"sub": "user-bob", "custom:account_id": "acct-team"}
 

@@ -1,5 +1,6 @@
-"""HTTP glue shared by the management handlers: the resolver, the caller's identity,
-body parsing, and the one mapping from domain errors to the contract's error shape."""
+"""HTTP glue shared by the handlers: the resolver, the caller's identity (a signed-in user's,
+or an API key's from the authorizer's context), body parsing, and the one mapping from domain
+errors to the contract's error shape."""
 
 from __future__ import annotations
 
@@ -14,10 +15,10 @@ from pydantic import BaseModel, ValidationError
 
 from apikeys import logic
 from apikeys.audit import Caller
-from apikeys.bodies import CreatedKeyOut, ErrorOut, KeyOut
-from apikeys.config import get_settings
+from apikeys.bodies import CreatedKeyOut, ErrorOut, KeyOut, WhoAmIOut
+from apikeys.config import FULL_ACCESS, get_settings
 from apikeys.errors import ApiKeyError, InternalError, InvalidRequest, NotFound, ServiceUnavailable, Unauthorized
-from apikeys.records import KeyRecord
+from apikeys.records import KeyRecord, Principal
 
 MAX_BODY_BYTES = 10 * 1024
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -166,6 +167,34 @@ def caller(app: APIGatewayRestResolver) -> Caller:
     context = app.current_event.get("requestContext")
     request_id = context.get("requestId") if isinstance(context, dict) else None
     return Caller(actor=actor, request_id=request_id if isinstance(request_id, str) else "")
+
+
+def key_caller(event: object) -> Principal | None:
+    """The API key the authorizer let through, from its context in a REST or HTTP API event
+    (payload 2.0 nests it under `lambda`), or None: the one reading of that context, for
+    GET /v1/whoami and the MCP server alike. All four fields must be non-empty strings,
+    `scopes` included. The authorizer always sets `scopes` (`*` for full access, even for keys
+    stored without scopes), so a context without it was not made by this authorizer: it names
+    no caller (401), as a missing account does, and is never read as full access."""
+    context = event.get("requestContext") if isinstance(event, dict) else None
+    found = context.get("authorizer") if isinstance(context, dict) else None
+    if isinstance(found, dict) and isinstance(found.get("lambda"), dict):
+        found = found["lambda"]
+    if not isinstance(found, dict):
+        return None
+    account_id, key_id, plan, raw = (found.get(name) for name in ("account_id", "key_id", "plan", "scopes"))
+    if not (isinstance(account_id, str) and isinstance(key_id, str) and isinstance(plan, str)):
+        return None
+    names = raw.split() if isinstance(raw, str) else []
+    if not (account_id and key_id and plan and names):
+        return None
+    return Principal(account_id, key_id, plan, scopes=None if FULL_ACCESS in names else tuple(names))
+
+
+def who_am_i(principal: Principal) -> WhoAmIOut:
+    """GET /v1/whoami's body and the MCP `whoami` tool's result: the context, scopes listed."""
+    listed = [FULL_ACCESS] if principal.scopes is None else list(principal.scopes)
+    return WhoAmIOut(account_id=principal.account_id, key_id=principal.key_id, plan=principal.plan, scopes=listed)
 
 
 def key_body(record: KeyRecord, secret: str | None = None) -> dict[str, Any]:

@@ -10,14 +10,14 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 
-from apikeys import clock, keys, plans
+from apikeys import clock, container, keys, plans
 from apikeys.config import get_settings
 from apikeys.records import Principal
 from apikeys.store import Store
 
 MAX_HEADER_BYTES = 8192
 LAST_USED_EVERY = timedelta(minutes=1)
-_last_touched: dict[str, float] = {}
+_last_touched: dict[str, float] = container.state({})  # key id -> when this container last recorded its use
 _touch_lock = threading.Lock()
 
 
@@ -59,6 +59,8 @@ def has_api_access(principal: Principal) -> bool:
     return plans.limit_for(principal.plan or None, get_settings().plan_limits) > 0
 
 
+# Not registered with `container`: a worker thread, not state. A reset would orphan the thread and
+# its pending updates, which `wait_for_background_updates` would then no longer wait for.
 @functools.cache
 def _executor() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="last-used")
@@ -96,5 +98,6 @@ def _record_use(table_name: str, principal: Principal) -> Future[None] | None:
 
 
 def wait_for_background_updates() -> None:
-    """Let pending last-used updates finish (tests, and the local server's shutdown)."""
+    """Let pending last-used updates finish. For tests and the benchmark, which read last_used_at
+    or count DynamoDB calls right after a request; production never waits for them."""
     _executor().submit(lambda: None).result(timeout=10)

@@ -173,10 +173,12 @@ class ErrorOut(BaseModel):
 
 
 class WhoAmIOut(BaseModel):
-    account_id: str
-    key_id: str
-    plan: str
-    scopes: list[str] = Field(description='The calling key\'s scopes, or ["*"] for full access.')
+    """The calling API key, as the authorizer established it (GET /v1/whoami, MCP `whoami`)."""
+
+    account_id: str = Field(description="The account the API key belongs to.")
+    key_id: str = Field(description="The id of the API key making this call.")
+    plan: str = Field(description="The account's plan (pro, advanced, agency).")
+    scopes: list[str] = Field(description='What the key may do: scope names, or ["*"] for full access.')
 
 
 class ScopeOut(BaseModel):

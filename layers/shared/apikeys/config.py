@@ -1,17 +1,17 @@
 """Settings read from the environment once per container.
 
-Why a cached function and not module constants: tests and the local server change the
-environment between runs, and `reset_for_tests()` is the one reset point of every
-per-container cache of the layer.
+Why cached functions and not module constants: tests change the environment between tests,
+and `container.reset()` forgets these caches with every other per-container state.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import re
 from dataclasses import dataclass
+
+from apikeys import container
 
 DEFAULT_PLAN_LIMITS = {"pro": 3, "advanced": 10, "agency": 25}
 # One TransactWriteItems holds at most 100 items; a plan change rewrites the account item, its
@@ -106,14 +106,15 @@ def parse_scope_catalogue(raw: str) -> Catalogue:
     return catalogue
 
 
-@functools.cache
+@container.cached
 def get_scope_catalogue() -> Catalogue:
-    """The catalogue, parsed once per container. Functions that need it call it at import, so a
-    malformed KEY_SCOPES fails the cold start (an init error) instead of every request."""
+    """The catalogue, parsed once per container. The entry point of every function that uses it
+    parses it at import (`handler.py`), so a malformed KEY_SCOPES fails that function's cold start
+    (an init error) instead of every request."""
     return parse_scope_catalogue(os.environ.get("KEY_SCOPES", "") or DEFAULT_KEY_SCOPES)
 
 
-@functools.cache
+@container.cached
 def get_settings() -> Settings:
     table = os.environ.get("TABLE_NAME", "")
     if not table:
@@ -140,21 +141,9 @@ class AuditSettings:
 
 def get_audit_settings() -> AuditSettings:
     """Separate from `get_settings`: the stream consumer needs neither a table nor plans.
-    Not cached: two environment lookups per record, as the function has always read them."""
+    Not cached: two environment lookups cost nothing next to the PutEvents call each record
+    makes, and a value read afresh is one less per-container state to forget."""
     return AuditSettings(
         event_bus=os.environ.get("AUDIT_EVENT_BUS", "default"),
         event_source=os.environ.get("AUDIT_EVENT_SOURCE", "apikeys"),
     )
-
-
-def reset_for_tests() -> None:
-    """Forget every per-container cache of the layer (settings, the DynamoDB client, plan
-    guesses, the last-used throttle), as a fresh Lambda container would start. Production code
-    never calls it; tests call it between tests so no state leaks from one to the next."""
-    from apikeys import auth, logic, store  # here, not at the top: they import this module
-
-    get_settings.cache_clear()
-    get_scope_catalogue.cache_clear()
-    store.dynamodb_client.cache_clear()
-    logic._plan_guess.clear()
-    auth._last_touched.clear()

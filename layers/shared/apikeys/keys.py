@@ -19,6 +19,8 @@ import time
 import zlib
 from collections.abc import Callable
 
+from apikeys import container
+
 ALPHABET = string.digits + string.ascii_uppercase + string.ascii_lowercase  # ASCII-sorted
 RANDOM_LEN = 32  # 32 * log2(62) ~ 190 bits of entropy
 CHECKSUM_LEN = 6  # 62**6 > 2**32, so any CRC32 fits
@@ -83,6 +85,13 @@ def new_key_id(clock_ns: Callable[[], int] = time.time_ns) -> str:
         _last_micros = max(clock_ns() // 1000, _last_micros + 1)
         micros = _last_micros
     return "key_" + _base62(micros, 10) + "".join(secrets.choice(ALPHABET) for _ in range(10))
+
+
+@container.on_reset
+def _forget_last_id() -> None:
+    """A fresh container has given out no id yet."""
+    global _last_micros
+    _last_micros = 0
 
 
 def is_key_id(value: str) -> bool:

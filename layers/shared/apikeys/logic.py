@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from apikeys import audit, clock, keys, plans, retries, scopes
+from apikeys import audit, clock, container, keys, plans, retries, scopes
 from apikeys.audit import Caller
 from apikeys.config import get_scope_catalogue, get_settings
 from apikeys.errors import Conflict, InvalidRequest, KeyLimitReached, NotFound, ServiceUnavailable
@@ -21,7 +21,7 @@ from apikeys.store import AccountMismatch, Store
 _ACCOUNT_ID_RE = re.compile(r"[^\x00-\x1f\x7f]{1,128}")
 # Per-container guess of each account's plan, so a create needs no read: DynamoDB checks
 # the guess inside the transaction and returns the real plan when it is wrong.
-_plan_guess: dict[str, str | None] = {}
+_plan_guess: dict[str, str | None] = container.state({})
 _PLAN_GUESS_MAX = 10_000
 
 

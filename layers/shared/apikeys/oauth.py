@@ -27,14 +27,15 @@ import time
 import unicodedata
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from apikeys import audit, clock, keys, oauth_cimd, plans, retries, scopes
 from apikeys.audit import Caller
 from apikeys.config import get_scope_catalogue, get_settings
 from apikeys.errors import KeyLimitReached, NotFound
-from apikeys.records import KeyRecord
+from apikeys.records import Connection, KeyRecord
+from apikeys.redirects import redirect_host, redirect_uri_problem
 from apikeys.store import OAuthStore
 
 CONSENT_SECONDS = 600  # a consent request lives 10 minutes
@@ -90,36 +91,6 @@ def catalogue_names() -> list[str]:
 
 
 # -- redirect URIs, names, resources -----------------------------------------------------------
-
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})
-
-
-def redirect_uri_problem(uri: str) -> str | None:
-    """Why `uri` may not be a redirect URI, or None. `https://` anywhere, or `http://` on the
-    loopback interface with any port (RFC 8252 §7.3); no fragment (RFC 6749 §3.1.2), no
-    credentials in it. Anything else (`http://evil.example/cb`, custom schemes) is refused."""
-    try:
-        parts = urlsplit(uri)
-        port = parts.port  # raises on a malformed port
-    except ValueError:
-        return f"redirect_uri {uri[:100]!r} is not a valid URL."
-    del port
-    if parts.fragment or "#" in uri:
-        return "redirect_uri must not contain a fragment."
-    if parts.username is not None or parts.password is not None:
-        return "redirect_uri must not contain credentials."
-    host = (parts.hostname or "").lower()
-    if not host:
-        return f"redirect_uri {uri[:100]!r} has no host."
-    if parts.scheme == "https":
-        return None
-    if parts.scheme == "http" and host in LOOPBACK_HOSTS:
-        return None
-    return "redirect_uri must be https://, or http:// on 127.0.0.1 or localhost (any port)."
-
-
-def redirect_host(uri: str) -> str:
-    return urlsplit(uri).netloc
 
 
 def display_name(raw: str | None) -> str:
@@ -422,22 +393,18 @@ def exchange_code(code: str, grant: CodeGrant, resource: str | None, request_id:
     db = store()
     key_scopes = scopes.normalize(grant.scopes, get_scope_catalogue()) or ()
     grant_id = uuid.uuid4().hex
-    connection = {
-        "client_id": grant.client_id,
-        "client_name": grant.client_name,
-        "redirect_host": redirect_host(grant.redirect_uri),
-        "grant_id": grant_id,
-    }
+    connection = Connection(grant.client_id, grant.client_name, redirect_host(grant.redirect_uri), grant_id)
     for _ in retries.attempts(retries.ROLL_ATTEMPTS):
         account, records = db.load_account(grant.account_id)
         plan = account.plan if account is not None else settings_.default_plan
         limit = plans.limit_for(plan, settings_.plan_limits)
         count = account.key_count if account is not None else 0
-        if count >= limit or (account is None and plan is None):
+        if count >= limit or plan is None:
             db.delete_code(digest(code))
             raise OAuthError("invalid_grant", "The account's plan allows no more keys; nothing was created.")
         name = unique_name(grant.client_name, [r.name for r in records])
         record, secret = _new_connection_key(name, key_scopes, ttl)
+        record = replace(record, connection=connection)
         refresh_token = secrets.token_urlsafe(32)
         refresh = {
             "account_id": grant.account_id,
@@ -457,17 +424,7 @@ def exchange_code(code: str, grant: CodeGrant, resource: str | None, request_id:
             approved_by=grant.approved_by,
         )
         failed = db.insert_connection_key(
-            account,
-            grant.account_id,
-            record,
-            connection,
-            plan,
-            limit,
-            digest(code),
-            digest(refresh_token),
-            refresh,
-            int(record.expires_at_epoch or 0),
-            event,
+            account, grant.account_id, record, plan, limit, digest(code), digest(refresh_token), refresh, event
         )
         if failed is None:
             return Tokens(secret, refresh_token, ttl, list(key_scopes))
@@ -496,8 +453,8 @@ def end_connection(account_id: str, grant_id: str, caller: Caller) -> None:
     """Delete every key of one connection (its current key and one still in grace)."""
     from apikeys import logic
 
-    for record, connection in store().connection_keys(account_id):
-        if connection.get("grant_id") == grant_id:
+    for record in store().connection_keys(account_id):
+        if record.connection is not None and record.connection.grant_id == grant_id:
             with contextlib.suppress(NotFound):  # a concurrent delete won
                 logic.delete_key(account_id, record.key_id, caller)
 
@@ -539,14 +496,13 @@ def refresh(grant: RefreshGrant, resource: str | None, request_id: str = "") -> 
         account, records = db.load_account(grant.account_id)
         old = next((r for r in records if r.key_id == grant.key_id), None)
         now = int(clock.now().timestamp())
-        if account is None or old is None or old.rolling:
+        if account is None or old is None or old.rolling or old.connection is None:
             raise OAuthError("invalid_grant", "refresh token does not exist")
-        connections = {record.key_id: conn for record, conn in db.connection_keys(grant.account_id)}
-        connection = connections.get(old.key_id)
-        if connection is None:
-            raise OAuthError("invalid_grant", "refresh token does not exist")
-        stale = [r for r in records if r.rolling and connections.get(r.key_id, {}).get("grant_id") == grant.grant_id]
+        stale = [
+            r for r in records if r.rolling and r.connection is not None and r.connection.grant_id == grant.grant_id
+        ]
         record, secret = _new_connection_key(old.name, old.scopes or (), ttl)
+        record = replace(record, connection=old.connection)
         refresh_token = secrets.token_urlsafe(32)
         refresh_item = {
             "account_id": grant.account_id,
@@ -569,17 +525,7 @@ def refresh(grant: RefreshGrant, resource: str | None, request_id: str = "") -> 
             grace_period_seconds=REFRESH_GRACE_SECONDS,
         )
         if db.roll_connection_key(
-            account,
-            old,
-            record,
-            connection,
-            grace,
-            stale,
-            grant.token_digest,
-            digest(refresh_token),
-            refresh_item,
-            int(record.expires_at_epoch or 0),
-            event,
+            account, old, record, grace, stale, grant.token_digest, digest(refresh_token), refresh_item, event
         ):
             return Tokens(secret, refresh_token, ttl, list(old.scopes or ()))
         if (db.get_refresh(grant.token_digest) or {}).get("used"):
@@ -608,13 +554,13 @@ def load_access(token: str) -> AccessGrant | None:
     principal = db.get_principal(keys.digest(token))
     if principal is None:
         return None
-    for record, connection in db.connection_keys(principal.account_id):
-        if record.key_id == principal.key_id:
+    for record in db.connection_keys(principal.account_id):
+        if record.key_id == principal.key_id and record.connection is not None:
             return AccessGrant(
                 principal.account_id,
                 record.key_id,
-                connection["client_id"],
-                connection["grant_id"],
+                record.connection.client_id,
+                record.connection.grant_id,
                 list(record.scopes or ()),
                 record.expires_at_epoch,
             )
@@ -625,10 +571,3 @@ def revoke(account_id: str, grant_id: str, client_id: str) -> None:
     """RFC 7009: revoking the access token or the refresh token ends the connection: its key
     (and one still in a refresh's grace) is deleted, so its refresh tokens die with it."""
     end_connection(account_id, grant_id, client_caller(client_id))
-
-
-def connection_body(connection: dict[str, str] | None) -> dict[str, str] | None:
-    """The key object's `connection`: null, or who holds the key."""
-    if connection is None:
-        return None
-    return {k: connection[k] for k in ("client_id", "client_name", "redirect_host")}

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from apikeys import container
 from apikeys.observability import make_logger
+from apikeys.redirects import redirect_uri_problem
 
 MAX_BYTES = 5 * 1024
 TIMEOUT = 3.0
@@ -111,8 +112,6 @@ def _get(url: str) -> bytes:
 
 
 def _validate(url: str, body: bytes) -> dict[str, object]:
-    from apikeys import oauth
-
     try:
         document: Any = json.loads(body)
     except ValueError:
@@ -123,7 +122,7 @@ def _validate(url: str, body: bytes) -> dict[str, object]:
     if not isinstance(uris, list) or not uris or not all(isinstance(u, str) for u in uris):
         raise Refused("redirect_uris missing")
     for uri in uris:
-        if oauth.redirect_uri_problem(uri):
+        if redirect_uri_problem(uri):
             raise Refused("a redirect URI breaks the rules")
     method = document.get("token_endpoint_auth_method", "none")
     if method != "none":

@@ -10,10 +10,14 @@ import functools
 import logging
 import re
 import sys
+from typing import TYPE_CHECKING
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.logging.types import LogRecord
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Metrics
 
 # No leading \b: a key glued to a letter or digit ("0ot_…", "éot_…") is still a key. Keys glued
 # to each other ("ot_…ot_…") are one match: the first one's run takes the next one's prefix.
@@ -62,4 +66,7 @@ def make_logger() -> Logger:
 
 
 def make_metrics() -> Metrics:
+    """Imported here: the authorizer, which records no metric, never needs the class."""
+    from aws_lambda_powertools import Metrics
+
     return Metrics(namespace="ApiKeys")

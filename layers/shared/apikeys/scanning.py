@@ -23,7 +23,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from apikeys import logic
+from apikeys import container, logic
 from apikeys.audit import Caller
 from apikeys.errors import InvalidRequest, ServiceUnavailable, Unauthorized
 
@@ -34,7 +34,7 @@ MAX_REPORT_BYTES = 1024 * 1024
 MAX_KEYS_DOCUMENT_BYTES = 256 * 1024
 ACTOR = "github-secret-scanning"
 
-_keys: dict[str, ec.EllipticCurvePublicKey] = {}  # per container
+_keys: dict[str, ec.EllipticCurvePublicKey] = container.state({})  # GitHub's public keys, per container
 
 
 @dataclass(frozen=True)
@@ -43,10 +43,6 @@ class Finding:
     type: str
     url: str
     source: str
-
-
-def reset_for_tests() -> None:
-    _keys.clear()
 
 
 def _keys_url() -> str:

@@ -1,10 +1,10 @@
 """All DynamoDB access, and the only module that knows the item layout.
 
-One table, five item types:
+One table, five item types (and the OAuth items of the block at the end):
 
     pk = ACCOUNT#<account_id>  sk = ACCOUNT       plan, key_count, version
     pk = ACCOUNT#<account_id>  sk = KEY#<key_id>  name, display, created_at, last_used_at, digest,
-                                                  ttl, expires_in_days, rolling, scopes
+                                                  ttl, expires_in_days, rolling, scopes, connection
     pk = ACCOUNT#<account_id>  sk = REVOKED#<key_id>  name, reason, revoked_at, url, source, ttl (30 days)
                                                   (a key revoked as leaked or reported: the console's notice)
     pk = DIGEST#<sha256 hex>   sk = DIGEST        account_id, key_id, plan, ttl, scopes  (the authorizer's one read)
@@ -23,25 +23,43 @@ authorizer refuses them from that second on without waiting for the removal.
 given its slot to its replacement). A tombstone has no key item, so it never counts toward
 the limit and no plan change touches it; the authorizer refuses it with its one GetItem, and a
 late leak report of it is recognised as ours without changing anything.
+
+Each item type is written and read through one mapping (`_Codec` for the ones that hold a
+record), and every value goes through boto3's TypeSerializer: adding an attribute is one edit.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import functools
 import json
 import time
-from typing import Any, cast
+from collections.abc import Iterator, Mapping
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import boto3
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from apikeys import clock, retries
+from apikeys import clock, container, retries
 from apikeys.audit import AuditEvent
 from apikeys.errors import ServiceUnavailable
 from apikeys.records import Account, Connection, KeyRecord, Principal, Revocation
 from apikeys.scopes import Scopes, from_attribute, to_attribute
+
+if TYPE_CHECKING:  # the stubs are a dev requirement: the Lambda runtime never imports them
+    from _typeshed import DataclassInstance
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import (
+        AttributeValueTypeDef,
+        QueryInputTypeDef,
+        TransactWriteItemTypeDef,
+        UpdateTypeDef,
+    )
+
+    Item = dict[str, AttributeValueTypeDef]
 
 ACCOUNT_SK = "ACCOUNT"
 DIGEST_SK = "DIGEST"
@@ -60,6 +78,9 @@ _UNAVAILABLE_CODES = {
     "ServiceUnavailable",
     "TransactionInProgressException",
 }
+_UNAVAILABLE = "The key service is temporarily unavailable. Please retry."
+_NEW = "attribute_not_exists(pk)"  # a Put that never overwrites
+_EXISTS = "attribute_exists(pk)"  # an Update or Delete that never recreates a removed item
 
 
 def client_config() -> Config:
@@ -67,8 +88,9 @@ def client_config() -> Config:
     audit_events). botocore's standard retry mode retries throttling, 5xx and connection errors
     with jittered backoff. The worst case of one call (3 attempts that each time out, plus at
     most 1 s + 2 s of backoff) is 7.5 s, inside the 10 s Lambda timeout
-    (`tests/stress/test_faults.py` checks the arithmetic against template.yaml); the numbers
-    live in `retries.py`. `total_max_attempts` counts the first attempt; botocore's
+    (`tests/stress/test_retry_budget.py` checks the arithmetic against template.yaml); the
+    numbers live in `retries.py`, whose deadline hooks also cut a DynamoDB call short when the
+    invocation's budget is spent. `total_max_attempts` counts the first attempt; botocore's
     `max_attempts` would not, and meant 4 attempts."""
     return Config(
         retries={"mode": "standard", "total_max_attempts": retries.CALL_ATTEMPTS},
@@ -78,11 +100,14 @@ def client_config() -> Config:
     )
 
 
-@functools.cache
-def dynamodb_client() -> Any:
+@container.cached
+def dynamodb_client() -> DynamoDBClient:
     """One client per container, with `client_config()`. The endpoint comes from the standard
-    SDK settings (AWS_ENDPOINT_URL_DYNAMODB)."""
-    return boto3.client("dynamodb", config=client_config())
+    SDK settings (AWS_ENDPOINT_URL_DYNAMODB). Every attempt it makes is held to the
+    invocation's deadline (`retries.hold_to_deadline`)."""
+    client = boto3.client("dynamodb", config=client_config())
+    retries.hold_to_deadline(client)
+    return client
 
 
 class AccountMismatch(Exception):
@@ -93,137 +118,138 @@ class AccountMismatch(Exception):
         self.account = account
 
 
-def _account_pk(account_id: str) -> dict[str, str]:
-    return {"S": f"ACCOUNT#{account_id}"}
+# -- the item layout ---------------------------------------------------------------------
+
+_serializer, _deserializer = TypeSerializer(), TypeDeserializer()
 
 
-def _key_sk(key_id: str) -> dict[str, str]:
-    return {"S": f"KEY#{key_id}"}
+def _typed(values: Mapping[str, object]) -> Item:
+    """Plain values as DynamoDB attribute values (items, keys and expression values alike);
+    None means "no such attribute"."""
+    return {name: _serializer.serialize(value) for name, value in values.items() if value is not None}
 
 
-def _digest_key(digest: str) -> dict[str, dict[str, str]]:
-    return {"pk": {"S": f"DIGEST#{digest}"}, "sk": {"S": DIGEST_SK}}
+def _plain_value(value: AttributeValueTypeDef) -> Any:
+    """One attribute's plain value; numbers as int, as the table stores no fractions."""
+    plain = _deserializer.deserialize(value)
+    return int(plain) if isinstance(plain, Decimal) else plain
 
 
-def _account_key(account_id: str) -> dict[str, dict[str, str]]:
-    return {"pk": _account_pk(account_id), "sk": {"S": ACCOUNT_SK}}
+def _plain(item: Mapping[str, AttributeValueTypeDef]) -> dict[str, Any]:
+    return {name: _plain_value(value) for name, value in item.items()}
 
 
-def _to_account(account_id: str, item: dict[str, Any] | None) -> Account | None:
-    if not item:
-        return None
-    return Account(
-        account_id=account_id,
-        plan=item["plan"]["S"] if "plan" in item else None,
-        key_count=int(item["key_count"]["N"]) if "key_count" in item else 0,
-        version=int(item["version"]["N"]) if "version" in item else 0,
-    )
+def _account_pk(account_id: str) -> str:
+    return f"ACCOUNT#{account_id}"
 
 
-def _to_key(item: dict[str, Any]) -> KeyRecord:
-    return KeyRecord(
-        key_id=item["key_id"]["S"],
-        name=item["name"]["S"],
-        display=item["display"]["S"],
-        created_at=item["created_at"]["S"],
-        last_used_at=item["last_used_at"]["S"] if "last_used_at" in item else None,
-        digest=item["digest"]["S"],
-        expires_at_epoch=int(item["ttl"]["N"]) if "ttl" in item else None,
-        expires_in_days=int(item["expires_in_days"]["N"]) if "expires_in_days" in item else None,
-        rolling=item.get("rolling", {}).get("BOOL", False),
-        scopes=from_attribute(item["scopes"]["S"]) if "scopes" in item else None,
-    )
+def _account_key(account_id: str) -> Item:
+    return _typed({"pk": _account_pk(account_id), "sk": ACCOUNT_SK})
 
 
-def _key_item(account_id: str, key: KeyRecord) -> dict[str, Any]:
-    item: dict[str, Any] = {
-        "pk": _account_pk(account_id),
-        "sk": _key_sk(key.key_id),
-        "key_id": {"S": key.key_id},
-        "name": {"S": key.name},
-        "display": {"S": key.display},
-        "created_at": {"S": key.created_at},
-        "digest": {"S": key.digest},
-    }
-    if key.expires_at_epoch is not None:
-        item["ttl"] = {"N": str(key.expires_at_epoch)}
-    if key.expires_in_days is not None:
-        item["expires_in_days"] = {"N": str(key.expires_in_days)}
-    if key.scopes is not None:
-        item["scopes"] = {"S": to_attribute(key.scopes)}
-    return item
+def _key_key(account_id: str, key_id: str) -> Item:
+    return _typed({"pk": _account_pk(account_id), "sk": f"KEY#{key_id}"})
 
 
-def _digest_item(account_id: str, key: KeyRecord, plan: str) -> dict[str, Any]:
-    item: dict[str, Any] = {
-        **_digest_key(key.digest),
-        "account_id": {"S": account_id},
-        "key_id": {"S": key.key_id},
-        "plan": {"S": plan},
-        "created_at": {"S": key.created_at},
-    }
-    if key.expires_at_epoch is not None:
-        item["ttl"] = {"N": str(key.expires_at_epoch)}
-    if key.scopes is not None:
-        item["scopes"] = {"S": to_attribute(key.scopes)}
-    return item
+def _digest_key(digest: str) -> Item:
+    return _typed({"pk": f"DIGEST#{digest}", "sk": DIGEST_SK})
 
 
-def _tombstone_item(account_id: str, key: KeyRecord, reason: str, revoked_at: str) -> dict[str, Any]:
+R = TypeVar("R", bound="DataclassInstance")
+
+
+def _connection_attribute(connection: Connection | None) -> str | None:
+    return None if connection is None else json.dumps(dataclasses.asdict(connection), separators=(",", ":"))
+
+
+def _connection_record(value: str | None) -> Connection | None:
+    return None if not value else Connection(**json.loads(value))
+
+
+# Attributes stored in another form than their record's field: (to the item, from the item).
+_FORMS: dict[str, tuple[Any, Any]] = {
+    "scopes": (to_attribute, from_attribute),
+    "connection": (_connection_attribute, _connection_record),  # OAuth (issue 21), JSON
+}
+
+
+class _Codec(Generic[R]):
+    """The attributes of one item type and the record fields they hold; writing and reading
+    both use this one table. Positional names are stored under the field's own name, keywords
+    are attribute=field. None and a False flag are left out of the item; an attribute the
+    item lacks reads as `absent` gives, else as the field's default, else None."""
+
+    def __init__(self, record: type[R], *same: str, absent: Mapping[str, object] | None = None, **renamed: str) -> None:
+        self.record = record
+        self.fields = {**{name: name for name in same}, **renamed}  # attribute -> field
+        defaults = {f.name: f.default for f in dataclasses.fields(record) if f.default is not dataclasses.MISSING}
+        self.absent = {field: {**defaults, **(absent or {})}.get(field) for field in self.fields.values()}
+
+    def item(self, record: R, key: Item, **more: object) -> Item:
+        values = {attr: getattr(record, field) for attr, field in self.fields.items()}
+        values = {attr: _FORMS[attr][0](v) if attr in _FORMS else v for attr, v in values.items() if v is not False}
+        return {**key, **_typed({**values, **more})}
+
+    def read(self, item: Mapping[str, AttributeValueTypeDef], **more: object) -> R:
+        fields = dict(self.absent)
+        for attr, field in self.fields.items():
+            if attr in item:
+                value = _plain_value(item[attr])
+                fields[field] = _FORMS[attr][1](value) if attr in _FORMS else value
+        return self.record(**fields, **more)
+
+
+# pk = ACCOUNT#<account_id>, sk = ACCOUNT; written by Update expressions only (see Store).
+_ACCOUNT = _Codec(Account, "plan", "key_count", "version", absent={"key_count": 0, "version": 0})
+# pk = ACCOUNT#<account_id>, sk = KEY#<key_id>
+_KEY = _Codec(
+    KeyRecord,
+    "key_id",
+    "name",
+    "display",
+    "created_at",
+    "last_used_at",
+    "digest",
+    "expires_in_days",
+    "rolling",
+    "scopes",
+    "connection",
+    ttl="expires_at_epoch",
+)
+# pk = DIGEST#<digest>, sk = DIGEST: what the authorizer reads (plus created_at).
+_PRINCIPAL = _Codec(Principal, "account_id", "key_id", "plan", "scopes", ttl="expires_at_epoch")
+# pk = ACCOUNT#<account_id>, sk = REVOKED#<key_id> (plus its ttl)
+_NOTICE = _Codec(Revocation, "key_id", "name", "reason", "revoked_at", "url", "source")
+
+
+def _to_account(account_id: str, item: Mapping[str, AttributeValueTypeDef] | None) -> Account | None:
+    return _ACCOUNT.read(item, account_id=account_id) if item else None
+
+
+def _digest_item(account_id: str, key: KeyRecord, plan: str) -> Item:
+    principal = Principal(account_id, key.key_id, plan, key.expires_at_epoch, key.scopes)
+    return _PRINCIPAL.item(principal, _digest_key(key.digest), created_at=key.created_at)
+
+
+def _tombstone_item(account_id: str, key: KeyRecord, reason: str, revoked_at: str) -> Item:
     """What a revoked key's digest item becomes: still found by the authorizer's one GetItem
     (which refuses it), never a principal, gone by TTL after TOMBSTONE_SECONDS."""
-    return {
-        **_digest_key(key.digest),
-        "account_id": {"S": account_id},
-        "key_id": {"S": key.key_id},
-        "revoked": {"BOOL": True},
-        "reason": {"S": reason},
-        "revoked_at": {"S": revoked_at},
-        "ttl": {"N": str(int(time.time()) + TOMBSTONE_SECONDS)},
-    }
+    values = {"account_id": account_id, "key_id": key.key_id, "revoked": True, "reason": reason}
+    values |= {"revoked_at": revoked_at, "ttl": int(time.time()) + TOMBSTONE_SECONDS}
+    return {**_digest_key(key.digest), **_typed(values)}
 
 
-def _notice_item(account_id: str, notice: Revocation) -> dict[str, Any]:
-    return {
-        "pk": _account_pk(account_id),
-        "sk": {"S": f"{REVOKED_SK_PREFIX}{notice.key_id}"},
-        "key_id": {"S": notice.key_id},
-        "name": {"S": notice.name},
-        "reason": {"S": notice.reason},
-        "revoked_at": {"S": notice.revoked_at},
-        "url": {"S": notice.url},
-        "source": {"S": notice.source},
-        "ttl": {"N": str(int(time.time()) + NOTICE_SECONDS)},
-    }
+def _notice_item(account_id: str, notice: Revocation) -> Item:
+    key = _typed({"pk": _account_pk(account_id), "sk": f"{REVOKED_SK_PREFIX}{notice.key_id}"})
+    return _NOTICE.item(notice, key, ttl=int(time.time()) + NOTICE_SECONDS)
 
 
-def _to_notice(item: dict[str, Any]) -> Revocation:
-    return Revocation(
-        key_id=item["key_id"]["S"],
-        name=item["name"]["S"],
-        reason=item["reason"]["S"],
-        revoked_at=item["revoked_at"]["S"],
-        url=item.get("url", {}).get("S", ""),
-        source=item.get("source", {}).get("S", ""),
-    )
-
-
-def _event_put(table: str, event: AuditEvent, event_pk: str | None = None) -> dict[str, Any]:
+def _event_item(event: AuditEvent, event_pk: str | None = None) -> Item:
     """The outbox item of a change, written in the change's own transaction."""
+    detail = json.dumps(event.detail, ensure_ascii=False, separators=(",", ":"))
     ttl = int(time.time()) + EVENT_RETENTION_SECONDS
-    return {
-        "Put": {
-            "TableName": table,
-            "Item": {
-                "pk": {"S": event_pk or f"EVENT#{event.event_id}"},
-                "sk": {"S": EVENT_SK},
-                "detail_type": {"S": event.detail_type},
-                "detail": {"S": json.dumps(event.detail, ensure_ascii=False, separators=(",", ":"))},
-                "ttl": {"N": str(ttl)},
-            },
-            "ConditionExpression": "attribute_not_exists(pk)",
-        }
-    }
+    pk = event_pk or f"EVENT#{event.event_id}"
+    return _typed({"pk": pk, "sk": EVENT_SK, "detail_type": event.detail_type, "detail": detail, "ttl": ttl})
 
 
 def key_from_stream_image(image: dict[str, Any]) -> tuple[str, KeyRecord] | None:
@@ -231,14 +257,18 @@ def key_from_stream_image(image: dict[str, Any]) -> tuple[str, KeyRecord] | None
     pk, sk = image.get("pk", {}).get("S", ""), image.get("sk", {}).get("S", "")
     if not (pk.startswith("ACCOUNT#") and sk.startswith("KEY#")):
         return None
-    return pk.removeprefix("ACCOUNT#"), _to_key(image)
+    return pk.removeprefix("ACCOUNT#"), _KEY.read(image)
 
 
 def event_from_stream_image(image: dict[str, Any]) -> tuple[str, str] | None:
     """(detail_type, detail JSON) from a stream record's image of an outbox item."""
     if not image.get("pk", {}).get("S", "").startswith("EVENT#"):
         return None
-    return image["detail_type"]["S"], image["detail"]["S"]
+    values = _plain(image)
+    return values["detail_type"], values["detail"]
+
+
+# -- errors ----------------------------------------------------------------------------------
 
 
 def _is_transient(exc: Exception) -> bool:
@@ -249,27 +279,92 @@ def _is_transient(exc: Exception) -> bool:
     )
 
 
-_UNAVAILABLE = "The key service is temporarily unavailable. Please retry."
+@contextlib.contextmanager
+def _unavailable_on_transient_errors() -> Iterator[None]:
+    """Around one DynamoDB call: errors that retries could not cure become a 503."""
+    try:
+        yield
+    except (ClientError, BotoCoreError) as exc:
+        if not _is_transient(exc):
+            raise
+        raise ServiceUnavailable(_UNAVAILABLE) from None
 
 
 class Store:
-    def __init__(self, table_name: str, client: Any | None = None) -> None:
+    def __init__(self, table_name: str, client: DynamoDBClient | None = None) -> None:
         self.table = table_name
         self.client = client if client is not None else dynamodb_client()
 
-    def _call(self, operation: str, **kwargs: Any) -> Any:
-        """Run one DynamoDB call; errors that retries could not cure become a 503."""
-        try:
-            return getattr(self.client, operation)(TableName=self.table, **kwargs)
-        except (ClientError, BotoCoreError) as exc:
-            if not _is_transient(exc):
-                raise
-            raise ServiceUnavailable(_UNAVAILABLE) from None
+    # -- transaction items: the few shapes every write is made of ---------------------------
 
-    def _transact(self, items: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    def _put(self, item: Item, condition: str | None = None) -> TransactWriteItemTypeDef:
+        if condition is None:
+            return {"Put": {"TableName": self.table, "Item": item}}
+        return {"Put": {"TableName": self.table, "Item": item, "ConditionExpression": condition}}
+
+    def _update(
+        self,
+        key: Item,
+        update: str,
+        condition: str,
+        values: Mapping[str, object] | None = None,
+        names: Mapping[str, str] | None = None,
+        return_old: bool = False,
+    ) -> TransactWriteItemTypeDef:
+        """One Update; `values` are plain (serialized here), and empty parts are left out, as
+        DynamoDB refuses an empty ExpressionAttributeValues."""
+        spec: UpdateTypeDef = {"TableName": self.table, "Key": key, "UpdateExpression": update}
+        spec["ConditionExpression"] = condition
+        if names:
+            spec["ExpressionAttributeNames"] = names
+        if typed := _typed(values or {}):
+            spec["ExpressionAttributeValues"] = typed
+        if return_old:
+            spec["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+        return {"Update": spec}
+
+    def _upsert_account(
+        self, account_id: str, condition: str, plan: str, values: Mapping[str, object], *, add_key: bool
+    ) -> TransactWriteItemTypeDef:
+        """The account item's Update of a write that may create it (a create or a plan change):
+        sets `account_id` and bumps `version`; `plan` is the plan's part of the expression
+        (`#plan`), `values` what it and `condition` refer to. `add_key` counts one more key and
+        returns the old item on a failed condition, so a create can say why it was refused."""
+        count = "if_not_exists(key_count, :zero)" + (" + :one" if add_key else "")
+        update = f"SET account_id = :acct, key_count = {count}, version = if_not_exists(version, :zero) + :one{plan}"
+        values = {":acct": account_id, ":zero": 0, ":one": 1, **values}
+        return self._update(_account_key(account_id), update, condition, values, {"#plan": "plan"}, return_old=add_key)
+
+    def _count_change(self, account_id: str, delta: int) -> TransactWriteItemTypeDef:
+        update = "SET key_count = key_count + :delta, version = version + :one"
+        return self._update(_account_key(account_id), update, _EXISTS, {":delta": delta, ":one": 1})
+
+    def _event_put(self, event: AuditEvent, event_pk: str | None = None) -> TransactWriteItemTypeDef:
+        return self._put(_event_item(event, event_pk), _NEW)
+
+    def _remove_key(self, account_id: str, key: KeyRecord, reason: str) -> list[TransactWriteItemTypeDef]:
+        """Delete a key's item and turn its digest item into a tombstone, on the condition that
+        the key is still in the state we read."""
+        rolling = "attribute_exists(rolling)" if key.rolling else "attribute_not_exists(rolling)"
+        delete: TransactWriteItemTypeDef = {
+            "Delete": {
+                "TableName": self.table,
+                "Key": _key_key(account_id, key.key_id),
+                "ConditionExpression": f"{_EXISTS} AND {rolling}",
+            }
+        }
+        return [delete, self._put(_tombstone_item(account_id, key, reason, clock.now_iso()))]
+
+    def _transact(self, items: list[TransactWriteItemTypeDef]) -> list[dict[str, Any]] | None:
         """One TransactWriteItems, retried on conflicts. Returns None when committed, or the
-        cancellation reasons when a condition was false (nothing was written then)."""
+        cancellation reasons when a condition was false (nothing was written then). Before
+        every retry the budget is asked whether its backoff and one more attempt still fit."""
         for attempt in range(retries.TX_ATTEMPTS):
+            if attempt:
+                delay = retries.backoff(attempt - 1)
+                if not retries.retrying(delay):
+                    break
+                time.sleep(delay)
             try:
                 self.client.transact_write_items(TransactItems=items)
                 return None
@@ -278,7 +373,7 @@ class Store:
                     if not _is_transient(exc):
                         raise
                     raise ServiceUnavailable(_UNAVAILABLE) from None
-                reasons = cast(list[dict[str, Any]], exc.response.get("CancellationReasons", []))
+                reasons: list[dict[str, Any]] = [dict(reason) for reason in exc.response.get("CancellationReasons", [])]
                 codes = {reason.get("Code") for reason in reasons}
                 if "ConditionalCheckFailed" in codes:
                     return reasons
@@ -286,80 +381,71 @@ class Store:
                     raise
             except BotoCoreError:
                 raise ServiceUnavailable(_UNAVAILABLE) from None
-            delay = retries.backoff(attempt)
-            if not retries.time_left_for(delay):
-                break
-            time.sleep(delay)
         raise ServiceUnavailable(retries.TOO_BUSY)
 
     # -- reads -------------------------------------------------------------------------
+
+    def _get(self, key: Item) -> Item | None:
+        with _unavailable_on_transient_errors():
+            return self.client.get_item(TableName=self.table, Key=key, ConsistentRead=True).get("Item")
+
+    def _query(self, condition: str, values: Mapping[str, object], forward: bool = True) -> Iterator[Item]:
+        """Every item a consistent Query finds, page after page."""
+        kwargs: QueryInputTypeDef = {
+            "TableName": self.table,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": _typed(values),
+            "ConsistentRead": True,
+            "ScanIndexForward": forward,
+        }
+        while True:
+            with _unavailable_on_transient_errors():
+                page = self.client.query(**kwargs)
+            yield from page.get("Items", [])
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def get_principal(self, digest: str) -> Principal | None:
         """The authorizer's single strongly consistent read. No ProjectionExpression: the
         digest item is ~200 bytes and costs 1 RRU whatever is projected, while the expression
         costs a parse per request (10 % of the read on DynamoDB Local, docs/performance.md)."""
-        resp = self._call("get_item", Key=_digest_key(digest), ConsistentRead=True)
-        item = resp.get("Item")
+        item = self._get(_digest_key(digest))
         if not item or "revoked" in item:
             return None  # unknown, or a tombstone: a revoked key
-        expires = int(item["ttl"]["N"]) if "ttl" in item else None
-        scopes = from_attribute(item["scopes"]["S"]) if "scopes" in item else None
-        return Principal(item["account_id"]["S"], item["key_id"]["S"], item["plan"]["S"], expires, scopes)
+        return _PRINCIPAL.read(item)
 
     def find_digest(self, digest: str) -> tuple[str, str, bool] | None:
         """(account_id, key_id, revoked) of a digest item, tombstones included; None if the
         digest was never ours (or its item is gone: expired and removed, or tombstone aged out)."""
-        resp = self._call("get_item", Key=_digest_key(digest), ConsistentRead=True)
-        item = resp.get("Item")
+        item = self._get(_digest_key(digest))
         if not item:
             return None
-        return item["account_id"]["S"], item["key_id"]["S"], "revoked" in item
+        values = _plain(item)
+        return values["account_id"], values["key_id"], "revoked" in values
 
     def list_revocations(self, account_id: str) -> list[Revocation]:
         """The account's leaked or reported keys still within their notice period (TTL removal
         may lag, so the caller filters by time too)."""
-        kwargs: dict[str, Any] = {
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :revoked)",
-            "ExpressionAttributeValues": {":pk": _account_pk(account_id), ":revoked": {"S": REVOKED_SK_PREFIX}},
-            "ConsistentRead": True,
-        }
-        notices: list[Revocation] = []
-        while True:
-            resp = self._call("query", **kwargs)
-            notices += [_to_notice(item) for item in resp.get("Items", [])]
-            if "LastEvaluatedKey" not in resp:
-                return notices
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        condition = "pk = :pk AND begins_with(sk, :revoked)"
+        items = self._query(condition, {":pk": _account_pk(account_id), ":revoked": REVOKED_SK_PREFIX})
+        return [_NOTICE.read(item) for item in items]
 
     def load_account(self, account_id: str) -> tuple[Account | None, list[KeyRecord]]:
         """Account item and keys, newest first, in one consistent Query per page."""
-        kwargs: dict[str, Any] = {
-            "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": _account_pk(account_id)},
-            "ConsistentRead": True,
-            "ScanIndexForward": False,
-        }
         account: Account | None = None
         keys: list[KeyRecord] = []
-        while True:
-            resp = self._call("query", **kwargs)
-            for item in resp.get("Items", []):
-                if item["sk"]["S"] == ACCOUNT_SK:
-                    account = _to_account(account_id, item)
-                elif item["sk"]["S"].startswith("KEY#"):
-                    keys.append(_to_key(item))
-            if "LastEvaluatedKey" not in resp:
-                return account, keys
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        for item in self._query("pk = :pk", {":pk": _account_pk(account_id)}, forward=False):
+            sk = item["sk"].get("S", "")
+            if sk == ACCOUNT_SK:
+                account = _to_account(account_id, item)
+            elif sk.startswith("KEY#"):
+                keys.append(_KEY.read(item))
+        return account, keys
 
     def get_key(self, account_id: str, key_id: str) -> KeyRecord | None:
-        resp = self._call(
-            "get_item",
-            Key={"pk": _account_pk(account_id), "sk": _key_sk(key_id)},
-            ConsistentRead=True,
-        )
-        item = resp.get("Item")
-        return _to_key(item) if item else None
+        item = self._get(_key_key(account_id, key_id))
+        return _KEY.read(item) if item else None
 
     # -- writes ------------------------------------------------------------------------
 
@@ -381,33 +467,14 @@ class Store:
         condition = f"{match_plan} AND key_count < :limit"
         if may_create_account:
             condition = f"attribute_not_exists(pk) OR ({condition})"
-        values: dict[str, Any] = {
-            ":limit": {"N": str(limit)},
-            ":zero": {"N": "0"},
-            ":one": {"N": "1"},
-            ":acct": {"S": account_id},
-        }
-        update = "SET account_id = :acct, key_count = if_not_exists(key_count, :zero) + :one, "
-        update += "version = if_not_exists(version, :zero) + :one"
-        if plan:
-            values[":plan"] = {"S": plan}
-            update += ", #plan = if_not_exists(#plan, :plan)"
+        keep_plan = ", #plan = if_not_exists(#plan, :plan)" if plan else ""
+        values = {":limit": limit, ":plan": plan or None}
         reasons = self._transact(
             [
-                {
-                    "Update": {
-                        "TableName": self.table,
-                        "Key": _account_key(account_id),
-                        "UpdateExpression": update,
-                        "ConditionExpression": condition,
-                        "ExpressionAttributeNames": {"#plan": "plan"},
-                        "ExpressionAttributeValues": values,
-                        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                    }
-                },
-                self._put_new(_key_item(account_id, key)),
-                self._put_new(_digest_item(account_id, key, plan or "")),
-                _event_put(self.table, event),
+                self._upsert_account(account_id, condition, keep_plan, values, add_key=True),
+                self._put(_KEY.item(key, _key_key(account_id, key.key_id)), _NEW),
+                self._put(_digest_item(account_id, key, plan or ""), _NEW),
+                self._event_put(event),
             ]
         )
         if reasons is None:
@@ -416,35 +483,6 @@ class Store:
             raise AccountMismatch(_to_account(account_id, reasons[0].get("Item")))
         # A 190-bit id or digest collided: not reachable in practice, never silently overwritten.
         raise RuntimeError("key id or digest collision")
-
-    def _put_new(self, item: dict[str, Any]) -> dict[str, Any]:
-        return {"Put": {"TableName": self.table, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}}
-
-    def _remove_key(self, account_id: str, key: KeyRecord, reason: str) -> list[dict[str, Any]]:
-        """Delete a key's item and turn its digest item into a tombstone, on the condition that
-        the key is still in the state we read."""
-        rolling = "attribute_exists(rolling)" if key.rolling else "attribute_not_exists(rolling)"
-        return [
-            {
-                "Delete": {
-                    "TableName": self.table,
-                    "Key": {"pk": _account_pk(account_id), "sk": _key_sk(key.key_id)},
-                    "ConditionExpression": f"attribute_exists(pk) AND {rolling}",
-                }
-            },
-            {"Put": {"TableName": self.table, "Item": _tombstone_item(account_id, key, reason, clock.now_iso())}},
-        ]
-
-    def _count_change(self, account_id: str, delta: int) -> dict[str, Any]:
-        return {
-            "Update": {
-                "TableName": self.table,
-                "Key": _account_key(account_id),
-                "UpdateExpression": "SET key_count = key_count + :delta, version = version + :one",
-                "ConditionExpression": "attribute_exists(pk)",
-                "ExpressionAttributeValues": {":delta": {"N": str(delta)}, ":one": {"N": "1"}},
-            }
-        }
 
     def delete_key(
         self,
@@ -461,30 +499,18 @@ class Store:
         items = [
             *self._remove_key(account_id, key, reason),
             self._count_change(account_id, 0 if key.rolling else -1),
-            _event_put(self.table, event),
+            self._event_put(event),
         ]
         if notice is not None:
-            items.append({"Put": {"TableName": self.table, "Item": _notice_item(account_id, notice)}})
+            items.append(self._put(_notice_item(account_id, notice)))
         return self._transact(items) is None
 
     def rename_key(self, account_id: str, key_id: str, name: str, event: AuditEvent) -> bool:
         """False if the key no longer exists (a rename never recreates a deleted key)."""
-        reasons = self._transact(
-            [
-                {
-                    "Update": {
-                        "TableName": self.table,
-                        "Key": {"pk": _account_pk(account_id), "sk": _key_sk(key_id)},
-                        "UpdateExpression": "SET #name = :name",
-                        "ConditionExpression": "attribute_exists(pk)",
-                        "ExpressionAttributeNames": {"#name": "name"},
-                        "ExpressionAttributeValues": {":name": {"S": name}},
-                    }
-                },
-                _event_put(self.table, event),
-            ]
+        rename = self._update(
+            _key_key(account_id, key_id), "SET #name = :name", _EXISTS, {":name": name}, {"#name": "name"}
         )
-        return reasons is None
+        return self._transact([rename, self._event_put(event)]) is None
 
     def update_key(self, account_id: str, key: KeyRecord, name: str, scopes: Scopes, event: AuditEvent) -> bool:
         """Set a key's name and scopes in one transaction with its digest item, so the very next
@@ -492,46 +518,26 @@ class Store:
         was read, and bumps the account's `version`, so a concurrent roll re-reads and never
         copies scopes this change replaced. False if the key is gone or was rolled meanwhile."""
         if scopes is None:
-            key_update, digest_update, values = "SET #name = :name REMOVE scopes", "REMOVE scopes", {}
+            key_update, digest_update = "SET #name = :name REMOVE scopes", "REMOVE scopes"
         else:
             key_update, digest_update = "SET #name = :name, scopes = :scopes", "SET scopes = :scopes"
-            values = {":scopes": {"S": to_attribute(scopes)}}
+        values = {":scopes": to_attribute(scopes)}  # None (no scopes) is left out
+        key_values = {":name": name, ":digest": key.digest, **values}
         reasons = self._transact(
             [
-                {
-                    "Update": {
-                        "TableName": self.table,
-                        "Key": _account_key(account_id),
-                        "UpdateExpression": "SET version = version + :one",
-                        "ConditionExpression": "attribute_exists(pk)",
-                        "ExpressionAttributeValues": {":one": {"N": "1"}},
-                    }
-                },
-                {
-                    "Update": {
-                        "TableName": self.table,
-                        "Key": {"pk": _account_pk(account_id), "sk": _key_sk(key.key_id)},
-                        "UpdateExpression": key_update,
-                        "ConditionExpression": "attribute_exists(pk) AND digest = :digest",
-                        "ExpressionAttributeNames": {"#name": "name"},
-                        "ExpressionAttributeValues": {
-                            ":name": {"S": name},
-                            ":digest": {"S": key.digest},
-                            **values,
-                        },
-                    }
-                },
-                {
-                    "Update": {
-                        "TableName": self.table,
-                        "Key": _digest_key(key.digest),
-                        "UpdateExpression": digest_update,
-                        # Never recreate a removed digest item as a stub, nor touch a tombstone.
-                        "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(revoked)",
-                        **({"ExpressionAttributeValues": values} if values else {}),
-                    }
-                },
-                _event_put(self.table, event),
+                self._update(_account_key(account_id), "SET version = version + :one", _EXISTS, {":one": 1}),
+                self._update(
+                    _key_key(account_id, key.key_id),
+                    key_update,
+                    f"{_EXISTS} AND digest = :digest",
+                    key_values,
+                    {"#name": "name"},
+                ),
+                # Never recreate a removed digest item as a stub, nor touch a tombstone.
+                self._update(
+                    _digest_key(key.digest), digest_update, f"{_EXISTS} AND attribute_not_exists(revoked)", values
+                ),
+                self._event_put(event),
             ]
         )
         return reasons is None
@@ -550,49 +556,27 @@ class Store:
         caller read it), so of concurrent rolls of one key exactly one commits. False if
         the account changed: the caller re-reads and decides again."""
         account_id = account.account_id
-        items: list[dict[str, Any]] = [
-            {
-                "Update": {
-                    "TableName": self.table,
-                    "Key": _account_key(account_id),
-                    "UpdateExpression": "SET version = version + :one",
-                    "ConditionExpression": "version = :v",
-                    "ExpressionAttributeValues": {":one": {"N": "1"}, ":v": {"N": str(account.version)}},
-                }
-            },
-        ]
+        bump = {":one": 1, ":v": account.version}
+        items = [self._update(_account_key(account_id), "SET version = version + :one", "version = :v", bump)]
         if grace_until_epoch is None:
             items += self._remove_key(account_id, old, "rolled")
         else:
-            ttl = {":ttl": {"N": str(grace_until_epoch)}}
-            items.append(
-                {
-                    "Update": {
-                        "TableName": self.table,
-                        "Key": {"pk": _account_pk(account_id), "sk": _key_sk(old.key_id)},
-                        "UpdateExpression": "SET rolling = :true, #ttl = :ttl",
-                        "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(rolling)",
-                        "ExpressionAttributeNames": {"#ttl": "ttl"},
-                        "ExpressionAttributeValues": {**ttl, ":true": {"BOOL": True}},
-                    }
-                }
-            )
-            items.append(
-                {
-                    "Update": {
-                        "TableName": self.table,
-                        "Key": _digest_key(old.digest),
-                        "UpdateExpression": "SET #ttl = :ttl",
-                        "ConditionExpression": "attribute_exists(pk)",
-                        "ExpressionAttributeNames": {"#ttl": "ttl"},
-                        "ExpressionAttributeValues": ttl,
-                    }
-                }
-            )
+            ttl, names = {":ttl": grace_until_epoch}, {"#ttl": "ttl"}
+            rolling = f"{_EXISTS} AND attribute_not_exists(rolling)"
+            items += [
+                self._update(
+                    _key_key(account_id, old.key_id),
+                    "SET rolling = :true, #ttl = :ttl",
+                    rolling,
+                    {**ttl, ":true": True},
+                    names,
+                ),
+                self._update(_digest_key(old.digest), "SET #ttl = :ttl", _EXISTS, ttl, names),
+            ]
         items += [
-            self._put_new(_key_item(account_id, new)),
-            self._put_new(_digest_item(account_id, new, account.plan or "")),
-            _event_put(self.table, event),
+            self._put(_KEY.item(new, _key_key(account_id, new.key_id)), _NEW),
+            self._put(_digest_item(account_id, new, account.plan or ""), _NEW),
+            self._event_put(event),
         ]
         return self._transact(items) is None
 
@@ -601,11 +585,10 @@ class Store:
         key, which had given it already) exactly once, however often the stream delivers the
         removal: the outbox item's id is derived from the key id and written only once."""
         items = [
-            _event_put(self.table, event, event_pk=f"EVENT#removed#{account_id}#{key.key_id}"),
+            self._event_put(event, event_pk=f"EVENT#removed#{account_id}#{key.key_id}"),
             self._count_change(account_id, 0 if key.rolling else -1),
         ]
-        reasons = self._transact(items)
-        return reasons is None
+        return self._transact(items) is None
 
     def set_plan(self, account_id: str, plan: str | None, event: AuditEvent) -> Account:
         """Move the account and every live key's digest item to `plan` in one transaction;
@@ -620,7 +603,7 @@ class Store:
         gone: set[str] = set()
         attempts = rounds = 0
         while attempts < retries.SET_PLAN_ATTEMPTS:
-            if rounds and not retries.time_left_for(0):
+            if rounds and not retries.retrying():
                 break
             rounds += 1
             account, keys = self.load_account(account_id)
@@ -629,51 +612,18 @@ class Store:
                 k for k in keys if k.digest not in gone and (k.expires_at_epoch is None or now < k.expires_at_epoch)
             ]
             version = account.version if account else 0
-            values: dict[str, Any] = {
-                ":acct": {"S": account_id},
-                ":zero": {"N": "0"},
-                ":one": {"N": "1"},
-            }
-            update = "SET account_id = :acct, key_count = if_not_exists(key_count, :zero), "
-            update += "version = if_not_exists(version, :zero) + :one"
-            if plan is None:
-                update += " REMOVE #plan"
-            else:
-                update += ", #plan = :plan"
-                values[":plan"] = {"S": plan}
-            if account is None:
-                condition = "attribute_not_exists(pk)"
-            else:
-                condition = "version = :v"
-                values[":v"] = {"N": str(version)}
-            items: list[dict[str, Any]] = [
-                {
-                    "Update": {
-                        "TableName": self.table,
-                        "Key": _account_key(account_id),
-                        "UpdateExpression": update,
-                        "ConditionExpression": condition,
-                        "ExpressionAttributeNames": {"#plan": "plan"},
-                        "ExpressionAttributeValues": values,
-                    }
-                },
-                _event_put(self.table, event),
-            ]
-            for key in live:
-                items.append(
-                    {
-                        "Update": {
-                            "TableName": self.table,
-                            "Key": _digest_key(key.digest),
-                            "UpdateExpression": "SET #plan = :plan",
-                            # Never recreate a removed digest item as a stub.
-                            "ConditionExpression": "attribute_exists(pk)",
-                            "ExpressionAttributeNames": {"#plan": "plan"},
-                            "ExpressionAttributeValues": {":plan": {"S": plan or ""}},
-                        }
-                    }
+            condition = "attribute_not_exists(pk)" if account is None else "version = :v"
+            new_plan = " REMOVE #plan" if plan is None else ", #plan = :plan"
+            values = {":plan": plan, ":v": None if account is None else version}
+            account_update = self._upsert_account(account_id, condition, new_plan, values, add_key=False)
+            # Never recreate a removed digest item as a stub.
+            digests = [
+                self._update(
+                    _digest_key(key.digest), "SET #plan = :plan", _EXISTS, {":plan": plan or ""}, {"#plan": "plan"}
                 )
-            reasons = self._transact(items)
+                for key in live
+            ]
+            reasons = self._transact([account_update, self._event_put(event), *digests])
             if reasons is None:
                 return Account(account_id, plan, sum(not k.rolling for k in keys), version + 1)
             missing = {
@@ -694,11 +644,11 @@ class Store:
         try:
             self.client.update_item(
                 TableName=self.table,
-                Key={"pk": _account_pk(account_id), "sk": _key_sk(key_id)},
+                Key=_key_key(account_id, key_id),
                 UpdateExpression="SET last_used_at = :now",
                 ConditionExpression="attribute_exists(pk) AND "
                 "(attribute_not_exists(last_used_at) OR last_used_at <= :cutoff)",
-                ExpressionAttributeValues={":now": {"S": now}, ":cutoff": {"S": cutoff}},
+                ExpressionAttributeValues=_typed({":now": now, ":cutoff": cutoff}),
             )
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
@@ -706,7 +656,6 @@ class Store:
 
 
 # == OAuth (issue 21) ======================================================================
-# Kept as one appended block while store.py's item mapping is being rewritten elsewhere.
 # Four item types, every secret as a SHA-256 digest only, every short-lived one with a TTL:
 #
 #   pk = OAUTH_CLIENT#<client_id>          sk = CLIENT   client (JSON, no secret), secret_digest
@@ -716,46 +665,18 @@ class Store:
 #                                                        scopes, resource, ttl, used
 #
 # and a connection's key item carries `connection` (JSON: client_id, client_name,
-# redirect_host, grant_id). A refresh token is only honoured while its key item exists, so
+# redirect_host, grant_id). A refresh token is honoured only while its key item exists, so
 # deleting the key (console, API, leak report, revocation) ends the connection.
 
-OAUTH_CLIENT_SK = "CLIENT"
-OAUTH_CONSENT_SK = "CONSENT"
-OAUTH_CODE_SK = "CODE"
-OAUTH_REFRESH_SK = "REFRESH"
+_OAUTH_SK = {"CLIENT": "CLIENT", "CONSENT": "CONSENT", "CODE": "CODE", "REFRESH": "REFRESH"}
 
 
-def _oauth_key(kind: str, ident: str, sk: str) -> dict[str, dict[str, str]]:
-    return {"pk": {"S": f"OAUTH_{kind}#{ident}"}, "sk": {"S": sk}}
+def _oauth_key(kind: str, ident: str) -> Item:
+    return _typed({"pk": f"OAUTH_{kind}#{ident}", "sk": _OAUTH_SK[kind]})
 
 
-def connection_of(item: dict[str, Any]) -> dict[str, str] | None:
-    """The `connection` of a key item (None for a key made in the console or the API)."""
-    raw = item.get("connection", {}).get("S")
-    return cast(dict[str, str], json.loads(raw)) if raw else None
-
-
-# The key item's mapping learns `connection` here, by wrapping the two functions above, so the
-# block leaves their code untouched while that mapping is being rewritten; it moves into them
-# when the rewrite lands. Every read (list, get, load) and every write of a key item (create,
-# roll: a console roll of a connection's key keeps it a connection) goes through them.
-_to_key_plain = _to_key
-_key_item_plain = _key_item
-
-
-def _to_key(item: dict[str, Any]) -> KeyRecord:  # type: ignore[no-redef]
-    record = _to_key_plain(item)
-    found = connection_of(item)
-    if found is None:
-        return record
-    return dataclasses.replace(record, connection=Connection(**found))
-
-
-def _key_item(account_id: str, key: KeyRecord) -> dict[str, Any]:  # type: ignore[no-redef]
-    item = _key_item_plain(account_id, key)
-    if key.connection is not None:
-        item["connection"] = {"S": json.dumps(dataclasses.asdict(key.connection), separators=(",", ":"))}
-    return item
+def _compact(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"))
 
 
 class OAuthStore(Store):
@@ -766,43 +687,36 @@ class OAuthStore(Store):
     # -- clients -------------------------------------------------------------------------
 
     def put_client(self, client_id: str, client: dict[str, Any], secret_digest: str | None) -> None:
-        item: dict[str, Any] = {
-            **_oauth_key("CLIENT", client_id, OAUTH_CLIENT_SK),
-            "client": {"S": json.dumps(client, separators=(",", ":"))},
-            "created_at": {"S": clock.now_iso()},
-        }
-        if secret_digest:
-            item["secret_digest"] = {"S": secret_digest}
-        self._call("put_item", Item=item, ConditionExpression="attribute_not_exists(pk)")
+        values = {"client": _compact(client), "created_at": clock.now_iso(), "secret_digest": secret_digest}
+        item = {**_oauth_key("CLIENT", client_id), **_typed(values)}
+        with _unavailable_on_transient_errors():
+            self.client.put_item(TableName=self.table, Item=item, ConditionExpression=_NEW)
 
     def get_client(self, client_id: str) -> tuple[dict[str, Any], str | None] | None:
-        resp = self._call("get_item", Key=_oauth_key("CLIENT", client_id, OAUTH_CLIENT_SK), ConsistentRead=True)
-        item = resp.get("Item")
+        item = self._get(_oauth_key("CLIENT", client_id))
         if not item:
             return None
-        return json.loads(item["client"]["S"]), item.get("secret_digest", {}).get("S")
+        values = _plain(item)
+        return json.loads(values["client"]), values.get("secret_digest")
 
     # -- consent requests and codes ------------------------------------------------------------
 
     def put_consent(self, request_digest: str, request: dict[str, Any], expires_at: int) -> None:
-        self._call(
-            "put_item",
-            Item={
-                **_oauth_key("CONSENT", request_digest, OAUTH_CONSENT_SK),
-                "request": {"S": json.dumps(request, separators=(",", ":"))},
-                "expires_at": {"N": str(expires_at)},
-                "ttl": {"N": str(expires_at)},
-            },
-            ConditionExpression="attribute_not_exists(pk)",
-        )
+        values = {"request": _compact(request), "expires_at": expires_at, "ttl": expires_at}
+        item = {**_oauth_key("CONSENT", request_digest), **_typed(values)}
+        with _unavailable_on_transient_errors():
+            self.client.put_item(TableName=self.table, Item=item, ConditionExpression=_NEW)
 
     def get_consent(self, request_digest: str, now: int) -> dict[str, Any] | None:
         """An undecided, unexpired consent request (TTL removal lags; the time is checked here)."""
-        key = _oauth_key("CONSENT", request_digest, OAUTH_CONSENT_SK)
-        item = self._call("get_item", Key=key, ConsistentRead=True).get("Item")
-        if not item or "decided" in item or int(item["expires_at"]["N"]) <= now:
+        item = self._get(_oauth_key("CONSENT", request_digest))
+        if not item:
             return None
-        return cast(dict[str, Any], json.loads(item["request"]["S"]))
+        values = _plain(item)
+        if "decided" in values or values["expires_at"] <= now:
+            return None
+        request: dict[str, Any] = json.loads(values["request"])
+        return request
 
     def decide_consent(
         self, request_digest: str, now: int, decision: str, code_digest: str | None, grant: dict[str, Any] | None,
@@ -810,87 +724,52 @@ class OAuthStore(Store):
     ) -> bool:  # fmt: skip
         """Mark the request decided and, on approval, store its code, in one transaction whose
         condition makes a request decided at most once. False if unknown, expired or decided."""
-        items: list[dict[str, Any]] = [
-            {
-                "Update": {
-                    "TableName": self.table,
-                    "Key": _oauth_key("CONSENT", request_digest, OAUTH_CONSENT_SK),
-                    "UpdateExpression": "SET decided = :d",
-                    "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(decided) "
-                    "AND expires_at > :now",
-                    "ExpressionAttributeValues": {":d": {"S": decision}, ":now": {"N": str(now)}},
-                }
-            }
+        condition = f"{_EXISTS} AND attribute_not_exists(decided) AND expires_at > :now"
+        items = [
+            self._update(
+                _oauth_key("CONSENT", request_digest), "SET decided = :d", condition, {":d": decision, ":now": now}
+            )
         ]
         if code_digest is not None and grant is not None:
-            item = {
-                **_oauth_key("CODE", code_digest, OAUTH_CODE_SK),
-                "grant": {"S": json.dumps(grant, separators=(",", ":"))},
-                "expires_at": {"N": str(code_expires_at)},
-                "ttl": {"N": str(code_expires_at)},
-            }
-            items.append(self._put_new(item))
+            values = {"grant": _compact(grant), "expires_at": code_expires_at, "ttl": code_expires_at}
+            items.append(self._put({**_oauth_key("CODE", code_digest), **_typed(values)}, _NEW))
         return self._transact(items) is None
 
     def get_code(self, code_digest: str) -> tuple[dict[str, Any], int] | None:
-        item = self._call("get_item", Key=_oauth_key("CODE", code_digest, OAUTH_CODE_SK), ConsistentRead=True).get(
-            "Item"
-        )
+        item = self._get(_oauth_key("CODE", code_digest))
         if not item:
             return None
-        return json.loads(item["grant"]["S"]), int(item["expires_at"]["N"])
+        values = _plain(item)
+        return json.loads(values["grant"]), values["expires_at"]
 
     def delete_code(self, code_digest: str) -> None:
-        self._call("delete_item", Key=_oauth_key("CODE", code_digest, OAUTH_CODE_SK))
+        with _unavailable_on_transient_errors():
+            self.client.delete_item(TableName=self.table, Key=_oauth_key("CODE", code_digest))
 
     # -- refresh tokens ------------------------------------------------------------------------
 
-    def _refresh_put(self, digest: str, refresh: dict[str, Any], ttl: int) -> dict[str, Any]:
-        item: dict[str, Any] = {
-            **_oauth_key("REFRESH", digest, OAUTH_REFRESH_SK),
-            **{name: {"S": str(refresh[name])} for name in ("account_id", "key_id", "client_id", "grant_id")},
-            "scopes": {"S": " ".join(refresh["scopes"])},
-            "resource": {"S": refresh.get("resource") or ""},
-            "ttl": {"N": str(ttl)},
-        }
-        return self._put_new(item)
+    def _refresh_put(self, digest: str, refresh: dict[str, Any], ttl: int) -> TransactWriteItemTypeDef:
+        values: dict[str, object] = {k: str(refresh[k]) for k in ("account_id", "key_id", "client_id", "grant_id")}
+        values |= {"scopes": " ".join(refresh["scopes"]), "resource": refresh.get("resource") or None, "ttl": ttl}
+        return self._put({**_oauth_key("REFRESH", digest), **_typed(values)}, _NEW)
 
     def get_refresh(self, digest: str) -> dict[str, Any] | None:
-        key = _oauth_key("REFRESH", digest, OAUTH_REFRESH_SK)
-        item = self._call("get_item", Key=key, ConsistentRead=True).get("Item")
+        item = self._get(_oauth_key("REFRESH", digest))
         if not item:
             return None
+        values = _plain(item)
         return {
-            "account_id": item["account_id"]["S"],
-            "key_id": item["key_id"]["S"],
-            "client_id": item["client_id"]["S"],
-            "grant_id": item["grant_id"]["S"],
-            "scopes": item["scopes"]["S"].split(),
-            "resource": item["resource"]["S"] or None,
-            "ttl": int(item["ttl"]["N"]),
-            "used": "used" in item,
+            **{name: values[name] for name in ("account_id", "key_id", "client_id", "grant_id", "ttl")},
+            "scopes": values["scopes"].split(),
+            "resource": values.get("resource"),
+            "used": bool(values.get("used")),
         }
 
-    def delete_refresh(self, digest: str) -> None:
-        self._call("delete_item", Key=_oauth_key("REFRESH", digest, OAUTH_REFRESH_SK))
-
-    def connection_keys(self, account_id: str) -> list[tuple[KeyRecord, dict[str, str]]]:
-        """The account's keys that are OAuth connections, with their `connection`."""
-        kwargs: dict[str, Any] = {
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :key)",
-            "ExpressionAttributeValues": {":pk": _account_pk(account_id), ":key": {"S": "KEY#"}},
-            "ConsistentRead": True,
-        }
-        found: list[tuple[KeyRecord, dict[str, str]]] = []
-        while True:
-            resp = self._call("query", **kwargs)
-            for item in resp.get("Items", []):
-                connection = connection_of(item)
-                if connection is not None:
-                    found.append((_to_key(item), connection))
-            if "LastEvaluatedKey" not in resp:
-                return found
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+    def connection_keys(self, account_id: str) -> list[KeyRecord]:
+        """The account's keys that are OAuth connections."""
+        condition = "pk = :pk AND begins_with(sk, :key)"
+        items = self._query(condition, {":pk": _account_pk(account_id), ":key": "KEY#"})
+        return [record for record in (_KEY.read(item) for item in items) if record.connection is not None]
 
     # -- the two key writes of a connection -------------------------------------------------------
 
@@ -899,59 +778,36 @@ class OAuthStore(Store):
         account: Account | None,
         account_id: str,
         key: KeyRecord,
-        connection: dict[str, str],
-        plan: str | None,
+        plan: str,
         limit: int,
         code_digest: str,
         refresh_digest: str,
         refresh: dict[str, Any],
-        refresh_ttl: int,
         event: AuditEvent,
     ) -> str | None:
         """POST /keys's transaction (plan and count condition on the account item, key and digest
         items, audit event), plus: the account's `version` as read (so the name the caller made
         unique among the keys it read is still unique), the code deleted (so a code is exchanged
         at most once) and the refresh token stored. None when committed, else what failed:
-        "code" (already used) or "account" (changed, full, or another plan)."""
-        values: dict[str, Any] = {":zero": {"N": "0"}, ":one": {"N": "1"}, ":acct": {"S": account_id}}
-        update = "SET account_id = :acct, key_count = if_not_exists(key_count, :zero) + :one, "
-        update += "version = if_not_exists(version, :zero) + :one"
-        if plan:
-            values[":plan"] = {"S": plan}
+        "code" (already used) or "account" (changed, full, or on another plan)."""
+        values: dict[str, object]
         if account is None:
-            # A new account on the default plan (the caller checked the limit allows a key).
-            condition = "attribute_not_exists(pk)"
-            if plan:
-                update += ", #plan = :plan"
+            # A new account on the default plan: the caller checked that its limit allows a key.
+            condition, values = "attribute_not_exists(pk)", {":plan": plan}
         else:
-            condition = "version = :v AND key_count < :limit AND "
-            condition += "#plan = :plan" if plan else "attribute_not_exists(#plan)"
-            values[":v"] = {"N": str(account.version)}
-            values[":limit"] = {"N": str(limit)}
-        key_item = _key_item(account_id, dataclasses.replace(key, connection=Connection(**connection)))
+            condition = "version = :v AND key_count < :limit AND #plan = :plan"
+            values = {":v": account.version, ":limit": limit, ":plan": plan}
+        consume: TransactWriteItemTypeDef = {
+            "Delete": {"TableName": self.table, "Key": _oauth_key("CODE", code_digest), "ConditionExpression": _EXISTS}
+        }
         reasons = self._transact(
             [
-                {
-                    "Delete": {
-                        "TableName": self.table,
-                        "Key": _oauth_key("CODE", code_digest, OAUTH_CODE_SK),
-                        "ConditionExpression": "attribute_exists(pk)",
-                    }
-                },
-                {
-                    "Update": {
-                        "TableName": self.table,
-                        "Key": _account_key(account_id),
-                        "UpdateExpression": update,
-                        "ConditionExpression": condition,
-                        **({"ExpressionAttributeNames": {"#plan": "plan"}} if "#plan" in update + condition else {}),
-                        "ExpressionAttributeValues": values,
-                    }
-                },
-                self._put_new(key_item),
-                self._put_new(_digest_item(account_id, key, plan or "")),
-                _event_put(self.table, event),
-                self._refresh_put(refresh_digest, refresh, refresh_ttl),
+                consume,
+                self._upsert_account(account_id, condition, ", #plan = :plan", values, add_key=True),
+                self._put(_KEY.item(key, _key_key(account_id, key.key_id)), _NEW),
+                self._put(_digest_item(account_id, key, plan), _NEW),
+                self._event_put(event),
+                self._refresh_put(refresh_digest, refresh, key.expires_at_epoch or 0),
             ]
         )
         if reasons is None:
@@ -967,13 +823,11 @@ class OAuthStore(Store):
         account: Account,
         old: KeyRecord,
         new: KeyRecord,
-        connection: dict[str, str],
         grace_until_epoch: int,
         stale: list[KeyRecord],
         used_refresh_digest: str,
         refresh_digest: str,
         refresh: dict[str, Any],
-        refresh_ttl: int,
         event: AuditEvent,
     ) -> bool:
         """A refresh: `roll_key`'s transaction with a grace period (same slot, the old key working
@@ -982,50 +836,30 @@ class OAuthStore(Store):
         grace: removed now, so a connection never holds more than one key in grace (the bound a
         plan change's transaction size relies on). False if anything changed since the read."""
         account_id = account.account_id
-        ttl = {":ttl": {"N": str(grace_until_epoch)}}
-        items: list[dict[str, Any]] = [
-            {
-                "Update": {
-                    "TableName": self.table,
-                    "Key": _account_key(account_id),
-                    "UpdateExpression": "SET version = version + :one",
-                    "ConditionExpression": "version = :v",
-                    "ExpressionAttributeValues": {":one": {"N": "1"}, ":v": {"N": str(account.version)}},
-                }
-            },
-            {
-                "Update": {
-                    "TableName": self.table,
-                    "Key": _oauth_key("REFRESH", used_refresh_digest, OAUTH_REFRESH_SK),
-                    "UpdateExpression": "SET used = :true",
-                    "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(used)",
-                    "ExpressionAttributeValues": {":true": {"BOOL": True}},
-                }
-            },
-            {
-                "Update": {
-                    "TableName": self.table,
-                    "Key": {"pk": _account_pk(account_id), "sk": _key_sk(old.key_id)},
-                    "UpdateExpression": "SET rolling = :true, #ttl = :ttl",
-                    "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(rolling)",
-                    "ExpressionAttributeNames": {"#ttl": "ttl"},
-                    "ExpressionAttributeValues": {**ttl, ":true": {"BOOL": True}},
-                }
-            },
-            {
-                "Update": {
-                    "TableName": self.table,
-                    "Key": _digest_key(old.digest),
-                    "UpdateExpression": "SET #ttl = :ttl",
-                    "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(revoked)",
-                    "ExpressionAttributeNames": {"#ttl": "ttl"},
-                    "ExpressionAttributeValues": ttl,
-                }
-            },
-            self._put_new(_key_item(account_id, dataclasses.replace(new, connection=Connection(**connection)))),
-            self._put_new(_digest_item(account_id, new, account.plan or "")),
-            _event_put(self.table, event),
-            self._refresh_put(refresh_digest, refresh, refresh_ttl),
+        ttl, names = {":ttl": grace_until_epoch}, {"#ttl": "ttl"}
+        bump = {":one": 1, ":v": account.version}
+        items = [
+            self._update(_account_key(account_id), "SET version = version + :one", "version = :v", bump),
+            self._update(
+                _oauth_key("REFRESH", used_refresh_digest),
+                "SET used = :true",
+                f"{_EXISTS} AND attribute_not_exists(used)",
+                {":true": True},
+            ),
+            self._update(
+                _key_key(account_id, old.key_id),
+                "SET rolling = :true, #ttl = :ttl",
+                f"{_EXISTS} AND attribute_not_exists(rolling)",
+                {**ttl, ":true": True},
+                names,
+            ),
+            self._update(
+                _digest_key(old.digest), "SET #ttl = :ttl", f"{_EXISTS} AND attribute_not_exists(revoked)", ttl, names
+            ),
+            self._put(_KEY.item(new, _key_key(account_id, new.key_id)), _NEW),
+            self._put(_digest_item(account_id, new, account.plan or ""), _NEW),
+            self._event_put(event),
+            self._refresh_put(refresh_digest, refresh, new.expires_at_epoch or 0),
         ]
         for key in stale:
             items += self._remove_key(account_id, key, "rolled")

@@ -1,0 +1,122 @@
+"""The item layout is stored data that outlives a deploy: every item type, written through the
+store's one mapping, is pinned here attribute for attribute in DynamoDB's own typed form, and
+reads back as the record it was written from. No key in here is a real API key: the digests
+are made-up hex, the displays are masked."""
+
+from __future__ import annotations
+
+import time
+import types
+from typing import Any
+
+import pytest
+
+from apikeys import store
+from apikeys.audit import AuditEvent
+from apikeys.records import Account, KeyRecord, Principal, Revocation
+
+NOW = 1_700_000_000
+DIGEST = "d" * 64
+FULL = KeyRecord("k1", "CI é", "ot_…abcd", "2024-01-01T00:00:00Z", None, DIGEST, 1_800_000_000, 30, False, ("a", "b"))
+BARE = KeyRecord("k2", "Bare", "ot_…wxyz", "2024-01-02T00:00:00Z", None, "e" * 64)
+
+
+@pytest.fixture(autouse=True)
+def _fixed_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store, "time", types.SimpleNamespace(time=lambda: NOW + 0.5, sleep=time.sleep))
+
+
+def test_a_key_item_with_every_optional_attribute() -> None:
+    item = store._KEY.item(FULL, store._key_key("acct", "k1"))
+    assert item == {
+        "pk": {"S": "ACCOUNT#acct"},
+        "sk": {"S": "KEY#k1"},
+        "key_id": {"S": "k1"},
+        "name": {"S": "CI é"},
+        "display": {"S": "ot_…abcd"},
+        "created_at": {"S": "2024-01-01T00:00:00Z"},
+        "digest": {"S": DIGEST},
+        "ttl": {"N": "1800000000"},
+        "expires_in_days": {"N": "30"},
+        "scopes": {"S": "a b"},
+    }
+    assert store._KEY.read(item) == FULL
+
+
+def test_a_key_item_without_optional_attributes_and_a_rolled_out_one() -> None:
+    item = store._KEY.item(BARE, store._key_key("acct", "k2"))
+    assert set(item) == {"pk", "sk", "key_id", "name", "display", "created_at", "digest"}
+    assert store._KEY.read(item) == BARE
+    rolled = {**item, "rolling": {"BOOL": True}, "last_used_at": {"S": "2024-03-01T00:00:00Z"}}
+    assert store._KEY.read(rolled) == KeyRecord(
+        **{**vars(BARE), "rolling": True, "last_used_at": "2024-03-01T00:00:00Z"}
+    )
+    assert store.key_from_stream_image(rolled) == ("acct", store._KEY.read(rolled))
+
+
+@pytest.mark.parametrize(("key", "plan"), [(FULL, "pro"), (BARE, "")])
+def test_a_digest_item_is_the_authorizers_principal(key: KeyRecord, plan: str) -> None:
+    item = store._digest_item("acct", key, plan)
+    expected: dict[str, Any] = {
+        "pk": {"S": f"DIGEST#{key.digest}"},
+        "sk": {"S": "DIGEST"},
+        "account_id": {"S": "acct"},
+        "key_id": {"S": key.key_id},
+        "plan": {"S": plan},
+        "created_at": {"S": key.created_at},
+    }
+    if key is FULL:
+        expected |= {"ttl": {"N": "1800000000"}, "scopes": {"S": "a b"}}
+    assert item == expected
+    assert store._PRINCIPAL.read(item) == Principal("acct", key.key_id, plan, key.expires_at_epoch, key.scopes)
+
+
+def test_a_tombstone() -> None:
+    assert store._tombstone_item("acct", FULL, "leaked", "2024-05-05T00:00:00Z") == {
+        "pk": {"S": f"DIGEST#{DIGEST}"},
+        "sk": {"S": "DIGEST"},
+        "account_id": {"S": "acct"},
+        "key_id": {"S": "k1"},
+        "revoked": {"BOOL": True},
+        "reason": {"S": "leaked"},
+        "revoked_at": {"S": "2024-05-05T00:00:00Z"},
+        "ttl": {"N": str(NOW + store.TOMBSTONE_SECONDS)},
+    }
+
+
+def test_a_notice_keeps_empty_url_and_source() -> None:
+    notice = Revocation("k1", "CI", "reported", "2024-05-05T00:00:00Z")
+    item = store._notice_item("acct", notice)
+    assert item == {
+        "pk": {"S": "ACCOUNT#acct"},
+        "sk": {"S": "REVOKED#k1"},
+        "key_id": {"S": "k1"},
+        "name": {"S": "CI"},
+        "reason": {"S": "reported"},
+        "revoked_at": {"S": "2024-05-05T00:00:00Z"},
+        "url": {"S": ""},
+        "source": {"S": ""},
+        "ttl": {"N": str(NOW + store.NOTICE_SECONDS)},
+    }
+    assert store._NOTICE.read(item) == notice
+
+
+def test_an_outbox_event() -> None:
+    event = AuditEvent("ApiKeyCreated", {"key_name": "é", "n": 1}, "evt-1")
+    item = store._event_item(event)
+    assert item == {
+        "pk": {"S": "EVENT#evt-1"},
+        "sk": {"S": "EVENT"},
+        "detail_type": {"S": "ApiKeyCreated"},
+        "detail": {"S": '{"key_name":"é","n":1}'},
+        "ttl": {"N": str(NOW + store.EVENT_RETENTION_SECONDS)},
+    }
+    assert store.event_from_stream_image(item) == ("ApiKeyCreated", '{"key_name":"é","n":1}')
+    assert store._event_item(event, "EVENT#removed#acct#k1")["pk"] == {"S": "EVENT#removed#acct#k1"}
+
+
+def test_an_account_item_reads_missing_counters_as_zero() -> None:
+    item = {"pk": {"S": "ACCOUNT#acct"}, "sk": {"S": "ACCOUNT"}, "plan": {"S": "pro"}, "key_count": {"N": "2"}}
+    assert store._to_account("acct", item) == Account("acct", "pro", 2, 0)
+    assert store._to_account("acct", {"pk": {"S": "ACCOUNT#acct"}}) == Account("acct", None, 0, 0)
+    assert store._to_account("acct", None) is None
