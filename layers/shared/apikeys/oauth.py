@@ -23,7 +23,6 @@ import contextlib
 import hashlib
 import os
 import secrets
-import time
 import unicodedata
 import uuid
 from collections.abc import Sequence
@@ -76,6 +75,11 @@ def settings() -> Settings:
         public_url=os.environ.get("PUBLIC_API_URL", "").rstrip("/"),
         console_url=os.environ.get("CONSOLE_URL", ""),
     )
+
+
+def _now() -> int:
+    """Epoch seconds from the service's clock (tests move it to expire requests and codes)."""
+    return int(clock.now().timestamp())
 
 
 def store() -> OAuthStore:
@@ -221,7 +225,7 @@ def authorize(
         "code_challenge": code_challenge,
         "resource": resource,
     }
-    store().put_consent(digest(request_id), request, int(time.time()) + CONSENT_SECONDS)
+    store().put_consent(digest(request_id), request, _now() + CONSENT_SECONDS)
     console = settings().console_url or f"{base}/"
     separator = "&" if urlsplit(console).query else "?"
     return f"{console}{separator}{urlencode({'consent': request_id})}"
@@ -241,7 +245,7 @@ class ConsentView:
 def _pending(request_id: str) -> dict[str, object]:
     if not request_id or len(request_id) > 100:
         raise NotFound("No pending authorization request with this id.")
-    request = store().get_consent(digest(request_id), int(time.time()))
+    request = store().get_consent(digest(request_id), _now())
     if request is None:
         raise NotFound("No pending authorization request with this id (unknown, expired or already answered).")
     return request
@@ -277,7 +281,7 @@ def decide(
     """Approve (a code for this account, 60 s) or deny; either way the request is answered at
     most once. At the plan's limit: KeyLimitReached, and nothing is issued or decided."""
     request = _pending(request_id)
-    now = int(time.time())
+    now = _now()
     state = request.get("state")
     state = state if isinstance(state, str) else None
     redirect_uri = str(request["redirect_uri"])
@@ -337,6 +341,8 @@ def load_code(code: str) -> CodeGrant | None:
     if found is None:
         return None
     grant, expires_at = found
+    if expires_at <= _now():
+        return None  # expired (TTL removal lags): as if it never existed
     return CodeGrant(
         client_id=str(grant["client_id"]),
         client_name=str(grant["client_name"]),
@@ -472,7 +478,7 @@ def load_refresh(token: str) -> RefreshGrant | None:
     if found["used"]:
         end_connection(found["account_id"], found["grant_id"], client_caller(found["client_id"]))
         return None
-    if found["ttl"] <= int(time.time()) or db.get_key(found["account_id"], found["key_id"]) is None:
+    if found["ttl"] <= _now() or db.get_key(found["account_id"], found["key_id"]) is None:
         return None  # its key is gone (deleted, expired): the token died with it
     return RefreshGrant(
         token_digest,
