@@ -210,7 +210,7 @@ def _tokens(exchange: Any) -> OAuthToken:
         raise TokenError("invalid_grant", error.message) from None
     return OAuthToken(
         access_token=tokens.access_token,
-        token_type="Bearer",  # noqa: S106 - the token type, not a secret
+        token_type="Bearer",  # noqa: S106  # nosec B106 - the token type, not a secret
         expires_in=tokens.expires_in,
         refresh_token=tokens.refresh_token,
         scope=" ".join(tokens.scopes),

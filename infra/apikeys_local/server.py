@@ -76,6 +76,11 @@ def base_environment(endpoint: str, user_endpoint: bool, embedded: str) -> dict[
         "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:0",
     }
     env["AWS_DEFAULT_REGION"] = env["AWS_REGION"]
+    # Client ID metadata documents served on this machine (issue 21): a CA to trust and the host
+    # names allowed on a loopback address. Local only: no template parameter sets them.
+    for name in ("OAUTH_CIMD_CA_BUNDLE", "OAUTH_CIMD_ALLOW_PRIVATE_HOSTS"):
+        if os.environ.get(name):
+            env[name] = os.environ[name]
     if user_endpoint:
         # A real table or DynamoDB Local: the caller's own credentials and profile apply.
         for name, value in os.environ.items():

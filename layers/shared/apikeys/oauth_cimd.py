@@ -130,7 +130,7 @@ def _validate(url: str, body: bytes) -> dict[str, object]:
     info: dict[str, object] = {
         "client_id": url,
         "redirect_uris": uris,
-        "token_endpoint_auth_method": "none",
+        "token_endpoint_auth_method": "none",  # nosec B105 - an auth method, not a secret
         "grant_types": ["authorization_code", "refresh_token"],
         "response_types": ["code"],
     }
