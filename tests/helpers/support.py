@@ -149,12 +149,11 @@ class CallCounter:
 
 
 def fresh_container() -> None:
-    """Forget every per-container state of the layer (settings, catalogue, clients, plan guesses,
+    """Forget every per-container state of the layer (settings, catalogue, clients,
     the last-used throttle, ...), as a new Lambda container would start."""
-    from apikeys import container, store
+    from apikeys import container
 
     container.reset()
-    store.dynamodb_client.cache_clear()  # until store registers its client
 
 
 @contextmanager

@@ -39,10 +39,9 @@ def test_a_registered_cache_state_and_reset_hook_are_forgotten_by_one_reset(monk
 
 
 def test_a_reset_forgets_every_per_container_state_of_the_layer(monkeypatch: pytest.MonkeyPatch) -> None:
-    from apikeys import auth, config, handler, keys, logic, scanning
+    from apikeys import auth, config, handler, keys, scanning
 
     settings, catalogue, metrics = config.get_settings(), config.get_scope_catalogue(), handler._metrics()
-    logic._remember_plan("acct-a", "pro")
     auth._last_touched["key_a"] = 1.0
     scanning._keys["id"] = object()  # type: ignore[assignment]
     keys.new_key_id()
@@ -52,7 +51,7 @@ def test_a_reset_forgets_every_per_container_state_of_the_layer(monkeypatch: pyt
 
     assert config.get_settings() is not settings and config.get_settings().table_name == "another-table"
     assert config.get_scope_catalogue() is not catalogue and handler._metrics() is not metrics
-    assert logic._plan_guess == {} and auth._last_touched == {} and scanning._keys == {}
+    assert auth._last_touched == {} and scanning._keys == {}
     assert keys._last_micros == 0
 
 
@@ -133,7 +132,8 @@ def test_a_stream_consumer_handles_each_record_under_the_invocations_deadline() 
     deadlines: list[float | None] = []
 
     def handle(record: DynamoDBRecord) -> None:
-        deadlines.append(retries._deadline.get())
+        budget = retries._budget.get()
+        deadlines.append(budget.deadline if budget is not None else None)
 
     class FiveSecondsLeft(LambdaContext):
         def get_remaining_time_in_millis(self) -> int:
@@ -146,4 +146,4 @@ def test_a_stream_consumer_handles_each_record_under_the_invocations_deadline() 
     for deadline in deadlines:
         assert deadline is not None
         assert started + 5 - retries.ANSWER_MARGIN <= deadline <= time.monotonic() + 5 - retries.ANSWER_MARGIN
-    assert retries._deadline.get() is None  # only for the invocation
+    assert retries._budget.get() is None  # only for the invocation

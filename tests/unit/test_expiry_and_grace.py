@@ -7,30 +7,17 @@ injected, never waited on."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import boto3
 import pytest
 
-from apikeys import clock
 from apikeys.config import get_settings
 from tests.helpers.streams import TTL_IDENTITY, key_item, remove_record
 from tests.helpers.support import Api, LambdaContext, load_function
 
 pytestmark = pytest.mark.engines("moto")
-
-
-@pytest.fixture
-def set_clock(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], None]:
-    """Pin the service's clock to an exact epoch second (expiry is decided to the second)."""
-    moment = [clock.now()]
-    monkeypatch.setattr(clock, "now", lambda: moment[0])
-
-    def to(epoch: float) -> None:
-        moment[0] = datetime.fromtimestamp(epoch, UTC)
-
-    return to
 
 
 def _iso_epoch(iso: str) -> int:

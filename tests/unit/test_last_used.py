@@ -5,26 +5,12 @@ does not write again within the minute. In process on moto; the clock is injecte
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 import pytest
 
-from apikeys import clock
 from tests.helpers.support import Api, counting_calls
 
 pytestmark = pytest.mark.engines("moto")
-
-
-@pytest.fixture
-def set_clock(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], None]:
-    """Pin the service's clock to an exact epoch second (expiry is decided to the second)."""
-    moment = [clock.now()]
-    monkeypatch.setattr(clock, "now", lambda: moment[0])
-
-    def to(epoch: float) -> None:
-        moment[0] = datetime.fromtimestamp(epoch, UTC)
-
-    return to
 
 
 def test_last_used_is_written_again_exactly_one_minute_after_the_last_write(

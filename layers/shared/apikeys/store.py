@@ -123,14 +123,26 @@ class AccountMismatch(Exception):
 _serializer, _deserializer = TypeSerializer(), TypeDeserializer()
 
 
+def _attribute(value: object) -> AttributeValueTypeDef:
+    """One plain value as an attribute value. Strings, the authorizer's every read and key, are
+    spelled out: TypeSerializer's type dispatch costs ~2 µs a value, the bulk of the store's
+    share of the authorizer's time (docs/performance.md, "Where the authorizer's time goes")."""
+    if type(value) is str:
+        return {"S": value}
+    return _serializer.serialize(value)
+
+
 def _typed(values: Mapping[str, object]) -> Item:
     """Plain values as DynamoDB attribute values (items, keys and expression values alike);
     None means "no such attribute"."""
-    return {name: _serializer.serialize(value) for name, value in values.items() if value is not None}
+    return {name: _attribute(value) for name, value in values.items() if value is not None}
 
 
 def _plain_value(value: AttributeValueTypeDef) -> Any:
-    """One attribute's plain value; numbers as int, as the table stores no fractions."""
+    """One attribute's plain value; numbers as int, as the table stores no fractions. Strings
+    are read directly, as `_attribute` writes them."""
+    if "S" in value:
+        return value["S"]
     plain = _deserializer.deserialize(value)
     return int(plain) if isinstance(plain, Decimal) else plain
 
@@ -431,6 +443,10 @@ class Store:
         items = self._query(condition, {":pk": _account_pk(account_id), ":revoked": REVOKED_SK_PREFIX})
         return [_NOTICE.read(item) for item in items]
 
+    def get_account(self, account_id: str) -> Account | None:
+        """The account item, strongly consistent: the plan a create conditions its write on."""
+        return _to_account(account_id, self._get(_account_key(account_id)))
+
     def load_account(self, account_id: str) -> tuple[Account | None, list[KeyRecord]]:
         """Account item and keys, newest first, in one consistent Query per page."""
         account: Account | None = None
@@ -461,7 +477,8 @@ class Store:
         """Add a key if the account is on `plan` and below `limit`, all in one transaction.
 
         Raises AccountMismatch with the account's real state when the condition is false,
-        so the caller can tell "limit reached" from "wrong plan guess" without another read.
+        so the caller can tell "limit reached" from "the plan changed since the read" without
+        another read.
         """
         match_plan = "#plan = :plan" if plan else "attribute_not_exists(#plan)"
         condition = f"{match_plan} AND key_count < :limit"
