@@ -55,9 +55,9 @@ def _items() -> list[dict[str, Any]]:
 def test_a_consent_request_expires_after_10_minutes(api: Api, travel: Callable[[float], None]) -> None:
     api.set_plan("acct-a", "pro")
     request_id, _ = _consent(_client(api))
-    travel(599)
+    travel(590)  # a margin for the time the test itself takes on a busy machine
     assert oauth.consent(request_id, "acct-a").key_name == "ChatGPT"
-    travel(2)
+    travel(11)
     with pytest.raises(NotFound):
         oauth.consent(request_id, "acct-a")
     with pytest.raises(NotFound):
@@ -68,9 +68,9 @@ def test_a_code_expires_after_60_seconds(api: Api, travel: Callable[[float], Non
     api.set_plan("acct-a", "pro")
     request_id, _ = _consent(_client(api))
     code = _approve(request_id)
-    travel(59)
+    travel(50)  # a margin for the time the test itself takes on a busy machine
     assert oauth.load_code(code) is not None
-    travel(2)
+    travel(11)
     assert oauth.load_code(code) is None
     assert api.list("acct-a").body["key_count"] == 0
 
