@@ -27,12 +27,13 @@ import unicodedata
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from apikeys import audit, clock, keys, oauth_cimd, plans, retries, scopes
 from apikeys.audit import Caller
 from apikeys.config import get_scope_catalogue, get_settings
-from apikeys.errors import KeyLimitReached, NotFound
+from apikeys.errors import InvalidRequest, KeyLimitReached, NotFound
 from apikeys.records import Connection, KeyRecord
 from apikeys.redirects import redirect_host, redirect_uri_problem
 from apikeys.store import OAuthStore
@@ -242,7 +243,7 @@ class ConsentView:
     key_name: str
 
 
-def _pending(request_id: str) -> dict[str, object]:
+def _pending(request_id: str) -> dict[str, Any]:
     if not request_id or len(request_id) > 100:
         raise NotFound("No pending authorization request with this id.")
     request = store().get_consent(digest(request_id), _now())
@@ -254,8 +255,7 @@ def _pending(request_id: str) -> dict[str, object]:
 def consent(request_id: str, account_id: str) -> ConsentView:
     """What the console shows: who asks, where the answer goes, the key it would create."""
     request = _pending(request_id)
-    account, records = store().load_account(account_id)
-    del account
+    _, records = store().load_account(account_id)
     name = unique_name(str(request["client_name"]), [r.name for r in records])
     return ConsentView(
         client_name=str(request["client_name"]),
@@ -263,7 +263,7 @@ def consent(request_id: str, account_id: str) -> ConsentView:
         client_kind=str(request["client_kind"]),
         redirect_uri=str(request["redirect_uri"]),
         redirect_host=redirect_host(str(request["redirect_uri"])),
-        scopes=[str(s) for s in request["scopes"]],  # type: ignore[attr-defined]
+        scopes=[str(s) for s in request["scopes"]],
         key_name=name,
     )
 
@@ -289,12 +289,10 @@ def decide(
         if not store().decide_consent(digest(request_id), now, "denied", None, None, 0):
             raise NotFound("No pending authorization request with this id (unknown, expired or already answered).")
         return _redirect(redirect_uri, error="access_denied", state=state)
-    granted = [str(s) for s in request["scopes"]]  # type: ignore[attr-defined]
+    granted = [str(s) for s in request["scopes"]]
     if narrower is not None:
         extra = [name for name in narrower if name not in granted]
         if extra or not narrower:
-            from apikeys.errors import InvalidRequest
-
             raise InvalidRequest("scopes: must be a non-empty subset of the requested scopes.")
         granted = [name for name in granted if name in narrower]
     limits = get_settings().plan_limits
