@@ -362,14 +362,26 @@
     if (which === "error") $("list-error-text").textContent = message;
   }
 
+  /** A part of the page that could not load says so: an empty list would read as "nothing to
+   * show" (no leaked keys, no scopes), which is what a misrouted deployment looked like. */
+  function showLoadError(id, message) {
+    $(id).textContent = message;
+    $(id).hidden = !message;
+  }
+
   /** Keys revoked in the last 30 days because they were found in public or reported: what,
-   * when and where, so the customer can replace them. Best effort: the list still loads without it. */
+   * when and where, so the customer can replace them. The key list still loads without it, and
+   * a failure is shown, never an empty notice list. */
   async function loadRevocations() {
     try {
       const data = await request("GET", "/revocations");
       renderRevocations(data.revocations || []);
-    } catch {
+      showLoadError("revocations-error", "");
+    } catch (err) {
       renderRevocations([]);
+      if (err.status !== 401) {
+        showLoadError("revocations-error", `Could not load notices of leaked or reported keys: ${err.message}`);
+      }
     }
   }
 
@@ -456,8 +468,12 @@
   async function loadScopes() {
     try {
       state.scopes = (await request("GET", "/scopes")).scopes;
-    } catch {
+      showLoadError("scopes-error", "");
+    } catch (err) {
       state.scopes = []; // only "Full access" can be offered; the API still validates every request
+      if (err.status !== 401) {
+        showLoadError("scopes-error", `Could not load the scopes, so only full-access keys can be created: ${err.message}`);
+      }
     }
     fillScopes("key", ["*"]);
   }

@@ -10,7 +10,8 @@ API must cache decisions by route (identity source includes $context.routeKey) o
 Handles REST TOKEN and REQUEST events, HTTP API payload 2.0, API Gateway WebSocket `$connect`
 (a REQUEST event; the policy names the `$connect` ARN) and AWS AppSync `AWS_LAMBDA`
 authorization (`{"isAuthorized", "resolverContext", "ttlOverride": 0}`; a refused key is
-`isAuthorized: false`). Fails closed: any error while checking a key propagates as an
+`isAuthorized: false`; a scoped key only when its scopes grant `APPSYNC /<api id>` or
+`APPSYNC /*`, see `appsync_answer`). Fails closed: any error while checking a key propagates as an
 invocation error, which API Gateway answers with 5xx and AppSync with 401, and never lets
 through. Lean on purpose: no pydantic, no resolver, and no Powertools event data classes
 (importing their package costs ~10 ms of every cold start for two dict lookups and a six-line
@@ -117,14 +118,19 @@ def allow_policy(
 
 def _http_route_allowed(event: dict[str, Any], key_scopes: tuple[str, ...]) -> bool:
     """HTTP API: the route key (`GET /keys/{key_id}`), or for `$default` the request's own
-    method and raw path, against the key's scopes. Anything unreadable is outside them."""
+    method and canonical path (no stage prefix, no dot segment, no escaped separator: see
+    `scopes.canonical_path`), against the key's scopes. Anything unreadable is outside them."""
     route_key = event.get("routeKey")
     if route_key == "$default":
         context = event.get("requestContext")
         http = context.get("http") if isinstance(context, dict) else None
         method = http.get("method") if isinstance(http, dict) else None
-        path = event.get("rawPath")
-        if not isinstance(method, str) or not isinstance(path, str):
+        stage = context.get("stage") if isinstance(context, dict) else None
+        raw_path = event.get("rawPath")
+        if not isinstance(method, str) or not isinstance(raw_path, str) or not isinstance(stage, str | None):
+            return False
+        path = scopes.canonical_path(raw_path, stage)
+        if path is None:
             return False
     elif isinstance(route_key, str) and " " in route_key:
         method, path = route_key.split(" ", 1)
@@ -177,10 +183,20 @@ def _is_appsync(event: dict[str, Any]) -> bool:
 
 def appsync_answer(event: dict[str, Any]) -> dict[str, Any]:
     """AppSync's AWS_LAMBDA response: the REST context as `resolverContext` (read in resolvers
-    as `$ctx.identity.resolverContext`), never cached (`ttlOverride: 0`, as the REST TTL 0)."""
+    as `$ctx.identity.resolverContext`), never cached (`ttlOverride: 0`, as the REST TTL 0).
+    A full-access key is authorized; a scoped key only when one of its scopes has the route
+    `APPSYNC /<this api id>` or `APPSYNC /*` (the default catalogue has none, so every scoped
+    key is refused): AppSync has no policy to narrow, and a key must never reach more on AppSync
+    than on REST. The key's scopes still reach resolvers in `resolverContext.scopes`."""
     principal = _decide_token(_appsync_token(event.get("authorizationToken")))
     if principal is None or not has_api_access(principal):
         return {"isAuthorized": False, "ttlOverride": 0}
+    if principal.scopes is not None:
+        request_context = event.get("requestContext")
+        api_id = request_context.get("apiId") if isinstance(request_context, dict) else None
+        if not scopes.appsync_allowed(principal.scopes, CATALOGUE, api_id):
+            logger.info("denied", extra={"reason": "AppSync outside the key's scopes", "key_id": principal.key_id})
+            return {"isAuthorized": False, "ttlOverride": 0}
     return {"isAuthorized": True, "resolverContext": _context(principal), "ttlOverride": 0}
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from apikeys import logic
 from apikeys.api import caller_account_id, documented, json_response
 from apikeys.bodies import RevocationListOut
+from apikeys.names import shown
 
 app, lambda_handler = rest_function()
 
@@ -23,5 +24,7 @@ app, lambda_handler = rest_function()
 )
 def list_revocations() -> Any:
     notices = logic.recent_revocations(caller_account_id(app))
-    body = RevocationListOut.model_validate({"revocations": [asdict(notice) for notice in notices]})
+    # The console shows each revoked key's name: one stored before the name rule, escaped.
+    listed = [{**asdict(notice), "name": shown(notice.name)} for notice in notices]
+    body = RevocationListOut.model_validate({"revocations": listed})
     return json_response(200, body.model_dump())

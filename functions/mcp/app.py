@@ -8,6 +8,8 @@ Identity comes only from the authorizer's context, never from the MCP payload.""
 from apikeys.handler import rest_function  # first: its import pauses the cyclic GC
 
 # isort: split
+import base64
+import binascii
 import inspect
 import logging
 from typing import Annotated, Any, Literal, cast
@@ -16,16 +18,16 @@ from aws_lambda_powertools.event_handler import Response
 from mangum import Mangum
 from mangum.protocols import LifespanCycle
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.types import ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from starlette.applications import Starlette
 
 from apikeys import logic
-from apikeys.api import documented, json_response, key_body, key_caller, who_am_i
+from apikeys.api import body_bytes, documented, json_response, key_body, key_caller, who_am_i
 from apikeys.bodies import ErrorOut, KeyListOut, KeyOut, WhoAmIOut
-from apikeys.errors import ApiKeyError, Unauthorized
+from apikeys.errors import ApiKeyError, PayloadTooLarge, Unauthorized
 from apikeys.observability import make_logger
 from apikeys.records import Principal
 
@@ -83,9 +85,48 @@ def _domain_call(fn: Any, *args: Any) -> Any:
         raise ToolError("internal error: Something went wrong on our side. Please retry later.") from None
 
 
-def build_server() -> MCPServer:
+# What a refused tool argument is said to be, by pydantic's error type; anything else is "invalid".
+_ARGUMENT_FAULTS = {
+    "missing": "is required",
+    "string_type": "must be a string",
+    "string_too_short": "is too short",
+    "string_too_long": "is too long",
+}
+
+
+class ApiKeysServer(MCPServer):
+    """The SDK's server, with one change: a tool call whose arguments fail validation is answered
+    with a message that names the argument and what it must be, never pydantic's text (which
+    echoes the value sent, `input_value=...`, and links to pydantic's site)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.argument_names: dict[str, frozenset[str]] = {}
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Context | None = None) -> Any:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as error:
+            cause = error.__cause__
+            if isinstance(error, UnexpectedToolError) or not isinstance(cause, ValidationError):
+                raise
+            raise ToolError(self._argument_message(name, cause)) from cause
+
+    def _argument_message(self, tool: str, error: ValidationError) -> str:
+        known = self.argument_names.get(tool, frozenset())
+        faults = []
+        for detail in error.errors(include_url=False, include_input=False, include_context=False):
+            loc = detail["loc"]
+            # Only a name the tool declares is repeated; anything else the client made up is "arguments".
+            argument = str(loc[0]) if loc and str(loc[0]) in known else "arguments"
+            faults.append(f"{argument} {_ARGUMENT_FAULTS.get(detail['type'], 'is not valid')}")
+        listed = "; ".join(dict.fromkeys(faults)) or "arguments are not valid"
+        return f"Invalid arguments for {tool}: {listed} (see the tool's inputSchema)."
+
+
+def build_server() -> ApiKeysServer:
     """The MCP server and its tools. Built once per container; only the transport is per request."""
-    server = MCPServer(
+    server = ApiKeysServer(
         "apikeys",
         # The SDK's per-request INFO lines ("Terminating session: None") say nothing here.
         log_level="WARNING",
@@ -133,10 +174,12 @@ def build_server() -> MCPServer:
         # The docstring, dedented, is what a model reads to choose the tool.
         description = inspect.cleandoc(tool.__doc__ or "")
         server.add_tool(tool, name=tool.__name__, title=title, description=description, annotations=hints)
+        parameters = inspect.signature(tool).parameters
+        server.argument_names[tool.__name__] = frozenset(name for name in parameters if name != "ctx")
     return server
 
 
-def build_app(server: MCPServer) -> Starlette:
+def build_app(server: ApiKeysServer) -> Starlette:
     # DNS-rebinding protection is off on purpose. It guards servers on localhost that a browser
     # page could reach by rebinding its own domain; with it on, the SDK answers 421 to every Host
     # but localhost, i.e. to the execute-api and custom domains API Gateway forwards. Here every
@@ -181,9 +224,11 @@ def mcp() -> Any:
     event = app.current_event.raw_event
     if key_caller(event) is None:
         raise Unauthorized("A valid API key is required.")
+    # The limit of every route, before the SDK reads the body (its own limit is 4 MB).
+    body_bytes(app, too_large=PayloadTooLarge)
     # Mangum types its own LambdaContext protocol; Powertools' is the same object Lambda passed.
     result = ADAPTER(event, cast(Any, app.lambda_context))
-    status, body = int(result["statusCode"]), result.get("body") or ""
+    status, body = int(result["statusCode"]), _text(result)
     headers: dict[str, str | list[str]] = {**(result.get("multiValueHeaders") or {}), **(result.get("headers") or {})}
     if status >= 400 and not body.startswith("{"):
         # The SDK's bare HTTP refusals (406 without a JSON Accept in the current revision, 415,
@@ -192,6 +237,18 @@ def mcp() -> Any:
         code, message = _HTTP_CODES.get(status, "request_refused"), body or f"The MCP request was refused ({status})."
         return json_response(status, {"error": {"code": code, "message": message}})
     return Response(status, body=body, headers={**headers, **_NO_STORE})
+
+
+def _text(result: dict[str, Any]) -> str:
+    """Mangum's body as text: it base64-encodes a body whose type is not text (the SDK's bare
+    415 and 413 refusals carry none), which would reach the client as an unreadable message."""
+    body = result.get("body") or ""
+    if result.get("isBase64Encoded") and isinstance(body, str):
+        try:
+            return base64.b64decode(body, validate=True).decode("utf-8", "replace")
+        except (binascii.Error, ValueError):
+            return ""
+    return body if isinstance(body, str) else ""
 
 
 def _no_stream_or_session() -> Any:

@@ -381,6 +381,21 @@ def test_a_create_that_read_the_old_plan_lands_its_key_on_the_new_plan(api: Api)
     assert api.list("acct-a").body["key_count"] == 1
 
 
+def test_a_key_created_while_a_plan_change_is_in_flight_ends_on_the_new_plan(api: Api) -> None:
+    """The other order: the plan change has read the keys, a create commits on the old plan,
+    then the plan change writes. Its condition on the account's `version` fails, it reads again
+    and moves the new key too, so no digest item (what the authorizer reads) keeps the old plan."""
+    api.set_plan("acct-a", "pro")
+    made: list[Any] = []
+    with before_each_write(lambda: made.append(api.create("acct-a", "raced"))) as ran:
+        api.set_plan("acct-a", "advanced")
+    assert ran == [1] and made[0].status == 201
+    allowed = api.bearer(made[0].body["key"])
+    assert allowed is not None and allowed["context"]["plan"] == "advanced"
+    listing = api.list("acct-a").body
+    assert (listing["plan"], listing["key_count"]) == ("advanced", 1)
+
+
 def test_a_create_refused_at_the_limit_costs_one_read_and_one_write(api: Api) -> None:
     """The refusal is DynamoDB's condition; its ALL_OLD answer says it was the limit, not a race."""
     api.set_plan("acct-a", "pro")

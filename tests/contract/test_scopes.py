@@ -179,3 +179,87 @@ def test_scope_catalogue_route(api: Api) -> None:
     }
     anonymous = load_function("list_scopes").lambda_handler(rest_event("GET", "/scopes", None), LambdaContext())
     assert anonymous["statusCode"] == 401
+
+
+# Issue 22 item 3: a `$default` route is matched on the canonical path, never the raw one.
+CANONICAL_CATALOGUE = {"v1": ["GET /v1/*"], "whoami": ["GET /v1/whoami"], "keys:read": []}
+
+
+def _default_route(key: str, raw_path: str, stage: str = "$default", method: str = "GET") -> dict[str, Any]:
+    """A payload 2.0 event of an HTTP API's `$default` route, as API Gateway sends it: on a named
+    stage `rawPath` carries the stage as its first segment."""
+    event = http_api_event({"authorization": f"Bearer {key}"})
+    event["routeKey"] = "$default"
+    event["routeArn"] = f"arn:aws:execute-api:us-east-1:123456789012:abc123/{stage}/$default"
+    event["rawPath"] = raw_path
+    event["requestContext"] = {"stage": stage, "http": {"method": method, "path": raw_path}}
+    return event
+
+
+def _scoped_keys(api: Api, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str, str]:
+    monkeypatch.setenv("KEY_SCOPES", json.dumps(CANONICAL_CATALOGUE))
+    from apikeys.config import parse_scope_catalogue
+
+    catalogue = parse_scope_catalogue(json.dumps(CANONICAL_CATALOGUE))
+    monkeypatch.setattr(load_function("authorizer"), "CATALOGUE", catalogue)
+    api.set_plan("acct-a", "pro")
+    v1 = api.create("acct-a", "v1", scopes=["v1"]).body["key"]
+    whoami = api.create("acct-a", "whoami", scopes=["whoami"]).body["key"]
+    full = api.create("acct-a", "full").body["key"]
+    return v1, whoami, full
+
+
+TRAVERSALS = [
+    "/v1/../admin",
+    "/v1/./../admin",
+    "/v1/%2e%2e/admin",
+    "/v1/%2E%2E/admin",
+    "/v1/.%2e/admin",
+    "/v1/..%2fadmin",
+    "/v1/..%2Fadmin",
+    "/v1/x%2f..%2f..%2fadmin",
+    "/v1/..%5cadmin",
+    "/v1/..\\admin",
+    "/v1/x%00",
+    "/v1/%252e%252e/admin",
+    "/v1/.",
+    "/v1/x/.",
+    "/v1//admin",
+    "/v1/%zz",
+    "/v1/%c3%28",
+    "/v1/x%0a",
+]
+
+
+@pytest.mark.parametrize("raw_path", TRAVERSALS)
+def test_default_route_refuses_dot_segments_and_encoded_separators(
+    api: Api, monkeypatch: pytest.MonkeyPatch, raw_path: str
+) -> None:
+    v1, _, full = _scoped_keys(api, monkeypatch)
+    assert api.authorize(_default_route(v1, raw_path)) == {"isAuthorized": False}
+    assert api.authorize(_default_route(v1, "/prod" + raw_path, stage="prod")) == {"isAuthorized": False}
+    # A full-access key is not matched against routes: its backend sees the path as sent.
+    assert api.authorize(_default_route(full, raw_path))["isAuthorized"] is True  # type: ignore[index]
+
+
+def test_default_route_allows_canonical_paths_in_scope_on_every_stage(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    v1, whoami, _ = _scoped_keys(api, monkeypatch)
+    for stage, prefix in (("$default", ""), ("prod", "/prod"), ("v1", "/v1")):
+        for key, path, allowed in (
+            (v1, "/v1/whoami", True),
+            (v1, "/v1/orders/7", True),
+            (v1, "/v1/%77hoami", True),  # an escaped letter is that letter
+            (v1, "/v1", False),
+            (v1, "/admin", False),
+            (v1, "/v2/x", False),
+            (whoami, "/v1/whoami", True),
+            (whoami, "/v1/%77hoami", True),
+            (whoami, "/v1/orders", False),
+        ):
+            answer = api.authorize(_default_route(key, prefix + path, stage=stage))
+            assert answer is not None and answer["isAuthorized"] is allowed, (stage, path)
+    # On a named stage the stage is not part of the route: `/prod/v1/...` is not `/v1/...` on $default.
+    assert api.authorize(_default_route(v1, "/prod/v1/x")) == {"isAuthorized": False}
+    assert api.authorize(_default_route(whoami, "/v1/whoami", stage="prod"))["isAuthorized"] is True  # type: ignore[index]

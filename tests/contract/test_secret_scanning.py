@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
+from collections.abc import Callable
 
 import boto3
 import pytest
@@ -72,21 +74,35 @@ def test_a_missing_header_or_unknown_identifier_is_401(api: Api, github: GitHubK
     assert api.bearer(created["key"]) is not None
 
 
-def test_keys_are_cached_and_a_new_identifier_triggers_exactly_one_refetch(api: Api, github: GitHubKeys) -> None:
+def test_keys_are_cached_and_a_new_identifier_triggers_exactly_one_refetch(
+    api: Api, github: GitHubKeys, travel: Callable[[float], None]
+) -> None:
+    from apikeys import scanning
+
     body = report(finding("ot_nothing"))
     assert api.secret_scanning(body, github.sign(body)).status == 200
     lower = {name.lower(): value for name, value in github.sign(body).items()}
     assert api.secret_scanning(body, lower).status == 200  # header names in any case
     assert github.requests == 1
     github.add("key-2")  # GitHub rotates its key
+    assert api.secret_scanning(body, github.sign(body, "key-2")).status == 503  # inside the interval: retry
+    assert github.requests == 1
+    travel(scanning.REFETCH_INTERVAL.total_seconds())
     assert api.secret_scanning(body, github.sign(body, "key-2")).status == 200
     assert github.requests == 2
     assert api.secret_scanning(body, github.sign(body, "key-2")).status == 200
-    assert api.secret_scanning(body, {**github.sign(body), "Github-Public-Key-Identifier": "never"}).status == 401
+    travel(scanning.REFETCH_INTERVAL.total_seconds())
+    never = {**github.sign(body), "Github-Public-Key-Identifier": "f" * 64}
+    assert api.secret_scanning(body, never).status == 401
+    assert api.secret_scanning(body, never).status == 401
     assert github.requests == 3  # one refetch for the unknown identifier, not more
 
 
-def test_a_key_fetch_error_is_503_so_github_retries(api: Api, github: GitHubKeys) -> None:
+def test_a_key_fetch_error_is_503_so_github_retries(
+    api: Api, github: GitHubKeys, travel: Callable[[float], None]
+) -> None:
+    from apikeys import scanning
+
     api.set_plan("acct-a", "pro")
     created = api.create("acct-a").body
     github.fail = True
@@ -95,6 +111,9 @@ def test_a_key_fetch_error_is_503_so_github_retries(api: Api, github: GitHubKeys
     assert reply.status == 503 and reply.body["error"]["code"] == "service_unavailable"
     assert api.bearer(created["key"]) is not None
     github.fail = False
+    assert api.secret_scanning(body, github.sign(body)).status == 503  # no second attempt inside the interval
+    assert github.requests == 1
+    travel(scanning.REFETCH_INTERVAL.total_seconds())
     assert api.secret_scanning(body, github.sign(body)).status == 200
     assert api.bearer(created["key"]) is None
 
@@ -151,3 +170,63 @@ def test_a_mixed_batch_gets_the_right_labels_and_exact_counts(api: Api, github: 
     again = api.secret_scanning(body, github.sign(body))
     assert again.body == reply.body
     assert snapshot(os.environ["TABLE_NAME"]) == before
+
+
+def test_random_identifiers_cannot_make_us_hammer_github(
+    api: Api, github: GitHubKeys, travel: Callable[[float], None]
+) -> None:
+    """Issue 22 item 2: thirty unsigned posts with random identifiers caused thirty fetches of
+    GitHub's key list. Identifiers not shaped as GitHub's are refused before any fetch; the list
+    is fetched at most once per REFETCH_INTERVAL per container whatever the identifiers; an
+    identifier a fetch did not list is remembered; and with the key host refusing, a report
+    signed with a key already known is still judged."""
+    from apikeys import scanning
+
+    api.set_plan("acct-a", "pro")
+    body = report(finding("ot_nothing"))
+    signed = github.sign(body)
+    for shape in ("nobody", "A" * 64, "0" * 63, "0" * 65, "../../etc", "0" * 63 + "g", " " + "0" * 63):
+        reply = api.secret_scanning(body, {**signed, "Github-Public-Key-Identifier": shape})
+        assert reply.status == 401 and reply.body["error"]["code"] == "unauthorized", shape
+    assert github.requests == 0  # refused before any fetch
+
+    randoms = [secrets.token_hex(32) for _ in range(30)]
+    statuses = [api.secret_scanning(body, {**signed, "Github-Public-Key-Identifier": i}).status for i in randoms]
+    assert github.requests == 1, statuses  # the first one fetched; the others waited for the interval
+    assert statuses[0] == 401 and set(statuses[1:]) == {503}  # unknown to GitHub / retry later
+    assert api.secret_scanning(body, signed).status == 200  # known from that one fetch
+    assert github.requests == 1
+
+    travel(scanning.REFETCH_INTERVAL.total_seconds() + 1)
+    github.fail = True  # GitHub's rate limit, say
+    # The one identifier a fetch did not list is remembered: no fetch for it, ever.
+    assert api.secret_scanning(body, {**signed, "Github-Public-Key-Identifier": randoms[0]}).status == 401
+    assert github.requests == 1
+    reply = api.secret_scanning(body, {**signed, "Github-Public-Key-Identifier": randoms[1]})
+    assert reply.status == 503 and github.requests == 2  # one more attempt, after the interval
+    for identifier in randoms[2:]:
+        assert api.secret_scanning(body, {**signed, "Github-Public-Key-Identifier": identifier}).status == 503
+    assert github.requests == 2
+    created = api.create("acct-a").body
+    leaked = report(finding(created["key"]))
+    assert api.secret_scanning(leaked, github.sign(leaked)).status == 200  # a known key needs no fetch
+    assert api.bearer(created["key"]) is None
+    assert github.requests == 2
+
+
+def test_the_key_fetch_does_not_follow_a_redirect_to_another_host(api: Api, github: GitHubKeys) -> None:
+    """Issue 22 item 11: the key list decides which reports revoke keys, so a redirect must not
+    hand that choice to another host (an open redirect, a hijacked DNS name). Another host's
+    keys are never fetched: 503, GitHub retries. A redirect on the same host is followed."""
+    other = GitHubKeys()  # signs with keys of its own, and is on another host name
+    try:
+        api.set_plan("acct-a", "pro")
+        created = api.create("acct-a").body
+        body = report(finding(created["key"]))
+        github.redirect_to = other.url.replace("127.0.0.1", "localhost")
+        reply = api.secret_scanning(body, other.sign(body))
+        assert reply.status == 503 and reply.body["error"]["code"] == "service_unavailable"
+        assert other.requests == 0
+        assert api.bearer(created["key"]) is not None
+    finally:
+        other.close()

@@ -15,6 +15,7 @@ from apikeys_local.gateway import policy_allows
 from tests.helpers.support import ROOT, Api, CallCounter
 
 EVENTS = ROOT / "events"
+STAGE_ARN = "arn:aws:execute-api:us-east-1:123456789012:abc123/v1"
 
 
 def sample(name: str, key: str) -> dict[str, Any]:
@@ -153,3 +154,52 @@ def test_a_store_failure_fails_closed_on_websocket_and_appsync(api: Api, monkeyp
     for event in (appsync(key), websocket(key)):
         with pytest.raises(ConnectionError):
             api.authorize(event)
+
+
+def test_a_scoped_key_of_the_default_catalogue_is_refused_on_appsync(api: Api) -> None:
+    """Issue 22 item 4: AppSync has no policy to narrow, so a scoped key must not reach more there
+    than on REST. The default catalogue grants no AppSync route: every scoped key is refused."""
+    api.set_plan("acct-gql", "agency")
+    refused = {"isAuthorized": False, "ttlOverride": 0}
+    for scopes in (["keys:read"], ["whoami"], ["mcp"], ["whoami", "mcp", "keys:read"]):
+        key = api.create("acct-gql", scopes=scopes).body["key"]
+        assert api.authorize(appsync(key)) == refused, scopes
+        assert api.authorize(appsync(f"Bearer {key}")) == refused, scopes
+    full = api.create("acct-gql").body["key"]
+    assert api.authorize(appsync(full))["isAuthorized"] is True  # type: ignore[index]
+
+
+def test_a_scoped_key_reaches_appsync_only_when_its_scopes_grant_it(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A scope grants AppSync only by an `APPSYNC /<api id>` (or `APPSYNC /*`) route; a `*`
+    method or a capability grants nothing there, and the scopes still reach resolvers."""
+    from apikeys.config import parse_scope_catalogue
+    from tests.helpers.support import load_function
+
+    catalogue = {
+        "whoami": ["GET /v1/whoami"],
+        "anything": ["* /v1/*"],
+        "keys:read": [],
+        "graphql": ["APPSYNC /gql1234abcdexample"],
+        "other-graphql": ["APPSYNC /otherapi"],
+        "any-graphql": ["APPSYNC /*"],
+    }
+    monkeypatch.setenv("KEY_SCOPES", json.dumps(catalogue))
+    monkeypatch.setattr(load_function("authorizer"), "CATALOGUE", parse_scope_catalogue(json.dumps(catalogue)))
+    api.set_plan("acct-gql", "agency")
+    refused = {"isAuthorized": False, "ttlOverride": 0}
+    for scopes in (["keys:read"], ["whoami"], ["anything"], ["other-graphql"], ["whoami", "keys:read"]):
+        key = api.create("acct-gql", scopes=scopes).body["key"]
+        assert api.authorize(appsync(key)) == refused, scopes
+    for scopes in (["graphql"], ["any-graphql"], ["graphql", "keys:read"], ["whoami", "graphql"]):
+        created = api.create("acct-gql", scopes=scopes).body
+        answer = api.authorize(appsync(f"Bearer {created['key']}"))
+        assert answer is not None and answer["isAuthorized"] is True, scopes
+        assert answer["resolverContext"]["scopes"] == " ".join(created["scopes"])
+        # On REST an AppSync route is no route: it adds nothing to the policy.
+        statement = api.bearer(created["key"])["policyDocument"]["Statement"][0]  # type: ignore[index]
+        if "whoami" in scopes:
+            assert statement["Effect"] == "Allow" and statement["Resource"] == [f"{STAGE_ARN}/GET/v1/whoami"]
+        else:
+            assert statement["Effect"] == "Deny"
+    full = api.create("acct-gql").body["key"]
+    assert api.authorize(appsync(full))["isAuthorized"] is True  # type: ignore[index]

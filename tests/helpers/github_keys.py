@@ -5,6 +5,7 @@ reports as GitHub signs them (base64 DER ECDSA, SHA-256, over the raw body)."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,15 +18,23 @@ from cryptography.hazmat.primitives.asymmetric import ec
 class GitHubKeys:
     def __init__(self) -> None:
         self.private: dict[str, ec.EllipticCurvePrivateKey] = {}
-        self.served: list[str] = []  # identifiers currently published
+        self.ids: dict[str, str] = {}  # a test's name for a key -> its GitHub-shaped identifier
+        self.served: list[str] = []  # names of the keys currently published
         self.requests = 0
         self.fail = False
+        self.redirect_to: str | None = None  # answer 302 to this URL instead of the keys
         self.add("key-1")
         keys = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 keys.requests += 1
+                if keys.redirect_to is not None:
+                    self.send_response(302)
+                    self.send_header("Location", keys.redirect_to)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if keys.fail:
                     self.send_response(500)
                     self.end_headers()
@@ -46,35 +55,46 @@ class GitHubKeys:
         self.thread.start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/meta/public_keys/secret_scanning"
 
-    def add(self, identifier: str) -> None:
-        self.private[identifier] = ec.generate_private_key(ec.SECP256R1())
-        self.served.append(identifier)
+    def add(self, name: str) -> None:
+        """Publish a new key. Its identifier is shaped as GitHub's are (64 hex digits, the SHA-256
+        of the public key's DER form); tests call it by `name`."""
+        self.private[name] = ec.generate_private_key(ec.SECP256R1())
+        der = (
+            self.private[name]
+            .public_key()
+            .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        )
+        self.ids[name] = hashlib.sha256(der).hexdigest()
+        self.served.append(name)
+
+    def identifier(self, name: str = "key-1") -> str:
+        return self.ids[name]
 
     def document(self) -> dict[str, Any]:
         entries = []
-        for identifier in self.served:
+        for name in self.served:
             pem = (
-                self.private[identifier]
+                self.private[name]
                 .public_key()
                 .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
             )
             entries.append(
-                {"key_identifier": identifier, "key": pem.decode(), "is_current": identifier == self.served[-1]}
+                {"key_identifier": self.ids[name], "key": pem.decode(), "is_current": name == self.served[-1]}
             )
         return {"public_keys": entries}
 
-    def private_pem(self, identifier: str = "key-1") -> str:
+    def private_pem(self, name: str = "key-1") -> str:
         """The signing key, for a signer in another process (the console's browser test)."""
         return (
-            self.private[identifier]
+            self.private[name]
             .private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
             .decode()
         )
 
-    def sign(self, body: bytes, identifier: str = "key-1") -> dict[str, str]:
-        signature = self.private[identifier].sign(body, ec.ECDSA(hashes.SHA256()))
+    def sign(self, body: bytes, name: str = "key-1") -> dict[str, str]:
+        signature = self.private[name].sign(body, ec.ECDSA(hashes.SHA256()))
         return {
-            "Github-Public-Key-Identifier": identifier,
+            "Github-Public-Key-Identifier": self.ids[name],
             "Github-Public-Key-Signature": base64.b64encode(signature).decode(),
         }
 

@@ -42,7 +42,7 @@ def run(console: ServerProcess, scenario: str) -> dict[str, Any]:
         "ACCOUNT": f"browser-{scenario}-{uuid.uuid4().hex[:8]}",
         "SCREENSHOT_DIR": str(SCREENSHOTS),
         "CHROMIUM": CHROMIUM,
-        "GITHUB_KEY_ID": "key-1",
+        "GITHUB_KEY_ID": console.github.identifier("key-1"),  # type: ignore[attr-defined]
         "GITHUB_KEY_PEM": console.github.private_pem(),  # type: ignore[attr-defined]
     }
     node = shutil.which("node")
@@ -220,3 +220,15 @@ def test_a_leaked_key_is_revoked_and_the_page_says_where_it_was_found(console: S
     assert f["notice_time_title"].endswith("UTC")
     assert f["rows"] == 1 and f["usage"] == "1 of 3 keys · Pro"
     assert f["key_in_page"] is False
+
+
+def test_a_route_the_hosting_does_not_forward_is_a_visible_load_error(console: ServerProcess) -> None:
+    """Issue 22 item 1: deployed, a route CloudFront does not forward reached the S3 origin (403
+    XML) and the page swallowed it: no leaked-key notices, only "Full access" offered, no word."""
+    f = run(console, "unrouted")
+    assert f["rows"] == 1
+    assert f["revocations_error"] is not None and "leaked" in f["revocations_error"].lower()
+    assert "403" in f["revocations_error"]
+    assert f["scopes_error"] is not None and "scopes" in f["scopes_error"].lower() and "403" in f["scopes_error"]
+    assert f["revocations_error_after"] is None and f["scopes_error_after"] is None
+    assert f["scope_boxes_after"] == 3

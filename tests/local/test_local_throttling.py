@@ -62,7 +62,10 @@ def test_unknown_parameter_override_is_refused(tmp_path: Path) -> None:
 def test_the_public_revocation_route_has_its_own_bucket(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Issue 14: POST /v1/credentials/revoke is throttled by its own MethodSettings (template
     parameters), which replace the stage's for that method, as API Gateway applies them."""
-    assert load_stack(ROOT, "unused").method_throttles == {("/v1/credentials/revoke", "POST"): (5.0, 20.0)}
+    assert load_stack(ROOT, "unused").method_throttles == {
+        ("/v1/credentials/revoke", "POST"): (5.0, 20.0),
+        ("/secret-scanning/github", "POST"): (2.0, 10.0),  # issue 22 item 2
+    }
     overrides = ("--parameter-overrides", "RevokeThrottlingRateLimit=0.001", "RevokeThrottlingBurstLimit=2")
     server = start_server(tmp_path_factory.mktemp("revoke-throttle-home"), args=overrides)
     try:

@@ -244,8 +244,9 @@ def _junk_body(event: dict[str, Any], need: str) -> bool:
 
 
 # POST /mcp also refuses at the HTTP level as MCP's transport does (405 GET/DELETE, 406 without
-# a JSON Accept, 415), and answers a malformed JSON-RPC message with a JSON-RPC error.
-MCP_STATUSES = {405, 406, 415}
+# a JSON Accept, 415), refuses a body over 10 KB with 413 before the SDK reads it (issue 22 item 9),
+# and answers a malformed JSON-RPC message with a JSON-RPC error.
+MCP_STATUSES = {405, 406, 413, 415}
 # The public routes (no authorizer), by their contract (issue 14): the revocation API answers 202
 # whatever the credentials were and 400 for a bad body; the partner endpoint 200, 400, 401
 # (missing or bad signature) or 503 (GitHub's keys could not be fetched: no network here).

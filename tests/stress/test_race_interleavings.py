@@ -90,3 +90,34 @@ def test_a_delete_that_read_before_a_rename_still_deletes(api: Api) -> None:
     assert api.list(ACCT).body["key_count"] == 0
     refused = api.bearer(key["key"])
     assert refused is None, "deleted key allowed"
+
+
+def _patch(key_id: str, body: dict[str, object]) -> tuple[str, dict[str, object]]:
+    return "rename_key", rest_event("PATCH", f"/keys/{key_id}", ACCT, body=body, path_parameters={"key_id": key_id})
+
+
+def test_a_scope_change_that_read_before_a_roll_answers_409_and_the_new_key_keeps_what_the_roll_read(
+    api: Api,
+) -> None:
+    """Issue 22 item 5. Before: the PATCH answered 200, its scopes landed on the rolled-out key,
+    and the new key kept full access."""
+    api.set_plan(ACCT, "pro")
+    old = api.create(ACCT, "deploy").body
+    statuses = interleave(late=_patch(old["id"], {"scopes": ["whoami"]}), early=_roll(old["id"], grace=3600))
+    assert statuses == {"early": 201, "late": 409}
+    keys = {k["status"]: k for k in api.list(ACCT).body["keys"]}
+    assert keys["rolling"]["scopes"] == keys["active"]["scopes"] == ["*"]
+    check_table(get_settings().table_name)
+
+
+def test_a_roll_that_read_before_a_rename_gives_the_new_key_the_new_name(api: Api) -> None:
+    """The roll's condition on the account's version makes it read again after the PATCH, which
+    now bumps the version for a rename too (a scope change always did). Before: the new key got
+    the old name and the rename landed on the rolled-out key."""
+    api.set_plan(ACCT, "pro")
+    old = api.create(ACCT, "deploy").body
+    statuses = interleave(late=_roll(old["id"], grace=3600), early=_patch(old["id"], {"name": "renamed"}))
+    assert statuses == {"early": 200, "late": 201}
+    keys = {k["status"]: k for k in api.list(ACCT).body["keys"]}
+    assert keys["active"]["name"] == keys["rolling"]["name"] == "renamed"
+    check_table(get_settings().table_name)

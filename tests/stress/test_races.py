@@ -78,3 +78,33 @@ def test_a_create_that_straddles_an_upgrade_succeeds_on_the_new_plan(api: Api) -
     listing = api.list("acct-race").body
     assert listing["plan"] == "agency" and listing["key_count"] == len(listing["keys"]) == 4
     assert "straddler" in {k["name"] for k in listing["keys"]}
+
+
+def test_scope_changes_racing_rolls_never_lose_each_other(api: Api) -> None:
+    """Issue 22 item 5: `PATCH {"scopes": ["whoami"]}` and a roll with grace of the same full-access
+    key, released at once, eight times. Whatever the order, a PATCH answered 200 reached the new
+    key, and one answered 409 changed nothing; the digest items agree with the key items
+    (check_table). Before, a PATCH answered 200 while the new key kept full access in some runs
+    (the forced orders are in test_race_interleavings.py)."""
+    from apikeys.config import get_settings
+    from tests.helpers.invariants import check_table
+
+    api.set_plan("acct-race", "agency")
+    for _ in range(8):
+        key = api.create("acct-race", "deploy").body
+        path = {"key_id": key["id"]}
+        patch = rest_event(
+            "PATCH", f"/keys/{key['id']}", "acct-race", body={"scopes": ["whoami"]}, path_parameters=path
+        )
+        grace = {"grace_period_seconds": 3600}
+        roll = rest_event("POST", f"/keys/{key['id']}/roll", "acct-race", body=grace, path_parameters=path)
+        statuses = race_mixed([("rename_key", patch), ("roll_key", roll)])
+        assert sorted(statuses, key=str) in ([200, 201], [201, 409]), statuses
+        listing = api.list("acct-race").body["keys"]
+        new = next(k for k in listing if k["status"] == "active")
+        old = next(k for k in listing if k["id"] == key["id"])
+        assert old["status"] == "rolling"
+        assert new["scopes"] == old["scopes"] == (["whoami"] if 200 in statuses else ["*"]), (statuses, listing)
+        check_table(get_settings().table_name)
+        assert api.delete("acct-race", key["id"]).status == 204
+        assert api.delete("acct-race", new["id"]).status == 204

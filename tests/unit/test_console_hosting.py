@@ -4,6 +4,8 @@ origin). AWS cannot run here: these check the templates, cfn-lint checks them ag
 
 from __future__ import annotations
 
+import fnmatch
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -47,9 +49,10 @@ def test_hosting_serves_the_page_privately_and_routes_keys_to_the_api() -> None:
     origins = {o["Id"]: o for o in config["Origins"]}
     assert origins["api"]["OriginPath"] == {"Fn::Sub": "/${ApiStageName}"}
     assert origins["page"]["OriginAccessControlId"] == {"Fn::GetAtt": ["ConsoleOriginAccess", "Id"]}
-    (api,) = config["CacheBehaviors"]
-    assert api["PathPattern"] == "/keys*"
-    assert {"POST", "PATCH", "DELETE"} <= set(api["AllowedMethods"])
+    for api in config["CacheBehaviors"]:
+        assert api["TargetOriginId"] == "api"
+        assert {"POST", "PATCH", "DELETE"} <= set(api["AllowedMethods"])
+        assert api["CachePolicyId"] == {"Ref": "ApiCachePolicy"}
     cache = resources["ApiCachePolicy"]["Properties"]["CachePolicyConfig"]
     assert cache["DefaultTTL"] == 0
     assert cache["ParametersInCacheKeyAndForwardedToOrigin"]["HeadersConfig"]["Headers"] == ["Authorization"]
@@ -64,3 +67,28 @@ def test_cfn_lint_accepts_the_hosting_template() -> None:
     result = subprocess.run([str(cfn_lint), str(HOSTING)], cwd=ROOT, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout == ""
+
+
+def page_paths() -> set[str]:
+    """Every API path web/app.js requests, a `${…}` (an id) as a sample segment."""
+    source = (ROOT / "web" / "app.js").read_text()
+    calls = re.findall(r"""request\(\s*"[A-Z]+",\s*(["`])(/[^"`]*)\1""", source)
+    assert calls, "no request(…) call found in web/app.js"
+    return {re.sub(r"\$\{[^}]*\}", "key_0123", path) for _, path in calls}
+
+
+def test_hosting_forwards_every_path_the_page_calls_and_no_other() -> None:
+    """Issue 22 item 1: the hosting forwarded only /keys*, so /scopes and /revocations reached
+    the S3 origin. The forwarded paths are one list (the api origin's CacheBehaviors), compared
+    here with every path the page fetches: each is forwarded, each forward is used, the local
+    dev login never is. CloudFront matches PathPattern case-sensitively, `*` across `/`."""
+    config = hosting()["Resources"]["ConsoleDistribution"]["Properties"]["DistributionConfig"]
+    patterns = [b["PathPattern"] for b in config["CacheBehaviors"] if b["TargetOriginId"] == "api"]
+    paths = page_paths()
+    api_paths = {p for p in paths if not p.startswith("/_local/")}
+    assert {"/keys", "/keys/key_0123", "/keys/key_0123/roll", "/scopes", "/revocations"} <= api_paths
+    unforwarded = sorted(p for p in api_paths if not any(fnmatch.fnmatchcase(p, pat) for pat in patterns))
+    assert unforwarded == [], f"the page calls these, the hosting serves them from S3: {unforwarded}"
+    unused = [pat for pat in patterns if not any(fnmatch.fnmatchcase(p, pat) for p in api_paths)]
+    assert unused == [], f"forwarded, never called by the page: {unused}"
+    assert not any(fnmatch.fnmatchcase(p, pat) for p in paths - api_paths for pat in patterns)

@@ -65,10 +65,25 @@ def test_digest_is_sha256_hex_and_display_reveals_at_most_8_characters() -> None
     assert shown.startswith("ot_") and len(shown.replace("ot_", "").replace("…", "")) == 8
 
 
+def test_the_stored_digest_of_a_fixed_key_is_pinned() -> None:
+    """What outlives a deploy: the digest item's key of a fixed key, computed outside the code
+    (`printf %s <key> | sha256sum`). Hashing anything but the whole key (say, without its
+    prefix: 354addf4…) would lock every existing key out; changing it needs a migration. The
+    key is the checksum test's, assembled in parts so no secret scanner mistakes it for a leak."""
+    from apikeys import store
+
+    key = "ot_" + "0" * 31 + "n" + "00amfd"
+    expected = "21c08ad1a206f3301111d19c1a7b9305cad7a99f0d8225b316305084ef262987"
+    assert keys.is_well_formed(key, "ot_")
+    assert keys.digest(key) == expected
+    assert store._digest_key(keys.digest(key)) == {"pk": {"S": f"DIGEST#{expected}"}, "sk": {"S": "DIGEST"}}
+    assert keys.display(key, "ot_") == "ot_0000…amfd"
+
+
 def test_key_ids_sort_by_creation() -> None:
     ids = [keys.new_key_id() for _ in range(50)]
     assert ids == sorted(ids) and len(set(ids)) == 50
-    assert all(re.fullmatch(r"key_[0-9A-Za-z]{20}", i) for i in ids)
+    assert all(re.fullmatch(r"key_[0-9A-Za-z]{20}", i) for i in ids)  # the id shape every route accepts
 
 
 def test_key_ids_made_in_one_microsecond_or_after_the_clock_steps_back_still_sort_by_creation(

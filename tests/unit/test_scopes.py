@@ -55,6 +55,10 @@ def test_default_catalogue_is_exactly_the_contract() -> None:
         '{"x": ["GET  /a"]}',
         '{"x": [1]}',
         '{"' + "a" * 65 + '": []}',
+        '{"x": ["APPSYNC /a/b"]}',
+        '{"x": ["APPSYNC a"]}',
+        '{"x": ["APPSYNC /"]}',
+        '{"x": ["APPSYNC /a-b"]}',
     ],
 )
 def test_malformed_catalogue_is_a_config_error(raw: str) -> None:

@@ -17,7 +17,7 @@ def _api() -> dict[str, Any]:
 def test_stage_throttling_comes_from_parameters_with_sensible_defaults() -> None:
     template = load_template()
     setting, *per_method = _api()["MethodSettings"]
-    assert per_method == [REVOKE_THROTTLING]
+    assert per_method == [REVOKE_THROTTLING, SCANNING_THROTTLING]
     assert (setting["ResourcePath"], setting["HttpMethod"]) == ("/*", "*")
     assert setting["ThrottlingRateLimit"] == {"Ref": "ThrottlingRateLimit"}
     assert setting["ThrottlingBurstLimit"] == {"Ref": "ThrottlingBurstLimit"}
@@ -33,6 +33,32 @@ REVOKE_THROTTLING = {
     "ThrottlingRateLimit": {"Ref": "RevokeThrottlingRateLimit"},
     "ThrottlingBurstLimit": {"Ref": "RevokeThrottlingBurstLimit"},
 }
+
+
+SCANNING_THROTTLING = {
+    "ResourcePath": "/~1secret-scanning~1github",
+    "HttpMethod": "POST",
+    "ThrottlingRateLimit": {"Ref": "SecretScanningThrottlingRateLimit"},
+    "ThrottlingBurstLimit": {"Ref": "SecretScanningThrottlingBurstLimit"},
+}
+
+
+def test_the_secret_scanning_route_has_its_own_small_bucket_as_deployed() -> None:
+    """Issue 22 item 2: unsigned posts to the partner endpoint can make us fetch GitHub's key
+    list; besides the per-container refetch interval, the route has a bucket of its own, far
+    below the stage's, as SAM translates it into the deployed stage."""
+    from tests.helpers.sam import translate
+
+    template = load_template()
+    params = template["Parameters"]
+    [stage] = [r for r in translate(template)["Resources"].values() if r["Type"] == "AWS::ApiGateway::Stage"]
+    settings = {(m["ResourcePath"], m["HttpMethod"]): m for m in stage["Properties"]["MethodSettings"]}
+    scanning = settings[("/~1secret-scanning~1github", "POST")]
+    assert scanning["ThrottlingRateLimit"] == {"Ref": "SecretScanningThrottlingRateLimit"}
+    assert scanning["ThrottlingBurstLimit"] == {"Ref": "SecretScanningThrottlingBurstLimit"}
+    rate = params["SecretScanningThrottlingRateLimit"]["Default"]
+    burst = params["SecretScanningThrottlingBurstLimit"]["Default"]
+    assert 0 < rate <= 5 and rate <= burst <= 20 and burst < params["ThrottlingBurstLimit"]["Default"]
 
 
 def test_the_public_revocation_route_has_its_own_small_bucket() -> None:

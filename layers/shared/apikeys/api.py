@@ -18,6 +18,7 @@ from apikeys.audit import Caller
 from apikeys.bodies import CreatedKeyOut, ErrorOut, KeyOut, WhoAmIOut
 from apikeys.config import FULL_ACCESS, get_settings
 from apikeys.errors import ApiKeyError, InternalError, InvalidRequest, NotFound, ServiceUnavailable, Unauthorized
+from apikeys.names import shown
 from apikeys.records import KeyRecord, Principal
 
 MAX_BODY_BYTES = 10 * 1024
@@ -198,10 +199,11 @@ def who_am_i(principal: Principal) -> WhoAmIOut:
 
 
 def key_body(record: KeyRecord, secret: str | None = None) -> dict[str, Any]:
-    """The key object of every response; the full key only when just created or rolled."""
+    """The key object of every response (the console's and the MCP tools' too); the full key only
+    when just created or rolled. A name stored before the current rule is shown escaped."""
     fields: dict[str, Any] = {
         "id": record.key_id,
-        "name": record.name,
+        "name": shown(record.name),
         "display": record.display,
         "created_at": record.created_at,
         "last_used_at": record.last_used_at,
@@ -221,18 +223,16 @@ def key_body(record: KeyRecord, secret: str | None = None) -> dict[str, Any]:
     return CreatedKeyOut(**fields, key=secret).model_dump()
 
 
-def parse_body(app: APIGatewayRestResolver, model: type[ModelT], optional: bool = False) -> ModelT:
-    """Size check first, then JSON, then the model: a bad body is refused before any I/O.
-    An `optional` body may be absent, meaning every field takes its default."""
+def body_bytes(app: APIGatewayRestResolver, too_large: type[ApiKeyError] = InvalidRequest) -> bytes | None:
+    """The request body as bytes (base64 decoded when API Gateway encoded it), None when there is
+    none; over MAX_BODY_BYTES raises `too_large` before anything decodes or parses it."""
     raw = app.current_event.get("body")
-    if (raw is None or raw == "") and optional:
-        raw = "{}"
     if raw is None or raw == "":
-        raise InvalidRequest("Request body must be a JSON object.")
+        return None
     if not isinstance(raw, str):
         raise InvalidRequest("Request body must be a JSON object.")
     if len(raw) > MAX_BODY_BYTES * 2:
-        raise InvalidRequest(f"Request body exceeds {MAX_BODY_BYTES} bytes.")
+        raise too_large(f"Request body exceeds {MAX_BODY_BYTES} bytes.")
     data = raw.encode("utf-8", "surrogatepass")
     if app.current_event.get("isBase64Encoded") is True:
         try:
@@ -240,7 +240,18 @@ def parse_body(app: APIGatewayRestResolver, model: type[ModelT], optional: bool 
         except (binascii.Error, ValueError):
             raise InvalidRequest("Request body is not valid base64.") from None
     if len(data) > MAX_BODY_BYTES:
-        raise InvalidRequest(f"Request body exceeds {MAX_BODY_BYTES} bytes.")
+        raise too_large(f"Request body exceeds {MAX_BODY_BYTES} bytes.")
+    return data
+
+
+def parse_body(app: APIGatewayRestResolver, model: type[ModelT], optional: bool = False) -> ModelT:
+    """Size check first, then JSON, then the model: a bad body is refused before any I/O.
+    An `optional` body may be absent, meaning every field takes its default."""
+    data = body_bytes(app)
+    if data is None and optional:
+        data = b"{}"
+    if data is None:
+        raise InvalidRequest("Request body must be a JSON object.")
     try:
         parsed = json.loads(data)
     except (ValueError, RecursionError):

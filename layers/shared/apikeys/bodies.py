@@ -5,66 +5,20 @@ Only the HTTP handlers import this module; the authorizer stays free of pydantic
 
 from __future__ import annotations
 
-import unicodedata
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-NAME_MAX = 64
-
-
-# Unicode's Bidi_Control characters: they reorder what follows, so "txt.exe" can display as
-# "exe.txt" and one key's name can impersonate another's in the console and in audit logs.
-_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-# Characters that render as nothing (Unicode's Default_Ignorable_Code_Point, plus fillers and
-# the braille blank that render as blank space). Format characters (Cf) and whitespace count too.
-_INVISIBLE_RANGES = (
-    (0x00AD, 0x00AD),
-    (0x034F, 0x034F),
-    (0x115F, 0x1160),
-    (0x17B4, 0x17B5),
-    (0x180B, 0x180F),
-    (0x200B, 0x200F),
-    (0x2060, 0x206F),
-    (0x2800, 0x2800),
-    (0x3164, 0x3164),
-    (0xFE00, 0xFE0F),
-    (0xFEFF, 0xFEFF),
-    (0xFFA0, 0xFFA0),
-    (0xFFF0, 0xFFF8),
-    (0x1BCA0, 0x1BCA3),
-    (0x1D173, 0x1D17A),
-    (0xE0000, 0xE0FFF),
-)
-
-
-def _invisible(ch: str) -> bool:
-    if ch.isspace() or unicodedata.category(ch) in ("Cf", "Zs", "Zl", "Zp"):
-        return True
-    code = ord(ch)
-    return any(low <= code <= high for low, high in _INVISIBLE_RANGES)
-
-
-def _displays_as_written(value: str) -> str:
-    """A name must show what it is: no control characters, no bidirectional overrides that
-    reorder it, and something visible once invisible characters are set aside. Invisible
-    characters inside a visible name stay (emoji ZWJ sequences, VS16, tag flags need them)."""
-    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value):
-        raise ValueError("must not contain control characters")
-    if not _BIDI_CONTROLS.isdisjoint(value):
-        raise ValueError("must not contain bidirectional control characters such as U+202E")
-    if all(_invisible(ch) for ch in value):
-        raise ValueError("must contain visible characters")
-    return value
-
+from apikeys.names import NAME_MAX, checked
 
 KeyName = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX),
-    AfterValidator(_displays_as_written),
+    AfterValidator(checked),
     Field(
-        description="A descriptive name, 1-64 characters after trimming; no control or bidirectional control "
-        "characters, and not blank once invisible characters are set aside.",
+        description="A descriptive name, 1-64 characters after trimming, stored in Unicode NFC. Refused: control "
+        "characters, format characters (zero-width, joiners, U+FEFF, soft hyphen, bidirectional controls, tag "
+        "characters), line and paragraph separators, private-use characters, and a name with no visible character.",
         examples=["Zapier Integration"],
     ),
 ]

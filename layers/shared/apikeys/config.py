@@ -22,6 +22,9 @@ DEFAULT_KEY_SCOPES = '{"whoami": ["GET /v1/whoami"], "mcp": ["POST /mcp"], "keys
 SCOPE_NAME_RE = re.compile(r"[a-z][a-z0-9_.:-]{0,63}")
 FULL_ACCESS = "*"
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "*"})
+# Not an HTTP method: `APPSYNC /<api id>` (or `APPSYNC /*`) grants the AppSync API of that id. A
+# scoped key is refused on AppSync unless a route of this form grants it (issue 22 item 4).
+APPSYNC = "APPSYNC"
 # A literal path segment: no IAM wildcard (`*`, `?`) and nothing API Gateway would not route.
 _SEGMENT_RE = re.compile(r"[A-Za-z0-9._~!$&'()+,;=:@%-]+")
 MAX_SCOPE_ROUTES = 100  # bounds the policy the authorizer returns (API Gateway caps its size)
@@ -59,7 +62,7 @@ def _parse_plan_limits(raw: str) -> dict[str, int]:
 @dataclass(frozen=True)
 class ScopeRoute:
     """One `METHOD /path` pattern of a scope: `*` as METHOD or as a segment is a wildcard, and a
-    trailing `/*` means anything below the path."""
+    trailing `/*` means anything below the path. `APPSYNC /<api id>` is AppSync's, not HTTP's."""
 
     method: str
     segments: tuple[str, ...]
@@ -77,6 +80,11 @@ def _parse_route(scope: str, raw: object) -> ScopeRoute:
     if not isinstance(raw, str):
         raise ConfigError(f"KEY_SCOPES: routes of {scope!r} must be strings like 'GET /v1/whoami'")
     method, _, path = raw.partition(" ")
+    if method == APPSYNC:
+        api_id = path[1:]
+        if not path.startswith("/") or not (api_id == "*" or re.fullmatch(r"[A-Za-z0-9]{1,64}", api_id)):
+            raise ConfigError(f"KEY_SCOPES: route {raw!r} of {scope!r} is not 'APPSYNC /<api id>' or 'APPSYNC /*'")
+        return ScopeRoute(method, (api_id,))
     if method not in _METHODS or not path.startswith("/"):
         raise ConfigError(f"KEY_SCOPES: route {raw!r} of {scope!r} is not 'METHOD /path' (METHOD an HTTP method or *)")
     segments = tuple(path[1:].split("/")) if path != "/" else ()

@@ -27,6 +27,13 @@ class InvalidRequest(ApiKeyError):
     code, status = "invalid_request", 400
 
 
+class PayloadTooLarge(ApiKeyError):
+    """A body over 10 KB on POST /mcp, refused before the MCP SDK reads it (MCP clients expect the
+    SDK's own 413; the other routes keep answering 400 `invalid_request`)."""
+
+    code, status = "payload_too_large", 413
+
+
 class Unauthorized(ApiKeyError):
     """Missing, invalid, expired or revoked credentials."""
 

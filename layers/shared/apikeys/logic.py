@@ -213,6 +213,29 @@ def recent_revocations(account_id: str) -> list[Revocation]:
     return sorted(notices, key=lambda n: n.revoked_at, reverse=True)
 
 
+def _refused_patch(account_id: str, key_id: str) -> Conflict | NotFound:
+    """Why a PATCH's conditional write failed, from a fresh read: the key is gone (deleted,
+    expired, rolled without grace) or was rolled out since it was read."""
+    current = store().get_key(account_id, key_id)
+    if current is not None and current.rolling:
+        return _rolling_conflict(current)
+    return NotFound(f"No API key with id {key_id!r}.")
+
+
+def _patchable(account_id: str, key_id: str) -> KeyRecord:
+    record = get_key(account_id, key_id)
+    if record.rolling:
+        raise _rolling_conflict(record)
+    return record
+
+
+def _rolling_conflict(record: KeyRecord) -> Conflict:
+    return Conflict(
+        f"This key is being rolled out (it stops working at {expires_at(record)}); it can no longer be renamed "
+        "or rescoped. Change the key that replaced it instead."
+    )
+
+
 def rename_key(
     account_id: str,
     key_id: str,
@@ -221,40 +244,45 @@ def rename_key(
     requested_scopes: Sequence[str] | None = None,
 ) -> KeyRecord:
     """Rename a key and/or change its scopes (`None`: unchanged). A scope change is written with
-    the digest item in one transaction: the very next authorization uses the new scopes."""
-    catalogue = get_scope_catalogue()
-    if requested_scopes is not None:
-        new_scopes = scopes.normalize(requested_scopes, catalogue)
-        record = get_key(account_id, key_id)
-        new_name = record.name if name is None else name
+    the digest item in one transaction: the very next authorization uses the new scopes.
+
+    A key being rolled out is refused (409): its successor was made with the name and scopes
+    the roll read, so a change to the old key would be lost with it. Both writes are conditional
+    on what each read: this one on the key not being rolled out (a roll that commits between
+    the read and the write makes it fail, and 409), the roll on the account's `version`, which
+    this write bumps (a change that commits first makes the roll re-read and copy it)."""
+    if requested_scopes is None:
+        if name is None:
+            raise InvalidRequest("Give a new name, new scopes, or both.")
+        record = _patchable(account_id, key_id)
         event = audit.event(
-            audit.KEY_SCOPES_CHANGED,
+            audit.KEY_RENAMED,
             caller,
             account_id,
             key_id=key_id,
-            key_name=new_name,
+            key_name=name,
             previous_name=record.name,
-            scopes=scopes.listed(new_scopes, catalogue),
-            previous_scopes=scopes.listed(record.scopes, catalogue),
         )
-        if store().update_key(account_id, record, new_name, new_scopes, event):
-            return replace(record, name=new_name, scopes=new_scopes)
-        # The key was deleted, or its digest item removed (expired), since it was read.
-        raise NotFound(f"No API key with id {key_id!r}.")
-    if name is None:
-        raise InvalidRequest("Give a new name, new scopes, or both.")
-    record = get_key(account_id, key_id)
+        if not store().rename_key(account_id, key_id, name, event):
+            raise _refused_patch(account_id, key_id)
+        return replace(record, name=name)
+    catalogue = get_scope_catalogue()
+    new_scopes = scopes.normalize(requested_scopes, catalogue)
+    record = _patchable(account_id, key_id)
+    new_name = record.name if name is None else name
     event = audit.event(
-        audit.KEY_RENAMED,
+        audit.KEY_SCOPES_CHANGED,
         caller,
         account_id,
         key_id=key_id,
-        key_name=name,
+        key_name=new_name,
         previous_name=record.name,
+        scopes=scopes.listed(new_scopes, catalogue),
+        previous_scopes=scopes.listed(record.scopes, catalogue),
     )
-    if not store().rename_key(account_id, key_id, name, event):
-        raise NotFound(f"No API key with id {key_id!r}.")
-    return replace(record, name=name)
+    if store().update_key(account_id, record, new_name, new_scopes, event):
+        return replace(record, name=new_name, scopes=new_scopes)
+    raise _refused_patch(account_id, key_id)
 
 
 def roll_key(account_id: str, key_id: str, grace_period_seconds: int, caller: Caller) -> CreatedKey:

@@ -8,17 +8,25 @@ REST APIs: the authorizer returns an IAM policy that API Gateway enforces. API G
 policy's resource ARN as a glob over the whole string, so `*` matches any characters, `/`
 included: a pattern segment `*` (`GET /keys/*/roll`) also matches `GET /keys/a/b/roll`. Route
 patterns with a `*` in the middle are therefore broader on a REST API than on an HTTP API.
-HTTP APIs (payload 2.0): the authorizer matches the route itself, segment by segment.
+HTTP APIs (payload 2.0): the authorizer matches the route itself, segment by segment; for a
+`$default` route on the request's own path, made canonical first (`canonical_path`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
+from urllib.parse import unquote
 
-from apikeys.config import FULL_ACCESS, Catalogue, ScopeRoute
+from apikeys.config import APPSYNC, FULL_ACCESS, Catalogue, ScopeRoute
 from apikeys.errors import InvalidRequest
 
 Scopes = tuple[str, ...] | None
+
+# Escapes of what would change a path's structure once a backend decodes it: `/`, `.`, backslash, NUL,
+# and `%` itself (a double escape such as `%252e` is `.` to a backend that decodes twice).
+_STRUCTURAL_ESCAPE = re.compile(r"%(?:2[fFeE5]|5[cC]|00)")
+_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 
 
 def _invalid(message: str, catalogue: Catalogue) -> InvalidRequest:
@@ -80,7 +88,21 @@ def routes_of(scopes: Iterable[str], catalogue: Catalogue) -> list[ScopeRoute]:
 def resource_arns(scopes: Iterable[str], catalogue: Catalogue, stage_arn: str) -> list[str]:
     """The execute-api ARNs of the scopes' routes under `stage_arn` (arn:…:{api}/{stage}):
     `{stage_arn}/{METHOD}/{path without its leading slash}`, wildcards kept as `*`."""
-    return [f"{stage_arn}/{route.method}/{'/'.join(route.segments)}" for route in routes_of(scopes, catalogue)]
+    return [
+        f"{stage_arn}/{route.method}/{'/'.join(route.segments)}"
+        for route in routes_of(scopes, catalogue)
+        if route.method != APPSYNC
+    ]
+
+
+def appsync_allowed(scopes: Iterable[str], catalogue: Catalogue, api_id: object) -> bool:
+    """AppSync has no policy to narrow and no route to match (one endpoint, any operation), so a
+    scoped key may reach an AppSync API only when a scope grants it by name (`APPSYNC /<api id>`)
+    or every AppSync API (`APPSYNC /*`). A `*` method grants HTTP routes, never AppSync: a key
+    never reaches more on AppSync than on REST."""
+    return isinstance(api_id, str) and any(
+        route.method == APPSYNC and route.segments[0] in ("*", api_id) for route in routes_of(scopes, catalogue)
+    )
 
 
 def _segments_match(pattern: tuple[str, ...], path: list[str]) -> bool:
@@ -91,6 +113,33 @@ def _segments_match(pattern: tuple[str, ...], path: list[str]) -> bool:
     return len(pattern) == len(path) and all(p in ("*", s) for p, s in zip(pattern, path, strict=True))
 
 
+def canonical_path(raw: str, stage: str | None = None) -> str | None:
+    """The path a `$default` route's scopes are matched on, or None when it has no single meaning.
+
+    API Gateway passes an HTTP API's `rawPath` as the client sent it, and the backend behind
+    `$default` may resolve `..`, decode `%2F` into a separator or treat `\\` as one: matched raw,
+    `GET /v1/*` would allow `/v1/../admin`. So a path with a `.` or `..` segment, an empty
+    segment, a `\\`, an escaped `/`, `.`, `\\`, `%` or NUL, a control character or a malformed
+    escape is refused; other escapes are decoded (`%77` is `w`, as the backend will read it).
+    On a named stage `rawPath` starts with `/{stage}`, which is not part of the route: it is
+    dropped (a path that does not carry it, as behind a custom domain, is taken as it is)."""
+    if not raw.startswith("/") or "\\" in raw or _STRUCTURAL_ESCAPE.search(raw):
+        return None
+    if "%" in _ESCAPE.sub("", raw):
+        return None  # a `%` that starts no escape
+    if stage and stage != "$default" and (raw == f"/{stage}" or raw.startswith(f"/{stage}/")):
+        raw = raw[len(stage) + 1 :] or "/"
+    if raw == "/":
+        return raw
+    try:
+        segments = unquote(raw[1:], errors="strict").split("/")
+    except UnicodeDecodeError:
+        return None
+    if any(seg in ("", ".", "..") or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in seg) for seg in segments):
+        return None
+    return "/" + "/".join(segments)
+
+
 def route_allowed(scopes: Iterable[str], catalogue: Catalogue, method: str, path: str) -> bool:
     """HTTP API matching: does one of the scopes' routes match `METHOD /path` (a route key such
     as `GET /keys/{key_id}` or the request's own method and path)? `*` matches one segment."""
@@ -98,6 +147,6 @@ def route_allowed(scopes: Iterable[str], catalogue: Catalogue, method: str, path
         return False
     segments = path[1:].split("/") if path != "/" else []
     return any(
-        route.method in ("*", method) and _segments_match(route.segments, segments)
+        route.method != APPSYNC and route.method in ("*", method) and _segments_match(route.segments, segments)
         for route in routes_of(scopes, catalogue)
     )

@@ -81,6 +81,7 @@ _UNAVAILABLE_CODES = {
 _UNAVAILABLE = "The key service is temporarily unavailable. Please retry."
 _NEW = "attribute_not_exists(pk)"  # a Put that never overwrites
 _EXISTS = "attribute_exists(pk)"  # an Update or Delete that never recreates a removed item
+_NOT_ROLLING = f"{_EXISTS} AND attribute_not_exists(rolling)"  # a PATCH of a key a roll has not replaced
 
 
 def client_config() -> Config:
@@ -351,6 +352,10 @@ class Store:
         update = "SET key_count = key_count + :delta, version = version + :one"
         return self._update(_account_key(account_id), update, _EXISTS, {":delta": delta, ":one": 1})
 
+    def _bump_version(self, account_id: str) -> TransactWriteItemTypeDef:
+        """A change a concurrent roll must see: its condition on `version` makes it re-read."""
+        return self._update(_account_key(account_id), "SET version = version + :one", _EXISTS, {":one": 1})
+
     def _event_put(self, event: AuditEvent, event_pk: str | None = None) -> TransactWriteItemTypeDef:
         return self._put(_event_item(event, event_pk), _NEW)
 
@@ -523,17 +528,21 @@ class Store:
         return self._transact(items) is None
 
     def rename_key(self, account_id: str, key_id: str, name: str, event: AuditEvent) -> bool:
-        """False if the key no longer exists (a rename never recreates a deleted key)."""
+        """False if the key no longer exists (a rename never recreates a deleted key) or is being
+        rolled out. Bumps the account's `version`, as a scope change does, so a roll that read
+        the old name re-reads and gives the new key the new one."""
         rename = self._update(
-            _key_key(account_id, key_id), "SET #name = :name", _EXISTS, {":name": name}, {"#name": "name"}
+            _key_key(account_id, key_id), "SET #name = :name", _NOT_ROLLING, {":name": name}, {"#name": "name"}
         )
-        return self._transact([rename, self._event_put(event)]) is None
+        return self._transact([self._bump_version(account_id), rename, self._event_put(event)]) is None
 
     def update_key(self, account_id: str, key: KeyRecord, name: str, scopes: Scopes, event: AuditEvent) -> bool:
         """Set a key's name and scopes in one transaction with its digest item, so the very next
         authorization sees the new scopes. Conditioned on the key still having the digest that
         was read, and bumps the account's `version`, so a concurrent roll re-reads and never
-        copies scopes this change replaced. False if the key is gone or was rolled meanwhile."""
+        copies scopes this change replaced; and on the key not being rolled out, so a roll that
+        committed since the read makes this change fail instead of landing on the rolled-out key
+        while the new key keeps the old scopes. False if the key is gone or was rolled meanwhile."""
         if scopes is None:
             key_update, digest_update = "SET #name = :name REMOVE scopes", "REMOVE scopes"
         else:
@@ -542,11 +551,11 @@ class Store:
         key_values = {":name": name, ":digest": key.digest, **values}
         reasons = self._transact(
             [
-                self._update(_account_key(account_id), "SET version = version + :one", _EXISTS, {":one": 1}),
+                self._bump_version(account_id),
                 self._update(
                     _key_key(account_id, key.key_id),
                     key_update,
-                    f"{_EXISTS} AND digest = :digest",
+                    f"{_NOT_ROLLING} AND digest = :digest",
                     key_values,
                     {"#name": "name"},
                 ),

@@ -453,6 +453,46 @@ const scenarios = {
     facts.account_shown = await page.locator("#account-name").innerText();
   },
 
+  /** Issue 22 item 1: a route the hosting does not forward reaches the S3 origin, which answers
+   * 403 with XML. The page says what could not be loaded instead of an empty notice list or a
+   * silent "Full access" only; the keys still load. */
+  async unrouted(page) {
+    const s3 = (route) => route.fulfill({
+      status: 403,
+      contentType: "application/xml",
+      body: '<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>',
+    });
+    await page.route(`${BASE}/scopes`, s3);
+    await page.route(`${BASE}/revocations`, s3);
+    await signIn(page);
+    await createKey(page, "Still listed");
+    const visibleText = async (selector) => {
+      const element = page.locator(selector);
+      if ((await element.count()) === 0 || (await element.isHidden())) return null;
+      return element.innerText();
+    };
+    await page.waitForFunction(() => {
+      const shown = (id) => document.getElementById(id) && !document.getElementById(id).hidden;
+      return shown("revocations-error") && shown("scopes-error");
+    }, null, { timeout: 3000 }).catch(() => {});
+    facts.rows = await page.locator("#keys-body tr").count();
+    facts.revocations_error = await visibleText("#revocations-error");
+    facts.scopes_error = await visibleText("#scopes-error");
+    await shot(page, "console-unrouted");
+    // Routed again (a redeploy): the next load clears both messages.
+    await page.unroute(`${BASE}/scopes`);
+    await page.unroute(`${BASE}/revocations`);
+    await page.reload();
+    await page.locator("#keys-body tr", { hasText: "Still listed" }).waitFor();
+    await page.waitForFunction(() => {
+      const hidden = (id) => !document.getElementById(id) || document.getElementById(id).hidden;
+      return hidden("revocations-error") && hidden("scopes-error") && document.querySelectorAll("#key-scopes input").length > 0;
+    }, null, { timeout: 5000 }).catch(() => {});
+    facts.revocations_error_after = await visibleText("#revocations-error");
+    facts.scopes_error_after = await visibleText("#scopes-error");
+    facts.scope_boxes_after = await page.locator("#key-scopes input").count();
+  },
+
   /** A key GitHub finds in a public repo: the signed report revokes it, the next request with
    * it is refused, and the page says which key, when and where it was found.
    * env: GITHUB_KEY_ID and GITHUB_KEY_PEM, the test's own P-256 key (served as GitHub's). */
