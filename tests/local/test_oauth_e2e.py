@@ -31,7 +31,7 @@ from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull,
 
 from tests.helpers.https_documents import DocumentServer
 from tests.helpers.local_server import ROOT, ServerProcess, cli, http, start_server
-from tests.helpers.oauth_client import call
+from tests.helpers.oauth_client import OAuthClient, call, pkce, query_of
 
 SCRIPT = ROOT / "tests" / "local" / "browser" / "oauth.mjs"
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
@@ -194,6 +194,7 @@ def test_the_sdk_client_connects_by_dcr_and_a_console_delete_cuts_it_off(world: 
     assert statuses[0] == 401  # no key configured: the 401 starts OAuth
     [consent] = seen
     assert consent["signed_in_here"] is True  # the consent parameter survived the sign-in
+    assert consent["signed_in_as"] == account
     assert consent["title"] == "Connect ChatGPT?" and consent["key_name"] == "ChatGPT"
     assert consent["host"] == urlsplit(world["callback"].url).netloc
     assert consent["kind"].startswith("a registration")
@@ -242,3 +243,25 @@ def test_the_sdk_client_connects_by_a_client_metadata_url(world: dict[str, Any])
         "client_name": "Claude",
         "redirect_host": urlsplit(world["callback"].url).netloc,
     }
+
+
+def test_deny_and_a_full_plan_in_the_console(world: dict[str, Any]) -> None:
+    """Deny sends the user back to the client with access_denied; at the plan's limit Allow
+    shows the limit's message and nothing is issued."""
+    server: ServerProcess = world["server"]
+    callback: Callback = world["callback"]
+    account, token = new_account(world["home"])
+    app = OAuthClient.register(server.url, name="Cursor", redirect_uri=callback.url)
+    _, challenge = pkce()
+    denied = world["browser"](cmd="approve", url=app.authorize(challenge, state="d1").headers["Location"],
+                              account=account, action="Deny")  # fmt: skip
+    assert denied["signed_in_as"] == account
+    assert query_of(denied["final_url"]) == {"error": "access_denied", "state": "d1"}
+    for n in range(3):
+        assert http("POST", f"{server.url}/keys", token, {"name": f"k{n}"}).status == 201
+    refused = world["browser"](cmd="approve", url=app.authorize(challenge).headers["Location"], account=account,
+                               action="Allow", refused=True)  # fmt: skip
+    # The usual message of the plan's limit, on the consent screen, which stays.
+    assert refused["error"].startswith("This account has 3 API keys and the Pro plan allows 3."), refused["error"]
+    assert refused["final_url"].startswith(server.url)
+    assert http("GET", f"{server.url}/keys", token).json["key_count"] == 3

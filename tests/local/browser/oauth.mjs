@@ -1,8 +1,9 @@
 // One headless Chromium for tests/local/test_oauth_e2e.py, driven by JSON commands on stdin (one
 // per line), answering one JSON line each on stdout, so a module shares one browser:
-//   {"cmd": "approve", "url": <authorization URL>, "account": A, "action": "Allow"|"Deny"}
+//   {"cmd": "approve", "url": <authorization URL>, "account": A, "action": "Allow"|"Deny", "refused"?: true}
 //      opens the URL as a person would, signs in on the console if asked (dev login as A), reads
-//      the consent screen, clicks the button and answers the URL the browser ended on.
+//      the consent screen, clicks the button and answers the URL the browser ended on (or, when
+//      the answer is expected to be refused, the error the page shows).
 //   {"cmd": "delete", "name": <key name>}  deletes the key in the console, as a person would.
 //   {"cmd": "quit"}
 // env: CONSOLE_URL (the local server), SCREENSHOT_DIR, CHROMIUM.
@@ -36,9 +37,11 @@ const text = (id) => page.locator(`#${id}`).innerText();
 
 let signedInAs = null;
 
-async function approve({ url, account, action }) {
-  if (signedInAs !== account && page.url().startsWith(BASE)) {
-    await page.evaluate(() => sessionStorage.removeItem("apikeys.token")); // another user, another sign-in
+async function approve({ url, account, action, refused = false }) {
+  if (signedInAs !== account) {
+    // Another user: sign the last one out (the tab's sessionStorage holds the sign-in).
+    if (!page.url().startsWith(BASE)) await page.goto(BASE + "/");
+    await page.evaluate(() => sessionStorage.removeItem("apikeys.token"));
   }
   await page.goto(url); // 302 to the console with ?consent=<id>
   const consentUrl = page.url();
@@ -54,6 +57,7 @@ async function approve({ url, account, action }) {
   }
   await asked.waitFor();
   const facts = {
+    signed_in_as: await page.locator("#account-name").innerText(),
     consent_url: consentUrl,
     signed_in_here: signedIn,
     title: await page.getByRole("heading", { level: 1 }).first().innerText(),
@@ -64,6 +68,14 @@ async function approve({ url, account, action }) {
     scopes: await text("consent-scopes"),
   };
   await page.screenshot({ path: join(SHOTS, `oauth-consent-${action.toLowerCase()}.png`), fullPage: true });
+  if (refused) {
+    // The answer is refused (a full plan): the page says why and stays.
+    await button(action).click();
+    const error = page.locator("#consent-error");
+    await error.waitFor();
+    await page.screenshot({ path: join(SHOTS, "oauth-consent-refused.png"), fullPage: true });
+    return { ...facts, error: await error.innerText(), final_url: page.url() };
+  }
   const done = page.waitForURL((target) => !target.href.startsWith(BASE), { waitUntil: "commit" });
   await button(action).click();
   await done;
