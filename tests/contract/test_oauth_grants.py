@@ -142,3 +142,23 @@ def test_a_deny_answers_the_client_and_the_request_is_spent(api: Api) -> None:
     assert answer == {"error": "access_denied", "state": "s1"}
     with pytest.raises(NotFound):
         oauth.decide(request_id, "acct-a", USER, True)
+
+
+def test_a_refresh_after_expires_in_still_rolls_the_key_until_the_leeway_ends(
+    api: Api, travel: Callable[[float], None]
+) -> None:
+    api.set_plan("acct-a", "pro")
+    request_id, _ = _consent(_client(api))
+    code = _approve(request_id)
+    grant = oauth.load_code(code)
+    assert grant is not None
+    first = oauth.exchange_code(code, grant, None)
+    api.secrets.append(first.access_token)
+    travel(first.expires_in + 60)  # the client noticed its token expired a minute ago
+    refresh = oauth.load_refresh(first.refresh_token)
+    assert refresh is not None
+    second = oauth.refresh(refresh, None)
+    api.secrets.append(second.access_token)
+    assert second.expires_in == 30 * 86400 and api.list("acct-a").body["key_count"] == 1
+    travel(second.expires_in + oauth.REFRESH_LEEWAY_SECONDS + 1)
+    assert oauth.load_refresh(second.refresh_token) is None  # the key has expired: connect again

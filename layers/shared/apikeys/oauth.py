@@ -45,6 +45,9 @@ DEFAULT_ACCESS_TTL = 30 * 86400
 # How long the key a refresh replaced keeps working: calls in flight when the client switches
 # to the new token still succeed, and nothing older than this outlives a refresh.
 REFRESH_GRACE_SECONDS = 120
+# A connection's key works this long past the `expires_in` its client was told: clients refresh
+# when their token expires (or a little after), and a refresh needs the key alive to roll it.
+REFRESH_LEEWAY_SECONDS = 86400
 NAME_MAX = 48  # leaves room for " (99)" within the key name limit of 64
 _BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
@@ -379,7 +382,7 @@ def _new_connection_key(name: str, key_scopes: tuple[str, ...], ttl: int) -> tup
         created_at=clock.iso(created),
         last_used_at=None,
         digest=keys.digest(secret),
-        expires_at_epoch=int(created.timestamp()) + ttl,
+        expires_at_epoch=int(created.timestamp()) + ttl + REFRESH_LEEWAY_SECONDS,
         expires_in_days=max(1, ttl // 86400),
         scopes=key_scopes,
     )
