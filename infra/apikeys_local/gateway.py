@@ -24,6 +24,7 @@ from apikeys_local.idp import LocalIdentityProvider
 from apikeys_local.runtime import Runtime
 from apikeys_local.template import Authorizer, Route, Stack
 from apikeys_local.throttle import TokenBucket
+from apikeys_local.waf import RateLimiter
 
 API_ID = "local"
 ACCOUNT_ID = "123456789012"
@@ -93,6 +94,7 @@ class Gateway:
         self._cache_lock = threading.Lock()
         self.bucket = TokenBucket(*stack.throttle) if stack.throttle is not None else None
         self.method_buckets = {route: TokenBucket(*limits) for route, limits in stack.method_throttles.items()}
+        self.waf = RateLimiter(stack.waf_rules)
 
     # -- responses ---------------------------------------------------------------------------
 
@@ -275,6 +277,12 @@ class Gateway:
 
     def handle(self, request: Request) -> Outcome:
         request_id = str(uuid.uuid4())
+        # The web ACL sits in front of API Gateway: a request it blocks reaches no route, no
+        # bucket and no authorizer.
+        blocked = self.waf.check(request.remote_addr or "", request.headers)
+        if blocked is not None:
+            waf_response = Response(blocked.body, status=blocked.status, headers=blocked.headers)
+            return Outcome(waf_response, f"waf:{blocked.name}")
         adapter = self.url_map.bind_to_environ(request.environ)
         try:
             index, params = adapter.match()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -151,6 +152,11 @@ class App:
         return self._spec
 
     def _local(self, request: Request) -> Response | None:
+        if request.path.startswith("/_local/") and not is_loopback_host(request.host):
+            # DNS rebinding: a page on evil.example, its name re-pointed at 127.0.0.1, reaches this
+            # server from the developer's browser with `Host: evil.example`. The dev login mints
+            # management tokens, so it answers only a request addressed to a loopback name.
+            return _error(403, "forbidden", "The local dev login answers only requests to 127.0.0.1, ::1 or localhost.")
         if request.path == console.LOGIN_PATH:
             return console.dev_login(
                 request, self.emulator.idp, self.emulator.claim(), self._set_plan, self._start_plan
@@ -195,8 +201,32 @@ class App:
         except NotFound:
             response = _error(404, "not_found", "No such resource.")
         ms = (time.perf_counter() - started) * 1000
-        self.log(f"{request.method} {log_target(request)} {response.status_code} {ms:.0f}ms {function}")
+        method, target = log_escape(request.method), log_escape(log_target(request))
+        self.log(f"{method} {target} {response.status_code} {ms:.0f}ms {function}")
         return response(environ, start_response)
+
+
+_LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+# C0 and C1 controls, DEL, and Unicode's line and paragraph separators: each could end a log line.
+_LOG_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def is_loopback_host(host: str) -> bool:
+    """Is the request's `Host` (with or without a port) a loopback name or address?"""
+    if host.startswith("["):
+        name = host[: host.find("]") + 1] if "]" in host else host
+    else:
+        name = host.split(":", 1)[0] if host.count(":") <= 1 else host
+    name = name.lower()
+    return name in _LOOPBACK_NAMES or re.fullmatch(r"127(?:\.\d{1,3}){3}", name) is not None
+
+
+def log_escape(text: str) -> str:
+    """An access-log field with every control character escaped (`\\x0a`): a `%0A` in a path
+    (decoded before it reaches us) must not start a forged line."""
+    return _LOG_CONTROL.sub(
+        lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}", text
+    )
 
 
 def _error(status: int, code: str, message: str) -> Response:

@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from apikeys_local.waf import RateRule, rate_rules
+
 
 class TemplateError(RuntimeError):
     """The template uses something the emulator cannot reproduce faithfully."""
@@ -145,6 +147,8 @@ class Stack:
     # Per-method MethodSettings, keyed by (path as in the template, METHOD): they replace the
     # stage's limits for that method, as API Gateway applies them.
     method_throttles: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
+    # The rate-based rules of the web ACL on the stage (WafEnabled), in priority order.
+    waf_rules: list[RateRule] = field(default_factory=list)
 
     def gateway_response(self, kind: str) -> GatewayResponse:
         """The response of `kind` as API Gateway renders it: the type's own definition, else
@@ -228,6 +232,16 @@ def _parameters(template: dict[str, Any], overrides: dict[str, str]) -> dict[str
     unknown = set(overrides) - set(template.get("Parameters") or {})
     if unknown:
         raise TemplateError(f"unknown template parameters: {sorted(unknown)}")
+    for name, value in overrides.items():
+        # As CloudFormation does: an override outside AllowedValues or AllowedPattern is refused,
+        # so the emulator never runs what a deployment could not (AccountIdClaim=email, say).
+        spec = template["Parameters"][name]
+        allowed = spec.get("AllowedValues")
+        pattern = spec.get("AllowedPattern")
+        if (allowed is not None and value not in [str(v) for v in allowed]) or (
+            pattern is not None and not re.fullmatch(pattern, value)
+        ):
+            raise TemplateError(f"parameter {name}: {value!r} is not allowed ({spec.get('ConstraintDescription', '')})")
     params.update(overrides)
     return params
 
@@ -362,4 +376,5 @@ def load_stack(root: Path, table_name: str, overrides: dict[str, str] | None = N
         streams=streams,
         throttle=throttle,
         method_throttles=method_throttles,
+        waf_rules=rate_rules(resources, resolve),
     )

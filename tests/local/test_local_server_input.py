@@ -54,3 +54,29 @@ def test_access_log_redacts_key_shaped_query_values(local_api: ServerProcess) ->
         assert secret[3:] not in line, "a key-shaped value reached the access log"
     assert "api_key=[REDACTED]" in line and "k=[REDACTED]" in line and "auth=[REDACTED]" in line
     assert "page=2" in line  # the rest of the query is still there to debug with
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:3000", "127.0.0.1.evil.example", "localhost.evil"])
+def test_local_login_refuses_a_host_that_is_not_loopback(local_api: ServerProcess, host: str) -> None:
+    """Issue 22 item 11: a DNS-rebinding page (evil.example resolving to 127.0.0.1) could mint
+    management tokens on a developer's machine: `/_local/*` answers only a loopback `Host`."""
+    body = {"account": "acct-rebind", "plan": "pro"}
+    refused = http("POST", f"{local_api.url}/_local/login", body=body, headers={"Host": host})
+    assert refused.status == 403, refused.text[:200]
+    assert refused.json["error"]["code"] == "forbidden" and "token" not in refused.json
+    port = local_api.url.rsplit(":", 1)[1]
+    for loopback in (f"127.0.0.1:{port}", f"localhost:{port}", "127.0.0.1", "[::1]:" + port):
+        reply = http("POST", f"{local_api.url}/_local/login", body=body, headers={"Host": loopback})
+        assert reply.status == 200 and reply.json["token"], loopback
+
+
+def test_access_log_escapes_control_characters(local_api: ServerProcess) -> None:
+    """Issue 22 item 11: `%0A` in a path forged a whole access-log line."""
+    forged = "GET /keys 200 1ms forged_line"
+    reply = http("GET", f"{local_api.url}/v1/whoami%0A{forged.replace(' ', '%20')}%0D%1B[31m%7F?q=a%0Ab")
+    assert reply.status in (401, 403, 404)
+    assert wait_for(lambda: "forged_line" in local_api.output())
+    assert not any(line.startswith(forged) for line in local_api.lines)
+    [line] = [line for line in local_api.lines if "forged_line" in line]
+    assert line.startswith("GET /v1/whoami\\x0a") and "\\x0d\\x1b[31m\\x7f" in line
+    assert not any(ch < " " or ch == "\x7f" for ch in line)

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from typing import Any
+
+import pytest
 
 from tests.helpers.support import ROOT, load_template
 
@@ -93,10 +96,13 @@ def test_every_gateway_response_has_the_error_shape_and_no_store() -> None:
     assert "StatusCode" not in responses["DEFAULT_4XX"] and "StatusCode" not in responses["DEFAULT_5XX"]
 
 
-def test_waf_is_optional_off_by_default_and_rate_limits_ip_and_authorization() -> None:
+def test_waf_is_on_by_default_and_rate_limits_ip_and_authorization() -> None:
+    """Issue 22 item 10: off by default, one client's flood starved every other client of the
+    stage's shared bucket. On by default; "false" remains a choice."""
     template = load_template()
     params, resources = template["Parameters"], template["Resources"]
-    assert params["WafEnabled"]["Default"] == "false"
+    assert params["WafEnabled"]["Default"] == "true"
+    assert params["WafEnabled"]["AllowedValues"] == ["true", "false"]
     assert template["Conditions"]["CreateWebAcl"] == {"Fn::Equals": [{"Ref": "WafEnabled"}, "true"]}
     acl = resources["KeysApiWebAcl"]
     association = resources["KeysApiWebAclAssociation"]
@@ -161,3 +167,106 @@ def test_docs_state_what_a_forged_key_really_costs() -> None:
         assert not re.search(r"forged keys? costs? \**zero", text, re.IGNORECASE), doc
         assert not re.search(r"forged keys cost zero|reject typos and forgeries", text, re.IGNORECASE), doc
         assert re.search(r"forged key with a (correct|valid) (checksum|CRC32)[^.]*costs? one `?GetItem", text), doc
+
+
+def _waf_transform(value: str, transformations: list[dict[str, Any]]) -> str:
+    """AWS WAF's text transformations, as AWS documents them, in priority order."""
+    for step in sorted(transformations, key=lambda t: t["Priority"]):
+        kind = step["Type"]
+        if kind == "LOWERCASE":
+            value = value.lower()
+        elif kind == "COMPRESS_WHITE_SPACE":
+            # \f \t \n \r \v and non-breaking space become a space; runs of spaces become one.
+            value = re.sub(" +", " ", re.sub("[\f\t\n\r\v\xa0]", " ", value))
+        elif kind != "NONE":
+            raise AssertionError(f"transformation {kind} not modelled here")
+    return value
+
+
+def test_the_waf_counts_a_key_not_a_spelling_of_its_header() -> None:
+    """Issue 22 item 7: 141 spellings of one key's header (case of `Bearer`, 1-39 spaces or
+    tabs), all authorized, were each counted apart (`TextTransformations: NONE`). The rule as
+    deployed (translated by SAM) lowercases and compresses white space, so they are one client."""
+    from apikeys import keys
+    from tests.helpers.sam import translate
+
+    acl = translate(load_template())["Resources"]["KeysApiWebAcl"]["Properties"]
+    rules = {rule["Name"]: rule for rule in acl["Rules"]}
+    (custom,) = rules["RatePerAuthorizationHeader"]["Statement"]["RateBasedStatement"]["CustomKeys"]
+    transformations = custom["Header"]["TextTransformations"]
+    key = keys.generate("ot_")
+    spellings = {
+        f"{bearer}{gap}{key}"
+        for bearer in ("Bearer", "bearer", "BEARER", "bEaReR")
+        for gap in [" " * n for n in range(1, 40)] + ["\t", "\t\t", " \t ", "\t \t"]
+    }
+    assert len(spellings) > 141
+    aggregated = {_waf_transform(spelling, transformations) for spelling in spellings}
+    counters = len(aggregated)  # a count, never the key, in a failure message
+    assert counters == 1
+    # Still one counter per key: another key is another client.
+    assert _waf_transform(f"Bearer {keys.generate('ot_')}", transformations) not in aggregated
+
+
+@pytest.mark.parametrize("function", ["authorizer", "list_keys", "create_key", "mcp", "whoami"])
+@pytest.mark.parametrize("claim", ["email", "cognito:username", "custom:", "Sub", "sub "])
+def test_account_claim_outside_the_templates_rule_fails_the_cold_start(
+    function: str, claim: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 22 item 11: the runtime and the emulator accepted ACCOUNT_ID_CLAIM=email (a claim a
+    user can set for themselves) where the template's AllowedPattern refuses it. Every function's
+    cold start checks it by the template's own rule, and the emulator refuses the parameter."""
+    from apikeys.config import ConfigError, get_settings
+    from apikeys_local.template import TemplateError, load_module, load_stack
+
+    monkeypatch.setenv("ACCOUNT_ID_CLAIM", claim)
+    name = f"claim_cold_start_{function}"
+    try:
+        with pytest.raises(ConfigError, match="ACCOUNT_ID_CLAIM"):
+            load_module(ROOT / "functions" / function / "app.py", name)
+    finally:
+        sys.modules.pop(name, None)
+    with pytest.raises(ConfigError, match="ACCOUNT_ID_CLAIM"):
+        get_settings()
+    with pytest.raises(TemplateError, match="AccountIdClaim"):
+        load_stack(ROOT, "unused", {"AccountIdClaim": claim})
+
+
+def test_the_runtime_checks_the_account_claim_by_the_templates_own_pattern(monkeypatch: pytest.MonkeyPatch) -> None:
+    from apikeys import config, container
+
+    pattern = load_template()["Parameters"]["AccountIdClaim"]["AllowedPattern"]
+    assert config.ACCOUNT_ID_CLAIM_RE.pattern == pattern
+    for good in ("sub", "custom:account_id", "custom:T1"):
+        monkeypatch.setenv("ACCOUNT_ID_CLAIM", good)
+        container.reset()
+        assert config.get_settings().account_id_claim == good
+
+
+def test_a_stack_update_cannot_replace_the_user_pool_or_the_table() -> None:
+    """Issue 22 item 11: replacing the user pool (a changed immutable property) gives every user
+    a new `sub`, orphaning every account's keys, and CloudFormation would do it silently
+    (Retain keeps the old pool, not its users' ids in the new one). A stack policy denies
+    `Update:Replace` and `Update:Delete` of the pool and the table; the deploy instructions set
+    it, and docs/user-pool-recovery.md says how to recover if a pool was replaced anyway."""
+    policy = json.loads((ROOT / "stack-policy.json").read_text())
+    resources = load_template()["Resources"]
+    protected = {"ManagementUserPool": "AWS::Cognito::UserPool", "KeysTable": "AWS::DynamoDB::Table"}
+    for name, kind in protected.items():
+        assert resources[name]["Type"] == kind
+    denies = [s for s in policy["Statement"] if s["Effect"] == "Deny"]
+    denied = {
+        (action, resource.removeprefix("LogicalResourceId/"))
+        for s in denies
+        for action in s["Action"]
+        for resource in s["Resource"]
+    }
+    for name in protected:
+        assert {("Update:Replace", name), ("Update:Delete", name)} <= denied, name
+    # Everything else stays updatable: one Allow of every update on every resource.
+    assert {"Effect": "Allow", "Principal": "*", "Action": "Update:*", "Resource": "*"} in policy["Statement"]
+    deploy = " ".join((ROOT / "README.md").read_text().split("## Deploy", 1)[1].split("\n## ", 1)[0].split())
+    assert "aws cloudformation set-stack-policy" in deploy and "file://stack-policy.json" in deploy
+    runbook = " ".join((ROOT / "docs" / "user-pool-recovery.md").read_text().split())
+    for step in ("ListUsers", "sub", "custom:account_id", "AccountIdClaim", "set-stack-policy"):
+        assert step in runbook, step

@@ -27,6 +27,9 @@ _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"
 APPSYNC = "APPSYNC"
 # A literal path segment: no IAM wildcard (`*`, `?`) and nothing API Gateway would not route.
 _SEGMENT_RE = re.compile(r"[A-Za-z0-9._~!$&'()+,;=:@%-]+")
+# The template's AccountIdClaim AllowedPattern, exactly (a test compares them): only claims a user
+# cannot set for themselves. `email` would let a user who changes their email claim another account.
+ACCOUNT_ID_CLAIM_RE = re.compile(r"^(sub|custom:[A-Za-z0-9_]{1,20})$")
 MAX_SCOPE_ROUTES = 100  # bounds the policy the authorizer returns (API Gateway caps its size)
 
 
@@ -122,6 +125,16 @@ def get_scope_catalogue() -> Catalogue:
     return parse_scope_catalogue(os.environ.get("KEY_SCOPES", "") or DEFAULT_KEY_SCOPES)
 
 
+def account_id_claim() -> str:
+    """ACCOUNT_ID_CLAIM (default `sub`), checked by the template's own rule. Every function's
+    entry point calls this at import (`handler.py`), so a deployment or emulator that bypassed
+    the template's AllowedPattern fails its cold start instead of trusting a writable claim."""
+    claim = os.environ.get("ACCOUNT_ID_CLAIM", "") or "sub"
+    if not ACCOUNT_ID_CLAIM_RE.fullmatch(claim):
+        raise ConfigError("ACCOUNT_ID_CLAIM must be sub or custom:<name>: a claim users cannot set for themselves")
+    return claim
+
+
 @container.cached
 def get_settings() -> Settings:
     table = os.environ.get("TABLE_NAME", "")
@@ -135,8 +148,7 @@ def get_settings() -> Settings:
     default_plan = os.environ.get("DEFAULT_PLAN", "") or None
     if default_plan is not None and default_plan not in limits:
         raise ConfigError(f"DEFAULT_PLAN {default_plan!r} is not in PLAN_LIMITS")
-    claim = os.environ.get("ACCOUNT_ID_CLAIM", "") or "sub"
-    return Settings(table, prefix, limits, default_plan, claim)
+    return Settings(table, prefix, limits, default_plan, account_id_claim())
 
 
 @dataclass(frozen=True)

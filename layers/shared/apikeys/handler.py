@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from apikeys import container, retries
-from apikeys.config import get_scope_catalogue
+from apikeys.config import account_id_claim, get_scope_catalogue
 from apikeys.observability import make_logger, make_metrics
 
 if TYPE_CHECKING:
@@ -51,7 +51,9 @@ def wrote(metric: str, message: str, **extra: Any) -> None:
 
 
 def _ready(handler: Handler, correlation_id_path: str | None, catalogue: bool) -> Handler:
-    """The end of every helper: logger injection, the catalogue parsed, the cold start over."""
+    """The end of every helper: logger injection, the account claim checked, the catalogue
+    parsed, the cold start over."""
+    account_id_claim()
     injected: Handler = make_logger().inject_lambda_context(correlation_id_path=correlation_id_path)(handler)
     if catalogue:
         get_scope_catalogue()
