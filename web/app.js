@@ -214,6 +214,80 @@
     showSignIn(message);
   }
 
+  // ---------------------------------------------------------------- OAuth consent (issue 21)
+
+  /** ?consent=<id> from the authorization server, kept in this tab until answered (through sign-in). */
+  function pendingConsent() {
+    const params = new URLSearchParams(window.location.search);
+    const fromUrl = params.get("consent");
+    if (fromUrl) {
+      STORE.setItem("apikeys.consent", fromUrl);
+      params.delete("consent");
+      const rest = params.toString();
+      window.history.replaceState(null, "", window.location.pathname + (rest ? `?${rest}` : "") + window.location.hash);
+    }
+    return STORE.getItem("apikeys.consent");
+  }
+
+  function consentError(message) {
+    const error = $("consent-error");
+    error.textContent = message;
+    error.hidden = false;
+  }
+
+  function leaveConsent() {
+    STORE.removeItem("apikeys.consent");
+    $("consent").hidden = true;
+    $("console").hidden = false;
+    state.loaded = false;
+    loadKeys();
+    loadScopes();
+  }
+
+  async function showConsent(requestId) {
+    $("console").hidden = true;
+    $("consent").hidden = false;
+    $("consent-error").hidden = true;
+    $("consent-details").hidden = true;
+    $("consent-done").hidden = true;
+    let asked;
+    try {
+      asked = await request("GET", `/oauth/consent/${encodeURIComponent(requestId)}`);
+    } catch (err) {
+      STORE.removeItem("apikeys.consent");
+      consentError(err.status === 404 ? "This connection request has expired or was already answered. Start again from the app." : err.message);
+      $("consent-done").hidden = false;
+      return;
+    }
+    $("consent-title").textContent = `Connect ${asked.client_name}?`;
+    $("consent-client").textContent = asked.client_name;
+    $("consent-host").textContent = asked.redirect_host;
+    $("consent-kind").textContent = asked.client_kind === "metadata"
+      ? `its metadata URL ${asked.client_id}`
+      : `a registration (client id ${asked.client_id})`;
+    $("consent-key-name").textContent = asked.key_name;
+    $("consent-scopes").textContent = asked.scopes.join(", ");
+    $("consent-details").hidden = false;
+    $("consent-allow").focus();
+  }
+
+  async function answerConsent(approve, button) {
+    const requestId = STORE.getItem("apikeys.consent");
+    if (!requestId) return leaveConsent();
+    await busy(button, async () => {
+      try {
+        const answer = await request("POST", `/oauth/consent/${encodeURIComponent(requestId)}`, { approve });
+        STORE.removeItem("apikeys.consent");
+        window.location.assign(answer.redirect_to);
+      } catch (err) {
+        if (err.code !== "key_limit_reached") STORE.removeItem("apikeys.consent");
+        consentError(err.message);
+        if (err.code !== "key_limit_reached") $("consent-details").hidden = true;
+        $("consent-done").hidden = false;
+      }
+    });
+  }
+
   function enterConsole() {
     const session = currentToken();
     if (!session) return showSignIn();
@@ -221,6 +295,8 @@
     $("account-name").textContent = c.email || c["cognito:username"] || c.sub || "";
     $("sign-in").hidden = true;
     $("account-bar").hidden = false;
+    const consent = STORE.getItem("apikeys.consent");
+    if (consent) return showConsent(consent);
     $("console").hidden = false;
     state.loaded = false;
     loadKeys();
@@ -477,6 +553,14 @@
       nameCell.scope = "row";
       nameCell.dataset.label = "Name";
       nameCell.append(name);
+      if (key.connection) {
+        const badge = Object.assign(document.createElement("span"), {
+          className: "badge connection",
+          textContent: `Connected app · ${key.connection.client_name}`,
+          title: `Connected with OAuth from ${key.connection.redirect_host}`,
+        });
+        nameCell.append(badge);
+      }
       row.append(
         nameCell,
         cell("Key", display),
@@ -777,6 +861,9 @@
   // ---------------------------------------------------------------- start
 
   $("dev-login").addEventListener("submit", devLogin);
+  $("consent-allow").addEventListener("click", (event) => answerConsent(true, event.currentTarget));
+  $("consent-deny").addEventListener("click", (event) => answerConsent(false, event.currentTarget));
+  $("consent-done").addEventListener("click", () => leaveConsent());
   $("hosted-sign-in").addEventListener("click", () => startHostedSignIn());
   $("sign-out").addEventListener("click", () => signOut());
   $("retry").addEventListener("click", () => loadKeys());
@@ -787,6 +874,7 @@
   });
 
   (async () => {
+    pendingConsent();
     if (AUTH.mode === "cognito") {
       try {
         await finishHostedSignIn();

@@ -77,6 +77,11 @@ def base_environment(endpoint: str, user_endpoint: bool, embedded: str) -> dict[
         "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:0",
     }
     env["AWS_DEFAULT_REGION"] = env["AWS_REGION"]
+    # Client ID metadata documents served on this machine (issue 21): a CA to trust and the host
+    # names allowed on a loopback address. Local only: no template parameter sets them.
+    for name in ("OAUTH_CIMD_CA_BUNDLE", "OAUTH_CIMD_ALLOW_PRIVATE_HOSTS"):
+        if os.environ.get(name):
+            env[name] = os.environ[name]
     if user_endpoint:
         # A real table or DynamoDB Local: the caller's own credentials and profile apply.
         for name, value in os.environ.items():
@@ -325,6 +330,19 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+class _Later:
+    """The WSGI app, set once the emulator behind it has started (the socket is bound first)."""
+
+    app: Any = None
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if self.app is None:
+            start_response("503 Service Unavailable", [("Content-Type", "text/plain"), ("Retry-After", "1")])
+            return [b"starting"]
+        result: Iterable[bytes] = self.app(environ, start_response)
+        return result
+
+
 def serve(
     root: Path,
     host: str,
@@ -336,8 +354,23 @@ def serve(
     def log(line: str) -> None:
         print(line, flush=True)
 
-    emulator = Emulator.start(root, table_name, parameter_overrides=parameter_overrides)
-    server: Any = None
+    # The socket first, so the stack is loaded knowing its own URL: `PublicApiUrl` (the OAuth
+    # issuer, the 401's resource_metadata) is this server's, as a custom domain is deployed.
+    later = _Later()
+    try:
+        # 10 MB: API Gateway's payload limit.
+        server: Any = create_server(
+            later, host=host, port=port, threads=threads, ident="apikeys-local", max_request_body_size=10 * 1024 * 1024
+        )
+    except OSError as exc:
+        raise SystemExit(f"apikeys-local: cannot listen on {host}:{port} ({exc.strerror}); set PORT") from None
+    url = f"http://{host}:{server.effective_port}"
+    overrides = {"PublicApiUrl": url, **(parameter_overrides or {})}
+    try:
+        emulator = Emulator.start(root, table_name, parameter_overrides=overrides)
+    except BaseException:
+        server.close()
+        raise
     mounted: consumers.Mounted | None = None
     pump: StreamPump | None = None
     state_file = state_dir(root) / "server.json"
@@ -353,19 +386,7 @@ def serve(
         mounted = consumers.mount(
             app, root, emulator.runtime, emulator.idp, emulator.stack.parameters["AWS::StackName"], log
         )
-        # 10 MB: API Gateway's payload limit.
-        try:
-            server = create_server(
-                mounted,
-                host=host,
-                port=port,
-                threads=threads,
-                ident="apikeys-local",
-                max_request_body_size=10 * 1024 * 1024,
-            )
-        except OSError as exc:
-            raise SystemExit(f"apikeys-local: cannot listen on {host}:{port} ({exc.strerror}); set PORT") from None
-        url = f"http://{host}:{server.effective_port}"
+        later.app = mounted
         state_file.parent.mkdir(parents=True, exist_ok=True)
         state_file.write_text(
             json.dumps(

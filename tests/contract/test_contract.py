@@ -22,7 +22,7 @@ from tests.helpers.support import (
 
 ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 # Fields the key lifecycle issue added to every key object (the core fields stay as they were).
-LIFECYCLE_FIELDS = {"expires_at", "status", "scopes"}
+LIFECYCLE_FIELDS = {"expires_at", "status", "scopes", "connection"}  # connection: issue 21 (OAuth)
 
 
 def test_create_shows_key_once_and_list_masks_it(api: Api) -> None:

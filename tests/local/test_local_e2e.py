@@ -24,6 +24,11 @@ from tests.helpers.support import PLAN_LIMITS
 STACK = load_stack(ROOT, "unused")
 
 
+def challenge(url: str) -> str:
+    """The 401's challenge: where an MCP client finds how to get a key by OAuth (RFC 9728, issue 21)."""
+    return f'Bearer resource_metadata="{url}/.well-known/oauth-protected-resource/mcp"'
+
+
 def gateway_body(kind: str) -> dict[str, Any]:
     return json.loads(STACK.gateway_responses[kind].body)
 
@@ -81,7 +86,7 @@ def test_full_lifecycle_over_http(local_api: ServerProcess, local_home: Path) ->
     refused = http("GET", f"{url}/v1/whoami", key)
     assert refused.status == 401
     assert refused.json == gateway_body("UNAUTHORIZED")
-    assert refused.headers["WWW-Authenticate"] == "Bearer"
+    assert refused.headers["WWW-Authenticate"] == challenge(url)
     assert http("DELETE", f"{url}/keys/{body['id']}", token).json["error"]["code"] == "not_found"
 
     # One access-log line per request: method, path, status, milliseconds, function.
@@ -143,7 +148,7 @@ def test_cognito_emulation_refuses_bad_tokens(local_api: ServerProcess, idp: Loc
         reply = http("GET", f"{url}/keys", token)
         assert reply.status == 401, name
         assert reply.json == gateway_body("UNAUTHORIZED")
-        assert reply.headers["WWW-Authenticate"] == "Bearer"
+        assert reply.headers["WWW-Authenticate"] == challenge(url)
     missing = http("GET", f"{url}/keys")
     assert missing.status == 401 and missing.json == gateway_body("UNAUTHORIZED")
 
@@ -160,7 +165,7 @@ def test_key_authorizer_over_http(local_api: ServerProcess, local_home: Path, id
         header = value if value.startswith("Basic") else f"Bearer {value}"
         reply = http("GET", f"{url}/v1/whoami", headers={"Authorization": header})
         assert reply.status == 401, value[:12]
-        assert reply.json == gateway_body("UNAUTHORIZED") and reply.headers["WWW-Authenticate"] == "Bearer"
+        assert reply.json == gateway_body("UNAUTHORIZED") and reply.headers["WWW-Authenticate"] == challenge(url)
 
     # No Authorization header: API Gateway answers 401 without invoking the authorizer. The
     # authorizer logs its decision before the access-log line of the request it decided.

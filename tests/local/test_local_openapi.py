@@ -27,6 +27,8 @@ STACK = load_stack(ROOT, "unused")
 SPEC = build_spec(STACK)
 # Routes without an authorizer (issue 14): GitHub's signed webhook and the public revocation API.
 PUBLIC = {"/secret-scanning/github", "/v1/credentials/revoke"}
+# The OAuth authorization server (issue 21): no authorizer, and RFC 6749's error shape.
+OAUTH = {r.path for r in STACK.routes if r.function == "OAuthFunction"}
 
 
 def test_spec_template_and_handlers_agree() -> None:
@@ -45,6 +47,15 @@ def test_every_operation_documents_security_errors_and_bodies() -> None:
     schemes = SPEC["components"]["securitySchemes"]
     for route in STACK.routes:
         operation = SPEC["paths"][route.path][route.method.lower()]
+        if route.path in OAUTH:
+            assert route.authorizer is None and operation["security"] == []
+            responses = operation["responses"]
+            for status in ("429", "500", "503"):
+                assert responses[status]["content"]["application/json"]["schema"] == {
+                    "$ref": "#/components/schemas/ErrorOut"
+                }
+            assert len([s for s in responses if s[0] in "23"]) == 1, operation["operationId"]
+            continue
         if route.path in PUBLIC:
             assert route.authorizer is None and operation["security"] == []
         else:
@@ -133,5 +144,8 @@ def test_running_server_conforms_to_its_openapi(local_api: ServerProcess, local_
         reply = http(route.method, f"{local_api.url}{path}")
         if route.path == "/v1/credentials/revoke":
             assert reply.status == 400  # public: no body is a bad request, not a missing identity
+            continue
+        if route.path in OAUTH:
+            assert reply.status != 401 or "error_description" in reply.json  # public, RFC 6749's shape
             continue
         assert reply.status == 401 and reply.json["error"]["code"] == "unauthorized"

@@ -23,6 +23,11 @@ from tests.helpers.local_server import ROOT, ServerProcess, cli, http
 MODES = ("auto", "legacy")
 
 
+def challenge(url: str) -> str:
+    """The 401's challenge: where an MCP client finds how to get a key by OAuth (RFC 9728, issue 21)."""
+    return f'Bearer resource_metadata="{url}/.well-known/oauth-protected-resource/mcp"'
+
+
 def new_account(home: Path) -> tuple[str, str]:
     account = f"acct-{uuid.uuid4().hex[:10]}"
     done = cli(home, "plan", "set", account, "pro")
@@ -143,7 +148,7 @@ def test_revoked_or_missing_key_gets_401_bearer_and_the_error_json(local_api: Se
     for key in (created["key"], None):
         refused = http("POST", f"{url}/mcp", key, message, headers=accept)
         assert refused.status == 401, refused.text
-        assert refused.headers["WWW-Authenticate"] == "Bearer"
+        assert refused.headers["WWW-Authenticate"] == challenge(url)
         assert refused.json["error"]["code"] == "unauthorized"
 
 

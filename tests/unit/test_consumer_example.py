@@ -8,6 +8,7 @@ an authorizer result cache, an invoke permission on a function the consumer does
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import subprocess
@@ -231,6 +232,9 @@ def test_product_function_without_an_authorizer_context_refuses(name: str) -> No
 
 def test_the_example_copies_our_gateway_responses_exactly() -> None:
     """A consumer's refusals must read like ours: same status, headers and body per type."""
-    ours = load_template()["Resources"]["KeysApi"]["Properties"]["GatewayResponses"]
+    ours = copy.deepcopy(load_template()["Resources"]["KeysApi"]["Properties"]["GatewayResponses"])
+    # Except where our 401 names our MCP server's OAuth metadata (issue 21): theirs says Bearer.
+    headers = ours["UNAUTHORIZED"]["ResponseParameters"]["Headers"]
+    headers["WWW-Authenticate"] = headers["WWW-Authenticate"]["Fn::If"][2]
     theirs = example_template()["Globals"]["Api"]["GatewayResponses"]
     assert theirs == ours

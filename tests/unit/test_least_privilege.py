@@ -69,6 +69,11 @@ EXPECTED: dict[str, set[tuple[str, str, str | None]]] = {
     "SecretScanningFunction": _table("GetItem", "DeleteItem", "UpdateItem", "PutItem"),
     "RevokeCredentialsFunction": _table("GetItem", "DeleteItem", "UpdateItem", "PutItem"),
     "ListRevocationsFunction": _table("Query"),
+    # OAuth (issue 21): clients, codes, refresh tokens; a connection's key is created, rolled
+    # and (on refresh-token reuse or revocation) deleted through the keys' own transactions.
+    "OAuthFunction": _table("GetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"),
+    # Reads the request and the account's keys; one transaction answers it and stores the code.
+    "OAuthConsentFunction": _table("GetItem", "Query", "PutItem", "UpdateItem"),
 }
 # CloudWatch Logs only (logs:CreateLogGroup, CreateLogStream, PutLogEvents), as for any Lambda.
 LOGS_ONLY = {"service-role/AWSLambdaBasicExecutionRole"}

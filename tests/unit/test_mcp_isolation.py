@@ -1,5 +1,7 @@
-"""The MCP SDK is McpFunction's alone: pinned in its own requirements (which `sam build` installs
-into that function only), never in the shared layer, and never on the authorizer's import path."""
+"""The MCP SDK is McpFunction's and OAuthFunction's alone (the authorization server uses its
+`mcp.server.auth` handlers, issue 21): pinned in their own requirements (which `sam build`
+installs into those functions only), never in the shared layer, and never on the authorizer's
+import path."""
 
 from __future__ import annotations
 
@@ -57,5 +59,6 @@ def test_the_sdk_is_pinned_for_mcp_function_only() -> None:
     assert own["pydantic"] == layer["pydantic"], "the function and the layer must agree on pydantic"
     # The local server's containers import it from the venv: requirements-local.txt includes the file.
     assert "-r functions/mcp/requirements.txt" in (ROOT / "requirements-local.txt").read_text().splitlines()
-    others = [p for p in (ROOT / "functions").glob("*/requirements.txt") if p.parent.name != "mcp"]
+    assert pins(ROOT / "functions/oauth/requirements.txt") == own, "one SDK version for both functions"
+    others = [p for p in (ROOT / "functions").glob("*/requirements.txt") if p.parent.name not in ("mcp", "oauth")]
     assert not [p for p in others if {"mcp", "mangum"} & set(pins(p))], "the MCP SDK is McpFunction's only"

@@ -210,6 +210,13 @@ def key_body(record: KeyRecord, secret: str | None = None) -> dict[str, Any]:
         "expires_at": logic.expires_at(record),
         "status": logic.status(record),
         "scopes": logic.listed_scopes(record),
+        "connection": None
+        if record.connection is None
+        else {
+            "client_id": record.connection.client_id,
+            "client_name": record.connection.client_name,
+            "redirect_host": record.connection.redirect_host,
+        },
     }
     if secret is None:
         return KeyOut(**fields).model_dump()

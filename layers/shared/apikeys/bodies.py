@@ -94,6 +94,16 @@ class KeyOut(BaseModel):
         description='The scopes the key may use, in catalogue order, or ["*"] for full access.',
         examples=[["whoami", "mcp"], ["*"]],
     )
+    connection: ConnectionOut | None = Field(
+        default=None,
+        description="null, or the MCP client that holds this key because a user connected it with OAuth.",
+    )
+
+
+class ConnectionOut(BaseModel):
+    client_id: str = Field(description="The OAuth client's id: one we issued, or its metadata document's URL.")
+    client_name: str = Field(examples=["ChatGPT"])
+    redirect_host: str = Field(description="Where the client received its authorization.", examples=["chatgpt.com"])
 
 
 class CreatedKeyOut(KeyOut):
@@ -171,3 +181,25 @@ class ScanLabelOut(BaseModel):
     token_hash: str = Field(description="SHA-256 hex of the token.")
     token_type: str
     label: Literal["true_positive", "false_positive"]
+
+
+# -- OAuth consent (issue 21) --------------------------------------------------------------
+
+
+class ConsentOut(BaseModel):
+    client_name: str = Field(description="The name the client gave itself, made display-safe.")
+    client_id: str = Field(description="Its client id: an id we issued, or the https URL of its metadata document.")
+    client_kind: str = Field(description="`registered` (dynamic registration) or `metadata` (a metadata URL).")
+    redirect_uri: str
+    redirect_host: str = Field(description="Where the answer is sent: show it, it is who gets the key.")
+    scopes: list[str]
+    key_name: str = Field(description="The name the connection's key will have in Settings → API Keys.")
+
+
+class ConsentRequest(_Strict):
+    approve: bool
+    scopes: ScopeList | None = None
+
+
+class RedirectOut(BaseModel):
+    redirect_to: str = Field(description="Send the browser here: the client's redirect URI with code or error.")

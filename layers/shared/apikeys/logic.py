@@ -317,6 +317,9 @@ def roll_key(account_id: str, key_id: str, grace_period_seconds: int, caller: Ca
             if old.expires_at_epoch is not None:
                 grace_until = min(grace_until, old.expires_at_epoch)
         created = _new_key(old.name, old.expires_in_days, old.scopes)
+        # A connection's key stays that connection's (issue 21): its refresh token then fails
+        # (it names the old key), so the client reconnects, but the key still says who holds it.
+        created = CreatedKey(replace(created.record, connection=old.connection), created.secret)
         event = audit.event(
             audit.KEY_ROLLED,
             caller,

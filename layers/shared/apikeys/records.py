@@ -21,6 +21,16 @@ class Account:
 
 
 @dataclass(frozen=True)
+class Connection:
+    """Who holds a key an OAuth client was given (issue 21): shown on the key, never a secret."""
+
+    client_id: str
+    client_name: str
+    redirect_host: str
+    grant_id: str  # one connection's keys across refreshes; reuse of a refresh token deletes them
+
+
+@dataclass(frozen=True)
 class KeyRecord:
     """One API key as stored: never the secret, only its digest and masked display."""
 
@@ -34,6 +44,7 @@ class KeyRecord:
     expires_in_days: int | None = None  # the lifetime a roll gives the replacement
     rolling: bool = False  # rolled out, working until expires_at_epoch (its grace period)
     scopes: tuple[str, ...] | None = None  # catalogue names; None is full access
+    connection: Connection | None = None  # an OAuth client's key (issue 21); None for the others
 
 
 @dataclass(frozen=True)

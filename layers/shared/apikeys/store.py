@@ -1,10 +1,10 @@
 """All DynamoDB access, and the only module that knows the item layout.
 
-One table, five item types:
+One table, five item types (and the OAuth items of the block at the end):
 
     pk = ACCOUNT#<account_id>  sk = ACCOUNT       plan, key_count, version
     pk = ACCOUNT#<account_id>  sk = KEY#<key_id>  name, display, created_at, last_used_at, digest,
-                                                  ttl, expires_in_days, rolling, scopes
+                                                  ttl, expires_in_days, rolling, scopes, connection
     pk = ACCOUNT#<account_id>  sk = REVOKED#<key_id>  name, reason, revoked_at, url, source, ttl (30 days)
                                                   (a key revoked as leaked or reported: the console's notice)
     pk = DIGEST#<sha256 hex>   sk = DIGEST        account_id, key_id, plan, ttl, scopes  (the authorizer's one read)
@@ -47,7 +47,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from apikeys import clock, container, retries
 from apikeys.audit import AuditEvent
 from apikeys.errors import ServiceUnavailable
-from apikeys.records import Account, KeyRecord, Principal, Revocation
+from apikeys.records import Account, Connection, KeyRecord, Principal, Revocation
 from apikeys.scopes import Scopes, from_attribute, to_attribute
 
 if TYPE_CHECKING:  # the stubs are a dev requirement: the Lambda runtime never imports them
@@ -170,8 +170,21 @@ def _digest_key(digest: str) -> Item:
 
 
 R = TypeVar("R", bound="DataclassInstance")
+
+
+def _connection_attribute(connection: Connection | None) -> str | None:
+    return None if connection is None else json.dumps(dataclasses.asdict(connection), separators=(",", ":"))
+
+
+def _connection_record(value: str | None) -> Connection | None:
+    return None if not value else Connection(**json.loads(value))
+
+
 # Attributes stored in another form than their record's field: (to the item, from the item).
-_FORMS = {"scopes": (to_attribute, from_attribute)}
+_FORMS: dict[str, tuple[Any, Any]] = {
+    "scopes": (to_attribute, from_attribute),
+    "connection": (_connection_attribute, _connection_record),  # OAuth (issue 21), JSON
+}
 
 
 class _Codec(Generic[R]):
@@ -236,6 +249,7 @@ _KEY = _Codec(
     "expires_in_days",
     "rolling",
     "scopes",
+    "connection",
     valid={"last_used_at": _iso_time},
     ttl="expires_at_epoch",
 )
@@ -691,3 +705,214 @@ class Store:
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
+
+
+# == OAuth (issue 21) ======================================================================
+# Four item types, every secret as a SHA-256 digest only, every short-lived one with a TTL:
+#
+#   pk = OAUTH_CLIENT#<client_id>          sk = CLIENT   client (JSON, no secret), secret_digest
+#   pk = OAUTH_CONSENT#<sha256(request)>   sk = CONSENT  request (JSON), expires_at, ttl, decided
+#   pk = OAUTH_CODE#<sha256(code)>         sk = CODE     grant (JSON), expires_at, ttl (60 s)
+#   pk = OAUTH_REFRESH#<sha256(token)>     sk = REFRESH  account_id, key_id, client_id, grant_id,
+#                                                        scopes, resource, ttl, used
+#
+# and a connection's key item carries `connection` (JSON: client_id, client_name,
+# redirect_host, grant_id). A refresh token is honoured only while its key item exists, so
+# deleting the key (console, API, leak report, revocation) ends the connection.
+
+_OAUTH_SK = {"CLIENT": "CLIENT", "CONSENT": "CONSENT", "CODE": "CODE", "REFRESH": "REFRESH"}
+
+
+def _oauth_key(kind: str, ident: str) -> Item:
+    return _typed({"pk": f"OAUTH_{kind}#{ident}", "sk": _OAUTH_SK[kind]})
+
+
+def _compact(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+class OAuthStore(Store):
+    """The OAuth items, and the two key writes a connection makes: its key's creation (the
+    plan-limited transaction of POST /keys, plus the code's consumption and the refresh
+    token) and its refresh (a roll, plus the refresh token's rotation)."""
+
+    # -- clients -------------------------------------------------------------------------
+
+    def put_client(self, client_id: str, client: dict[str, Any], secret_digest: str | None) -> None:
+        values = {"client": _compact(client), "created_at": clock.now_iso(), "secret_digest": secret_digest}
+        item = {**_oauth_key("CLIENT", client_id), **_typed(values)}
+        with _unavailable_on_transient_errors():
+            self.client.put_item(TableName=self.table, Item=item, ConditionExpression=_NEW)
+
+    def get_client(self, client_id: str) -> tuple[dict[str, Any], str | None] | None:
+        item = self._get(_oauth_key("CLIENT", client_id))
+        if not item:
+            return None
+        values = _plain(item)
+        return json.loads(values["client"]), values.get("secret_digest")
+
+    # -- consent requests and codes ------------------------------------------------------------
+
+    def put_consent(self, request_digest: str, request: dict[str, Any], expires_at: int) -> None:
+        values = {"request": _compact(request), "expires_at": expires_at, "ttl": expires_at}
+        item = {**_oauth_key("CONSENT", request_digest), **_typed(values)}
+        with _unavailable_on_transient_errors():
+            self.client.put_item(TableName=self.table, Item=item, ConditionExpression=_NEW)
+
+    def get_consent(self, request_digest: str, now: int) -> dict[str, Any] | None:
+        """An undecided, unexpired consent request (TTL removal lags; the time is checked here)."""
+        item = self._get(_oauth_key("CONSENT", request_digest))
+        if not item:
+            return None
+        values = _plain(item)
+        if "decided" in values or values["expires_at"] <= now:
+            return None
+        request: dict[str, Any] = json.loads(values["request"])
+        return request
+
+    def decide_consent(
+        self, request_digest: str, now: int, decision: str, code_digest: str | None, grant: dict[str, Any] | None,
+        code_expires_at: int,
+    ) -> bool:  # fmt: skip
+        """Mark the request decided and, on approval, store its code, in one transaction whose
+        condition makes a request decided at most once. False if unknown, expired or decided."""
+        condition = f"{_EXISTS} AND attribute_not_exists(decided) AND expires_at > :now"
+        items = [
+            self._update(
+                _oauth_key("CONSENT", request_digest), "SET decided = :d", condition, {":d": decision, ":now": now}
+            )
+        ]
+        if code_digest is not None and grant is not None:
+            values = {"grant": _compact(grant), "expires_at": code_expires_at, "ttl": code_expires_at}
+            items.append(self._put({**_oauth_key("CODE", code_digest), **_typed(values)}, _NEW))
+        return self._transact(items) is None
+
+    def get_code(self, code_digest: str) -> tuple[dict[str, Any], int] | None:
+        item = self._get(_oauth_key("CODE", code_digest))
+        if not item:
+            return None
+        values = _plain(item)
+        return json.loads(values["grant"]), values["expires_at"]
+
+    def delete_code(self, code_digest: str) -> None:
+        with _unavailable_on_transient_errors():
+            self.client.delete_item(TableName=self.table, Key=_oauth_key("CODE", code_digest))
+
+    # -- refresh tokens ------------------------------------------------------------------------
+
+    def _refresh_put(self, digest: str, refresh: dict[str, Any], ttl: int) -> TransactWriteItemTypeDef:
+        values: dict[str, object] = {k: str(refresh[k]) for k in ("account_id", "key_id", "client_id", "grant_id")}
+        values |= {"scopes": " ".join(refresh["scopes"]), "resource": refresh.get("resource") or None, "ttl": ttl}
+        return self._put({**_oauth_key("REFRESH", digest), **_typed(values)}, _NEW)
+
+    def get_refresh(self, digest: str) -> dict[str, Any] | None:
+        item = self._get(_oauth_key("REFRESH", digest))
+        if not item:
+            return None
+        values = _plain(item)
+        return {
+            **{name: values[name] for name in ("account_id", "key_id", "client_id", "grant_id", "ttl")},
+            "scopes": values["scopes"].split(),
+            "resource": values.get("resource"),
+            "used": bool(values.get("used")),
+        }
+
+    def connection_keys(self, account_id: str) -> list[KeyRecord]:
+        """The account's keys that are OAuth connections."""
+        condition = "pk = :pk AND begins_with(sk, :key)"
+        items = self._query(condition, {":pk": _account_pk(account_id), ":key": "KEY#"})
+        return [record for record in (_KEY.read(item) for item in items) if record.connection is not None]
+
+    # -- the two key writes of a connection -------------------------------------------------------
+
+    def insert_connection_key(
+        self,
+        account: Account | None,
+        account_id: str,
+        key: KeyRecord,
+        plan: str,
+        limit: int,
+        code_digest: str,
+        refresh_digest: str,
+        refresh: dict[str, Any],
+        event: AuditEvent,
+    ) -> str | None:
+        """POST /keys's transaction (plan and count condition on the account item, key and digest
+        items, audit event), plus: the account's `version` as read (so the name the caller made
+        unique among the keys it read is still unique), the code deleted (so a code is exchanged
+        at most once) and the refresh token stored. None when committed, else what failed:
+        "code" (already used) or "account" (changed, full, or on another plan)."""
+        values: dict[str, object]
+        if account is None:
+            # A new account on the default plan: the caller checked that its limit allows a key.
+            condition, values = "attribute_not_exists(pk)", {":plan": plan}
+        else:
+            condition = "version = :v AND key_count < :limit AND #plan = :plan"
+            values = {":v": account.version, ":limit": limit, ":plan": plan}
+        consume: TransactWriteItemTypeDef = {
+            "Delete": {"TableName": self.table, "Key": _oauth_key("CODE", code_digest), "ConditionExpression": _EXISTS}
+        }
+        reasons = self._transact(
+            [
+                consume,
+                self._upsert_account(account_id, condition, ", #plan = :plan", values, add_key=True),
+                self._put(_KEY.item(key, _key_key(account_id, key.key_id)), _NEW),
+                self._put(_digest_item(account_id, key, plan), _NEW),
+                self._event_put(event),
+                self._refresh_put(refresh_digest, refresh, key.expires_at_epoch or 0),
+            ]
+        )
+        if reasons is None:
+            return None
+        if reasons[0].get("Code") == "ConditionalCheckFailed":
+            return "code"
+        if reasons[1].get("Code") == "ConditionalCheckFailed":
+            return "account"
+        raise RuntimeError("key id or digest collision")
+
+    def roll_connection_key(
+        self,
+        account: Account,
+        old: KeyRecord,
+        new: KeyRecord,
+        grace_until_epoch: int,
+        stale: list[KeyRecord],
+        used_refresh_digest: str,
+        refresh_digest: str,
+        refresh: dict[str, Any],
+        event: AuditEvent,
+    ) -> bool:
+        """A refresh: `roll_key`'s transaction with a grace period (same slot, the old key working
+        until `grace_until_epoch`), plus the used refresh token marked used (at most once) and
+        its successor stored. `stale` are this connection's keys still in an earlier refresh's
+        grace: removed now, so a connection never holds more than one key in grace (the bound a
+        plan change's transaction size relies on). False if anything changed since the read."""
+        account_id = account.account_id
+        ttl, names = {":ttl": grace_until_epoch}, {"#ttl": "ttl"}
+        bump = {":one": 1, ":v": account.version}
+        items = [
+            self._update(_account_key(account_id), "SET version = version + :one", "version = :v", bump),
+            self._update(
+                _oauth_key("REFRESH", used_refresh_digest),
+                "SET used = :true",
+                f"{_EXISTS} AND attribute_not_exists(used)",
+                {":true": True},
+            ),
+            self._update(
+                _key_key(account_id, old.key_id),
+                "SET rolling = :true, #ttl = :ttl",
+                f"{_EXISTS} AND attribute_not_exists(rolling)",
+                {**ttl, ":true": True},
+                names,
+            ),
+            self._update(
+                _digest_key(old.digest), "SET #ttl = :ttl", f"{_EXISTS} AND attribute_not_exists(revoked)", ttl, names
+            ),
+            self._put(_KEY.item(new, _key_key(account_id, new.key_id)), _NEW),
+            self._put(_digest_item(account_id, new, account.plan or ""), _NEW),
+            self._event_put(event),
+            self._refresh_put(refresh_digest, refresh, new.expires_at_epoch or 0),
+        ]
+        for key in stale:
+            items += self._remove_key(account_id, key, "rolled")
+        return self._transact(items) is None

@@ -1,0 +1,164 @@
+"""OAuth grants against the table (issue 21), on moto and DynamoDB Local: what time does to
+consent requests and codes, the plan filling up between consent and exchange, the audit
+trail of a connection, and that the table holds digests only."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+import pytest
+
+from apikeys import oauth
+from apikeys.audit import Caller
+from apikeys.errors import KeyLimitReached, NotFound
+from tests.helpers.oauth_client import pkce, query_of
+from tests.helpers.support import Api
+
+BASE = "https://api.example.com"
+USER = Caller(actor="user-sub-1", request_id="req-1")
+
+
+def _client(api: Api, name: str = "ChatGPT") -> oauth.Client:
+    info: dict[str, object] = {
+        "client_id": f"client-{name.lower()}",
+        "client_name": name,
+        "redirect_uris": ["https://chat.example/cb"],
+        "token_endpoint_auth_method": "none",
+        "grant_types": ["authorization_code", "refresh_token"],
+    }
+    oauth.register_client(info, None)
+    client = oauth.get_client(str(info["client_id"]))
+    assert client is not None and client.kind == "registered"
+    return client
+
+
+def _consent(client: oauth.Client, scopes: list[str] | None = None) -> tuple[str, str]:
+    verifier, challenge = pkce()
+    url = oauth.authorize(client, "https://chat.example/cb", True, "s1", scopes, challenge, f"{BASE}/mcp", BASE)
+    assert url.startswith(f"{BASE}/?consent=")
+    return query_of(url)["consent"], verifier
+
+
+def _approve(request_id: str, account: str = "acct-a") -> str:
+    return query_of(oauth.decide(request_id, account, USER, True))["code"]
+
+
+def _items() -> list[dict[str, Any]]:
+    table = os.environ["TABLE_NAME"]
+    return boto3.client("dynamodb").scan(TableName=table, ConsistentRead=True)["Items"]  # type: ignore[no-any-return]
+
+
+def test_a_consent_request_expires_after_10_minutes(api: Api, travel: Callable[[float], None]) -> None:
+    api.set_plan("acct-a", "pro")
+    request_id, _ = _consent(_client(api))
+    travel(590)  # a margin for the time the test itself takes on a busy machine
+    assert oauth.consent(request_id, "acct-a").key_name == "ChatGPT"
+    travel(11)
+    with pytest.raises(NotFound):
+        oauth.consent(request_id, "acct-a")
+    with pytest.raises(NotFound):
+        oauth.decide(request_id, "acct-a", USER, True)
+
+
+def test_a_code_expires_after_60_seconds(api: Api, travel: Callable[[float], None]) -> None:
+    api.set_plan("acct-a", "pro")
+    request_id, _ = _consent(_client(api))
+    code = _approve(request_id)
+    travel(50)  # a margin for the time the test itself takes on a busy machine
+    assert oauth.load_code(code) is not None
+    travel(11)
+    assert oauth.load_code(code) is None
+    assert api.list("acct-a").body["key_count"] == 0
+
+
+def test_plan_filled_between_consent_and_exchange_creates_nothing(api: Api) -> None:
+    api.set_plan("acct-a", "pro")
+    request_id, _ = _consent(_client(api))
+    code = _approve(request_id)
+    for n in range(3):
+        assert api.create("acct-a", f"k{n}").status == 201
+    grant = oauth.load_code(code)
+    assert grant is not None
+    with pytest.raises(oauth.OAuthError) as refused:
+        oauth.exchange_code(code, grant, None)
+    assert refused.value.error == "invalid_grant"
+    assert api.list("acct-a").body["key_count"] == 3
+    assert oauth.load_code(code) is None  # spent: a retry cannot slip in later
+
+
+def test_consent_at_the_limit_is_refused_and_issues_nothing(api: Api) -> None:
+    api.set_plan("acct-a", "pro")
+    for n in range(3):
+        api.create("acct-a", f"k{n}")
+    request_id, _ = _consent(_client(api))
+    with pytest.raises(KeyLimitReached):
+        oauth.decide(request_id, "acct-a", USER, True)
+    assert not [i for i in _items() if i["pk"]["S"].startswith("OAUTH_CODE#")]
+
+
+def test_a_connection_is_audited_as_the_client_and_stored_as_digests(api: Api) -> None:
+    api.set_plan("acct-a", "pro")
+    client = _client(api, "Claude")
+    request_id, _ = _consent(client, ["mcp"])
+    code = _approve(request_id)
+    grant = oauth.load_code(code)
+    assert grant is not None
+    tokens = oauth.exchange_code(code, grant, f"{BASE}/mcp")
+    api.secrets.append(tokens.access_token)
+    assert tokens.scopes == ["mcp"] and tokens.access_token.startswith("ot_")
+    dumped = json.dumps(_items())
+    for secret in (tokens.access_token, tokens.refresh_token, code, request_id):
+        assert secret not in dumped  # digests only
+    [created] = [
+        json.loads(i["detail"]["S"])
+        for i in _items()
+        if i["pk"]["S"].startswith("EVENT#") and i["detail_type"]["S"] == "ApiKeyCreated"
+    ]
+    assert created["actor"] == "oauth:client-claude"
+    assert created["client_name"] == "Claude" and created["approved_by"] == "user-sub-1"
+    [key] = api.list("acct-a").body["keys"]
+    assert key["connection"] == {"client_id": "client-claude", "client_name": "Claude", "redirect_host": "chat.example"}
+
+
+def test_a_console_roll_keeps_the_connection(api: Api) -> None:
+    api.set_plan("acct-a", "pro")
+    request_id, _ = _consent(_client(api))
+    code = _approve(request_id)
+    grant = oauth.load_code(code)
+    assert grant is not None
+    api.secrets.append(oauth.exchange_code(code, grant, None).access_token)
+    [key] = api.list("acct-a").body["keys"]
+    rolled = api.roll("acct-a", key["id"])
+    assert rolled.status == 201 and rolled.body["connection"] == key["connection"]
+
+
+def test_a_deny_answers_the_client_and_the_request_is_spent(api: Api) -> None:
+    request_id, _ = _consent(_client(api))
+    answer = query_of(oauth.decide(request_id, "acct-a", USER, False))
+    assert answer == {"error": "access_denied", "state": "s1"}
+    with pytest.raises(NotFound):
+        oauth.decide(request_id, "acct-a", USER, True)
+
+
+def test_a_refresh_after_expires_in_still_rolls_the_key_until_the_leeway_ends(
+    api: Api, travel: Callable[[float], None]
+) -> None:
+    api.set_plan("acct-a", "pro")
+    request_id, _ = _consent(_client(api))
+    code = _approve(request_id)
+    grant = oauth.load_code(code)
+    assert grant is not None
+    first = oauth.exchange_code(code, grant, None)
+    api.secrets.append(first.access_token)
+    travel(first.expires_in + 60)  # the client noticed its token expired a minute ago
+    refresh = oauth.load_refresh(first.refresh_token)
+    assert refresh is not None
+    second = oauth.refresh(refresh, None)
+    api.secrets.append(second.access_token)
+    assert second.expires_in == 30 * 86400 and api.list("acct-a").body["key_count"] == 1
+    travel(second.expires_in + oauth.REFRESH_LEEWAY_SECONDS + 1)
+    assert oauth.load_refresh(second.refresh_token) is None  # the key has expired: connect again
