@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 
 from apikeys import container
 from apikeys.config import get_audit_settings
-from apikeys.observability import make_logger
+from apikeys.observability import count, make_logger
 from apikeys.store import client_config, event_from_stream_image
 
 logger = make_logger()
@@ -39,17 +39,24 @@ def handle(record: DynamoDBRecord) -> None:
         return
     detail_type, detail = parsed
     settings = get_audit_settings()
-    result = events_client().put_events(
-        Entries=[
-            {
-                "Source": settings.event_source,
-                "DetailType": detail_type,
-                "Detail": detail,
-                "EventBusName": settings.event_bus,
-            }
-        ]
-    )
+    # Counted whether the call failed or EventBridge refused the entry: the stream retries the
+    # record, so only this metric (alarmed) shows that audit events are late or lost.
+    try:
+        result = events_client().put_events(
+            Entries=[
+                {
+                    "Source": settings.event_source,
+                    "DetailType": detail_type,
+                    "Detail": detail,
+                    "EventBusName": settings.event_bus,
+                }
+            ]
+        )
+    except Exception:
+        count("AuditPublishFailed")
+        raise
     if result.get("FailedEntryCount"):
+        count("AuditPublishFailed")
         raise PublishFailed(str(result["Entries"][0].get("ErrorCode")))
     logger.info("audit event published", extra={"detail_type": detail_type})
 

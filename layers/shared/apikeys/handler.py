@@ -92,8 +92,22 @@ def rest_function(catalogue: bool = False) -> tuple[APIGatewayRestResolver, Hand
 
 def authorizer_function(handle: Handler) -> Handler:
     """The authorizer's entry point. No retry deadline: it reads one item, which botocore's own
-    retries bound, and never loops. No metrics: allowed requests are in the access log."""
-    return _ready(handle, None, catalogue=True)
+    retries bound, and never loops. No metrics: allowed requests are in the access log.
+
+    A failure (anything but the `Unauthorized` refusal, which is how a REST authorizer says 401
+    and so counts in Lambda's `Errors` too) logs one `authorizer failed` line: API Gateway answers
+    it 503 AUTHORIZER_FAILURE, and the template's metric filter turns the line into the
+    `AuthorizerFailed` metric the outage alarm watches. Nothing is added to a request that succeeds."""
+
+    def checked(event: Any, context: Any) -> Any:
+        try:
+            return handle(event, context)
+        except Exception as error:
+            if str(error) != "Unauthorized":
+                make_logger().exception("authorizer failed")
+            raise
+
+    return _ready(checked, None, catalogue=True)
 
 
 def invoked_function(handle: Handler, catalogue: bool = False) -> Handler:

@@ -15,6 +15,7 @@ from apikeys import audit, clock, keys, plans, retries, scopes
 from apikeys.audit import Caller
 from apikeys.config import get_scope_catalogue, get_settings
 from apikeys.errors import Conflict, InvalidRequest, KeyLimitReached, NotFound, ServiceUnavailable
+from apikeys.observability import count
 from apikeys.records import KeyRecord, Revocation
 from apikeys.store import AccountMismatch, Store
 
@@ -201,6 +202,8 @@ def revoke_exposed(token: str, reason: str, caller: Caller, url: str = "", sourc
         )
         notice = Revocation(key_id, record.name, reason, revoked_at, url, source)
         if db.delete_key(account_id, record, event, reason=reason, notice=notice):
+            # A security signal (alarmed): a spike of leaked or reported keys means a key dump.
+            count("LeakedKeyRevoked" if reason == LEAKED else "ReportedKeyRevoked")
             return True
         # A concurrent delete or report won, or the key was rolled: read again.
     raise ServiceUnavailable(retries.TOO_BUSY)

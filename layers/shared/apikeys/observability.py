@@ -70,3 +70,14 @@ def make_metrics() -> Metrics:
     from aws_lambda_powertools import Metrics
 
     return Metrics(namespace="ApiKeys")
+
+
+def count(name: str, value: float = 1) -> None:
+    """One Count metric, for an event that is not a write's own (`handler.wrote`): an audit event
+    EventBridge refused, a key revoked because it was found in public. Powertools keeps one metric
+    set per process, shared by every `Metrics` instance, so the function's entry point flushes it
+    with the rest; the alarms and the dashboard in template.yaml read these names
+    (tests/unit/test_metric_names.py)."""
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    make_metrics().add_metric(name=name, unit=MetricUnit.Count, value=value)

@@ -1,0 +1,197 @@
+"""Alarms as deployed (issue 24): template.yaml translated by SAM, then each alarm's metric,
+dimensions, threshold and action read from what CloudFormation would create. CloudWatch, SNS and
+SQS cannot run here; the template is what a deploy gets, so it is what is checked."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from tests.helpers.sam import translate
+from tests.helpers.support import ROOT, load_template
+
+TOPIC = [{"Fn::If": ["CreateAlarmTopic", {"Ref": "AlarmTopic"}, {"Ref": "AlarmTopicArn"}]}]
+MANAGEMENT = {
+    "CreateKeyFunction",
+    "ListKeysFunction",
+    "DeleteKeyFunction",
+    "SetPlanFunction",
+    "GetKeyFunction",
+    "RenameKeyFunction",
+    "RollKeyFunction",
+    "ListScopesFunction",
+    "ListRevocationsFunction",
+}
+TABLE_OPERATIONS = {"GetItem", "Query", "UpdateItem", "TransactWriteItems"}
+
+# alarm -> (namespace, metric, {dimension: value}, statistic, threshold) for single-metric alarms.
+SINGLE: dict[str, tuple[str, str, dict[str, Any], str, Any]] = {
+    "AuthorizerFailuresAlarm": ("ApiKeys", "AuthorizerFailed", {}, "Sum", 1),
+    "AuthorizerLatencyAlarm": (
+        "AWS/Lambda",
+        "Duration",
+        {"FunctionName": {"Ref": "AuthorizerFunction"}},
+        "p99",
+        {"Ref": "AuthorizerP99ThresholdMs"},
+    ),
+    "ApiServerErrorsAlarm": (
+        "AWS/ApiGateway",
+        "5XXError",
+        {"ApiName": {"Ref": "AWS::StackName"}, "Stage": {"Ref": "StageName"}},
+        "Sum",
+        5,
+    ),
+    "ApiServerErrorRateAlarm": (
+        "AWS/ApiGateway",
+        "5XXError",
+        {"ApiName": {"Ref": "AWS::StackName"}, "Stage": {"Ref": "StageName"}},
+        "Average",
+        0.05,
+    ),
+    "KeyExpiryIteratorAgeAlarm": (
+        "AWS/Lambda",
+        "IteratorAge",
+        {"FunctionName": {"Ref": "KeyExpiryFunction"}},
+        "Maximum",
+        300000,
+    ),
+    "AuditEventsIteratorAgeAlarm": (
+        "AWS/Lambda",
+        "IteratorAge",
+        {"FunctionName": {"Ref": "AuditEventsFunction"}},
+        "Maximum",
+        300000,
+    ),
+    "StreamFailuresAlarm": (
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+        {"QueueName": {"Fn::GetAtt": ["StreamFailuresQueue", "QueueName"]}},
+        "Maximum",
+        1,
+    ),
+    "AuditPublishFailuresAlarm": ("ApiKeys", "AuditPublishFailed", {"service": "apikeys"}, "Sum", 5),
+}
+
+
+@pytest.fixture(scope="module")
+def translated() -> dict[str, Any]:
+    return translate(load_template())
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a Markdown heading."""
+    return re.sub(r"[^a-z0-9 -]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def _alarms(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {k: r["Properties"] for k, r in template["Resources"].items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+
+
+def _math(alarm: dict[str, Any]) -> list[tuple[str, str, dict[str, Any], str]]:
+    """A metric-math alarm's metrics: (namespace, metric, dimensions, stat)."""
+    return [
+        (
+            q["MetricStat"]["Metric"]["Namespace"],
+            q["MetricStat"]["Metric"]["MetricName"],
+            {d["Name"]: d["Value"] for d in q["MetricStat"]["Metric"].get("Dimensions", [])},
+            q["MetricStat"]["Stat"],
+        )
+        for q in alarm["Metrics"]
+        if "MetricStat" in q
+    ]
+
+
+def test_every_alarm_says_what_it_means_and_notifies_the_topic(translated: dict[str, Any]) -> None:
+    alarms = _alarms(translated)
+    anchors = {_slug(h) for h in re.findall(r"^#+ (.+)$", (ROOT / "docs/operations.md").read_text(), re.M)}
+    assert len(alarms) == 14
+    for name, alarm in alarms.items():
+        description = alarm["AlarmDescription"]
+        assert "\n" not in description and len(description) <= 1024, name
+        [anchor] = re.findall(r"docs/operations\.md#([a-z0-9-]+)", description)
+        assert anchor in anchors, f"{name}: no section #{anchor} in docs/operations.md"
+        assert alarm["AlarmActions"] == TOPIC and alarm["OKActions"] == TOPIC, name
+        assert alarm["TreatMissingData"] == "notBreaching", name
+
+
+def test_single_metric_alarms_read_the_metric_they_name(translated: dict[str, Any]) -> None:
+    alarms = _alarms(translated)
+    for name, (namespace, metric, dims, stat, threshold) in SINGLE.items():
+        alarm = alarms[name]
+        assert (alarm["Namespace"], alarm["MetricName"]) == (namespace, metric), name
+        assert {d["Name"]: d["Value"] for d in alarm.get("Dimensions", [])} == dims, name
+        assert alarm.get("ExtendedStatistic", alarm.get("Statistic")) == stat, name
+        assert alarm["Threshold"] == threshold, name
+
+
+def test_every_function_of_the_stack_is_in_a_throttles_alarm_and_management_ones_in_the_errors_alarm(
+    translated: dict[str, Any],
+) -> None:
+    functions = {k for k, r in translated["Resources"].items() if r["Type"] == "AWS::Lambda::Function"}
+    alarms = _alarms(translated)
+    throttled = [
+        dims["FunctionName"]["Ref"]
+        for name in ("ManagementThrottlesAlarm", "KeyPathThrottlesAlarm")
+        for ns, metric, dims, stat in _math(alarms[name])
+        if (ns, metric, stat) == ("AWS/Lambda", "Throttles", "Sum")
+    ]
+    assert sorted(throttled) == sorted(functions)  # each once, none missing (a new function must join one)
+    errors = {dims["FunctionName"]["Ref"] for *_, dims, _ in _math(alarms["ManagementErrorsAlarm"])}
+    assert errors == MANAGEMENT and functions >= MANAGEMENT
+    for alarm in alarms.values():
+        assert len([q for q in alarm.get("Metrics", []) if "MetricStat" in q]) <= 10  # CloudWatch's hard limit
+
+
+def test_table_alarms_cover_every_operation_the_code_calls(translated: dict[str, Any]) -> None:
+    alarms = _alarms(translated)
+    for name, metric in (("TableSystemErrorsAlarm", "SystemErrors"), ("TableThrottlesAlarm", "ThrottledRequests")):
+        series = _math(alarms[name])
+        assert {(ns, m) for ns, m, _, _ in series} == {("AWS/DynamoDB", metric)}
+        assert all(d["TableName"] == {"Ref": "KeysTable"} for _, _, d, _ in series)
+        assert {d["Operation"] for _, _, d, _ in series} == TABLE_OPERATIONS
+    revocations = _math(alarms["KeyRevocationsAlarm"])
+    assert {m for _, m, _, _ in revocations} == {"LeakedKeyRevoked", "ReportedKeyRevoked"}
+    assert alarms["KeyRevocationsAlarm"]["Threshold"] == {"Ref": "KeyRevocationsAlarmThreshold"}
+
+
+def test_no_stream_record_vanishes_silently(translated: dict[str, Any]) -> None:
+    """Every event source mapping retries a bounded number of times, splits a failing batch to
+    find the bad record, then sends it to an encrypted queue whose depth is alarmed."""
+    resources = translated["Resources"]
+    mappings = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
+    consumers = {m["FunctionName"]["Ref"] for m in mappings}
+    assert consumers == {"KeyExpiryFunction", "AuditEventsFunction"}
+    alarmed = _alarms(translated)["StreamFailuresAlarm"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0]
+    for mapping in mappings:
+        assert 0 <= mapping["MaximumRetryAttempts"] <= 10000 and mapping["BisectBatchOnFunctionError"] is True
+        queue = mapping["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]
+        assert queue == alarmed and resources[queue]["Type"] == "AWS::SQS::Queue"
+        assert resources[queue]["Properties"]["SqsManagedSseEnabled"] is True
+
+
+def test_an_empty_alarm_topic_arn_creates_an_encrypted_topic_with_an_optional_email(translated: dict[str, Any]) -> None:
+    resources, conditions = translated["Resources"], translated["Conditions"]
+    assert conditions["CreateAlarmTopic"] == {"Fn::Equals": [{"Ref": "AlarmTopicArn"}, ""]}
+    assert resources["AlarmTopic"]["Condition"] == resources["AlarmTopicKey"]["Condition"] == "CreateAlarmTopic"
+    assert resources["AlarmTopic"]["Properties"]["KmsMasterKeyId"] == {"Ref": "AlarmTopicKey"}
+    statements = resources["AlarmTopicKey"]["Properties"]["KeyPolicy"]["Statement"]
+    assert any(
+        s["Principal"].get("Service") == "cloudwatch.amazonaws.com" for s in statements
+    )  # or alarms cannot publish
+    subscription = resources["AlarmEmailSubscription"]
+    assert subscription["Condition"] == "SubscribeAlarmEmail"
+    assert subscription["Properties"] == {
+        "TopicArn": {"Ref": "AlarmTopic"},
+        "Protocol": "email",
+        "Endpoint": {"Ref": "AlarmEmail"},
+    }
+    assert {"Fn::Condition": "CreateAlarmTopic"} in conditions["SubscribeAlarmEmail"]["Fn::And"]
+
+
+def test_the_authorizer_logs_where_its_metric_filters_read(translated: dict[str, Any]) -> None:
+    resources = translated["Resources"]
+    assert resources["AuthorizerFunction"]["Properties"]["LoggingConfig"] == {"LogGroup": {"Ref": "AuthorizerLogGroup"}}
+    filters = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Logs::MetricFilter"]
+    assert filters and all(f["LogGroupName"] == {"Ref": "AuthorizerLogGroup"} for f in filters)
