@@ -1,4 +1,4 @@
-"""The audit event each change writes (README, "Contract" → "Audit events"): exactly one outbox
+"""The audit event each change writes (docs/audit-events.md, linked from the README): exactly one outbox
 item per change, with the documented `detail`. The expected details are literals taken from that
 table, never built from the code, so a field lost, renamed or filled with the wrong value fails."""
 

@@ -1,4 +1,5 @@
-"""README "Attach the authorizer": the WebSocket and AppSync snippets are plain CloudFormation
+"""docs/attach.md "WebSocket and AppSync snippets" (the README's "Attach the authorizer" links
+there): the WebSocket and AppSync snippets are plain CloudFormation
 (no SAM resource exists for them), so they are checked with cfn-lint as a template of their
 own, with the example's parameters, plus the settings a reader would get wrong."""
 
@@ -13,14 +14,22 @@ from typing import Any
 import yaml
 
 from apikeys_local.template import parse_template
-from tests.unit.test_consumer_example import _readme_section, example_template
+from tests.helpers.support import ROOT
+from tests.unit.test_consumer_example import example_template
 
 IMPORTED_ARN = {"Fn::ImportValue": {"Fn::Sub": "${ApiKeysStackName}-AuthorizerFunctionArn"}}
 
 
+def _snippets_section() -> str:
+    text = (ROOT / "docs" / "attach.md").read_text()
+    start = text.index("\n## WebSocket and AppSync snippets\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else len(text)]
+
+
 def plain_snippets() -> dict[str, Any]:
     """Every resource of the section's YAML blocks that is not a SAM resource."""
-    section = _readme_section("Attach the authorizer to another API")
+    section = _snippets_section()
     resources: dict[str, Any] = {}
     for block in re.findall(r"```yaml\n(.*?)```", section, re.DOTALL):
         snippet = parse_template(block)
@@ -38,7 +47,7 @@ def test_websocket_and_appsync_snippets_pass_cfn_lint(tmp_path: Path) -> None:
         "AWS::ApiGatewayV2::Route",
         "AWS::AppSync::GraphQLApi",
     ]
-    blocks = re.findall(r"```yaml\n(.*?)```", _readme_section("Attach the authorizer to another API"), re.DOTALL)
+    blocks = re.findall(r"```yaml\n(.*?)```", _snippets_section(), re.DOTALL)
     text = "\n".join(b for b in blocks if "AWS::ApiGatewayV2::" in b or "AWS::AppSync::" in b)
     parameters = yaml.safe_dump(
         {"Parameters": {"ApiKeysStackName": example_template()["Parameters"]["ApiKeysStackName"]}}

@@ -35,7 +35,7 @@ def test_every_single_character_change_is_caught_offline() -> None:
 
 
 def test_a_short_checksum_is_padded_with_leading_zeros() -> None:
-    """The format (README, "Contract"): the last 6 characters are the CRC32 of prefix + body in
+    """The format (docs/leaks.md): the last 6 characters are the CRC32 of prefix + body in
     base62, left-padded with 0. CRC32("ot_" + body) here is 8766901 = "amfd" in base62, worked by
     hand. The key is assembled in parts so no secret scanner mistakes this file for a leak."""
     body = "0" * 31 + "n"
