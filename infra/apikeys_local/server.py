@@ -29,7 +29,7 @@ from apikeys_local.idp import LocalIdentityProvider
 from apikeys_local.openapi import build_spec
 from apikeys_local.runtime import Runtime
 from apikeys_local.streams import StreamPump
-from apikeys_local.template import Stack, load_stack
+from apikeys_local.template import Stack, load_stack, read_template
 
 SWAGGER_DIST = Path(flask_swagger_ui.__file__).parent / "dist"
 DEMO_ACCOUNT = "demo-account"
@@ -365,7 +365,10 @@ def serve(
     except OSError as exc:
         raise SystemExit(f"apikeys-local: cannot listen on {host}:{port} ({exc.strerror}); set PORT") from None
     url = f"http://{host}:{server.effective_port}"
-    overrides = {"PublicApiUrl": url, **(parameter_overrides or {})}
+    # Only a template that declares it gets it (a project of the tests' own may not).
+    declared = read_template(root / "template.yaml").get("Parameters") or {}
+    own = {"PublicApiUrl": url} if "PublicApiUrl" in declared else {}
+    overrides = {**own, **(parameter_overrides or {})}
     try:
         emulator = Emulator.start(root, table_name, parameter_overrides=overrides)
     except BaseException:
