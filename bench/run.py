@@ -41,7 +41,8 @@ from bench.stats import percentile, ratio, summary  # noqa: E402
 # Every function that can run here. audit_events is left out: its one job is a PutEvents call to
 # EventBridge, which has no local emulator (docs/performance.md); secret_scanning too: every
 # call needs a report signed by a key server the bench would have to run (its cost is one
-# signature check plus one GetItem per token, tests/contract/test_secret_scanning.py).
+# signature check plus one GetItem per token, tests/contract/test_secret_scanning.py); oauth and
+# oauth_consent not yet (no sample events; a connection needs a client, a consent and a code).
 FUNCTIONS = (
     "authorizer",
     "create_key",

@@ -51,10 +51,13 @@ def test_smoke_run_reports_every_figure_and_exact_call_counts(dynamodb_local: Dy
     assert all(v["n"] == results["sizes"]["rounds"] and v["p50_us"] > 0 for v in warm.values())
     assert set(results["cold_start"]["functions"]) == set(FUNCTIONS)
     assert set(results["mcp_warm"]["variants"]) == {"mcp_whoami", "bare_get_item"}
-    # Every function but the EventBridge publisher (no local emulator) is measured.
+    # Every function but the EventBridge publisher (no local emulator), the GitHub endpoint and the
+    # OAuth pair (bench/run.py says why) is measured.
     assert {p.parent.name for p in (ROOT / "functions").glob("*/app.py")} - set(FUNCTIONS) == {
         "audit_events",
         "secret_scanning",
+        "oauth",
+        "oauth_consent",
     }
     assert all(v["peak_after_last_kib"] > 0 for v in results["memory"]["functions"].values())
 
