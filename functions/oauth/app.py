@@ -6,12 +6,13 @@ leaves open (which redirect URIs, which resource, what a token is) is `apikeys.o
 every rule it enforces has a test of its own (tests/**/test_oauth_*.py). Mangum adapts the
 Starlette app to Lambda, as in McpFunction."""
 
-from apikeys.handler import rest_function  # first: pauses the cyclic GC, then builds the resolver
+from apikeys.handler import rest_function  # first: its import pauses the cyclic GC
 
 # isort: split
 import base64
 import binascii
 import html
+import json
 import logging
 import time
 from contextvars import ContextVar
@@ -45,8 +46,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from apikeys import oauth
+from apikeys.api import body_bytes
 from apikeys.bodies import ErrorOut
-from apikeys.errors import ApiKeyError
+from apikeys.errors import ApiKeyError, NotFound
 from apikeys.observability import make_logger
 
 logger = make_logger()
@@ -345,6 +347,7 @@ ROUTES = [
     Route(REVOKE, revoke, methods=["POST"]),
 ]
 APP = Starlette(routes=ROUTES)
+APP.router.redirect_slashes = False  # a path API Gateway routed here is served as is, never redirected
 for _name in ("mcp", "mangum"):
     logging.getLogger(_name).setLevel(logging.WARNING)
 ADAPTER = Mangum(APP, lifespan="off")
@@ -381,8 +384,17 @@ def _documented(status: int, description: str, oauth_errors: tuple[int, ...] = (
 def _delegate() -> Any:
     """Run the request through the SDK's handlers (Starlette on Mangum) and hand back its answer."""
     event = app.current_event.raw_event
+    try:
+        body_bytes(app)  # size and encoding checked before the SDK (or Mangum) reads the body
+    except ApiKeyError as error:
+        refusal = {"error": "invalid_request", "error_description": error.message}
+        return ProxyResponse(400, "application/json", json.dumps(refusal), {"Cache-Control": "no-store"})
     started = time.perf_counter()
     result = ADAPTER(event, cast(Any, app.lambda_context))
+    if result["statusCode"] in (404, 405) and not (result.get("body") or "").startswith("{"):
+        # Starlette's plain-text refusal of a path or method it does not serve (an event API
+        # Gateway would not route here): the error shape of every route instead.
+        raise NotFound("No such OAuth endpoint.")
     headers: dict[str, Any] = {**(result.get("multiValueHeaders") or {}), **(result.get("headers") or {})}
     headers.setdefault("Cache-Control", "no-store")
     # Never the query or the body: they hold codes, tokens and client secrets.

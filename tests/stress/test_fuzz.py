@@ -250,7 +250,20 @@ MCP_STATUSES = {405, 406, 413, 415}
 # The public routes (no authorizer), by their contract (issue 14): the revocation API answers 202
 # whatever the credentials were and 400 for a bad body; the partner endpoint 200, 400, 401
 # (missing or bad signature) or 503 (GitHub's keys could not be fetched: no network here).
-PUBLIC_STATUSES = {"/v1/credentials/revoke": {202, 400}, "/secret-scanning/github": {200, 400, 401, 503}}
+PUBLIC_STATUSES = {
+    "/v1/credentials/revoke": {202, 400},
+    "/secret-scanning/github": {200, 400, 401, 503},
+    # OAuth (docs/mcp.md): metadata is public (400 only for a body that is not valid base64 or is
+    # over 10 KB); the protocol's endpoints answer RFC 6749 errors (400, 401 for a client that
+    # fails authentication), a redirect, or success; never a 5xx.
+    "/.well-known/oauth-protected-resource": {200, 400},
+    "/.well-known/oauth-protected-resource/mcp": {200, 400},
+    "/.well-known/oauth-authorization-server": {200, 400},
+    "/oauth/authorize": {302, 400},
+    "/oauth/token": {200, 400, 401},
+    "/oauth/register": {201, 400},
+    "/oauth/revoke": {200, 400, 401},
+}
 
 
 def _is_json_rpc_error(body: Any) -> bool:
@@ -290,10 +303,12 @@ def _check_http_response(result: Any, allowed: set[int] = CONTRACT_STATUSES) -> 
         return int(status)
     if status >= 400:
         body = json.loads(result["body"])
+        if isinstance(body.get("error"), str):  # an OAuth endpoint: RFC 6749's error shape
+            assert set(body) <= {"error", "error_description", "error_uri"} and body["error"], body
+            return int(status)
         assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
         assert isinstance(body["error"]["message"], str) and body["error"]["message"]
-    if status == 201:
-        created = json.loads(result["body"])
+    if status == 201 and "key" in (created := json.loads(result["body"])):
         assert keys.is_well_formed(created["key"], "ot_")
     return status
 
