@@ -328,14 +328,12 @@ def test_last_used_is_recorded_once_a_minute_and_never_resurrects(api: Api, call
     assert api.list("acct-a").body["keys"] == []
 
 
-def test_create_is_one_consistent_read_and_one_transaction(api: Api, calls: CallCounter) -> None:
-    """A create reads the account's plan (one consistent GetItem) and writes under DynamoDB's
-    condition (one transaction), in a warm container as in a new one; list and delete as documented."""
+def test_create_is_one_call_without_reads_in_a_warm_container(api: Api, calls: CallCounter) -> None:
     api.set_plan("acct-a", "agency")
     api.create("acct-a")
     calls.reset()
     api.create("acct-a")
-    assert calls.calls == ["GetItem", "TransactWriteItems"]
+    assert calls.calls == ["TransactWriteItems"]
     calls.reset()
     api.list("acct-a")
     assert calls.calls == ["Query"]
@@ -345,40 +343,39 @@ def test_create_is_one_consistent_read_and_one_transaction(api: Api, calls: Call
     assert calls.calls == ["GetItem", "TransactWriteItems"]
 
 
-def test_a_new_containers_first_create_costs_no_more_than_any_create(api: Api) -> None:
-    """No per-container memory of plans: a container that never saw the account creates with
-    the same read and one write, with no retry."""
+def test_a_new_container_learns_the_plan_from_a_list_so_its_first_create_is_one_write(api: Api) -> None:
+    """The console lists before it creates: the list's plan is the create's guess, so a container
+    that never saw the account still creates with one transaction and no retry."""
     api.set_plan("acct-a", "agency")
     with counting_calls(new_container=True) as calls:
+        assert api.list("acct-a").body["plan"] == "agency"
+        calls.reset()
         assert api.create("acct-a").status == 201
-        assert calls.calls == ["GetItem", "TransactWriteItems"]
+        assert calls.calls == ["TransactWriteItems"]
 
 
 def test_a_new_account_on_the_default_plan_is_created_with_its_first_key_in_one_write(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """DEFAULT_PLAN applies to an account no billing call has set: the first create makes the
-    account and the key in one transaction, after the read that found no account."""
+    """DEFAULT_PLAN is the guess for an account no billing call has set: the first create makes
+    the account and the key in one transaction, with no retry."""
     monkeypatch.setenv("DEFAULT_PLAN", "pro")
     with counting_calls(new_container=True) as calls:
         assert api.create("acct-new").status == 201
-        assert calls.calls == ["GetItem", "TransactWriteItems"]
+        assert calls.calls == ["TransactWriteItems"]
     assert api.list("acct-new").body["plan"] == "pro"
 
 
-def test_a_create_that_read_the_old_plan_lands_its_key_on_the_new_plan(api: Api) -> None:
-    """A plan change between the create's read and its write fails the write's condition: the
-    create reads again and writes the key on the new plan, so its digest item (what the
-    authorizer reads) never carries the old one."""
-    api.set_plan("acct-a", "pro")
-    with counting_calls() as calls, before_each_write(lambda: api.set_plan("acct-a", "advanced")) as ran:
-        created = api.create("acct-a", "raced")
-    assert (created.status, ran) == (201, [1])
-    plan_change = ["Query", "TransactWriteItems"]  # set plan's own calls, between the read and the write
-    assert calls.calls == ["GetItem", *plan_change, "TransactWriteItems", "GetItem", "TransactWriteItems"]
-    allowed = api.bearer(created.body["key"])
-    assert allowed is not None and allowed["context"]["plan"] == "advanced"
-    assert api.list("acct-a").body["key_count"] == 1
+def test_a_wrong_plan_guess_costs_one_retry_once_per_container(api: Api) -> None:
+    """A new container guesses DEFAULT_PLAN (here none); DynamoDB's answer corrects it, and the
+    container's next create is one write."""
+    api.set_plan("acct-a", "agency")
+    with counting_calls(new_container=True) as calls:
+        assert api.create("acct-a", "first").status == 201
+        assert calls.calls == ["TransactWriteItems", "TransactWriteItems"]
+        calls.reset()
+        assert api.create("acct-a", "second").status == 201
+        assert calls.calls == ["TransactWriteItems"]
 
 
 def test_a_key_created_while_a_plan_change_is_in_flight_ends_on_the_new_plan(api: Api) -> None:
@@ -396,14 +393,42 @@ def test_a_key_created_while_a_plan_change_is_in_flight_ends_on_the_new_plan(api
     assert (listing["plan"], listing["key_count"]) == ("advanced", 1)
 
 
-def test_a_create_refused_at_the_limit_costs_one_read_and_one_write(api: Api) -> None:
-    """The refusal is DynamoDB's condition; its ALL_OLD answer says it was the limit, not a race."""
+def test_a_create_whose_plan_changes_before_its_write_lands_its_key_on_the_new_plan(api: Api) -> None:
+    """A plan change between the create's guess and its write fails the write's condition: the
+    store's answer names the new plan and the create writes again on it, so the key's digest item
+    (what the authorizer reads) never carries the old one."""
+    api.set_plan("acct-a", "pro")
+    with counting_calls() as calls, before_each_write(lambda: api.set_plan("acct-a", "advanced")) as ran:
+        created = api.create("acct-a", "raced")
+    assert (created.status, ran) == (201, [1])
+    plan_change = ["Query", "TransactWriteItems"]  # set plan's own calls, before the create's write
+    assert calls.calls == [*plan_change, "TransactWriteItems", "TransactWriteItems"]
+    allowed = api.bearer(created.body["key"])
+    assert allowed is not None and allowed["context"]["plan"] == "advanced"
+    assert api.list("acct-a").body["key_count"] == 1
+
+
+def test_a_plan_set_in_the_same_process_is_the_next_create_s_guess(api: Api) -> None:
+    """One process serves every route locally (apikeys-local, the bench): a plan it set is known,
+    so the account's first create there is one write."""
+    with counting_calls() as calls:
+        api.set_plan("acct-a", "advanced")
+        calls.reset()
+        assert api.create("acct-a").status == 201
+        assert calls.calls == ["TransactWriteItems"]
+
+
+def test_a_create_refused_at_the_limit_teaches_the_container_the_plan(api: Api) -> None:
+    """The first refusal in a new container costs a wrong guess; the next one is one write."""
     api.set_plan("acct-a", "pro")
     for i in range(3):
         api.create("acct-a", f"key {i}")
     with counting_calls(new_container=True) as calls:
         assert api.create("acct-a").status == 403
-        assert calls.calls == ["GetItem", "TransactWriteItems"]
+        assert calls.calls == ["TransactWriteItems", "TransactWriteItems"]
+        calls.reset()
+        assert api.create("acct-a").status == 403
+        assert calls.calls == ["TransactWriteItems"]
 
 
 def test_list_costs_one_query_per_page(api: Api, calls: CallCounter) -> None:

@@ -143,7 +143,7 @@ class _NearlyOutOfTime(LambdaContext):
         return 1_000  # retries.ANSWER_MARGIN: no time for a second attempt
 
 
-def test_a_create_out_of_time_after_a_plan_change_answers_503_before_the_timeout(api: Api) -> None:
+def test_a_create_out_of_time_after_a_wrong_plan_guess_answers_503_before_the_timeout(api: Api) -> None:
     api.set_plan("acct-a", "pro")
     handler = load_function("create_key").lambda_handler
     event = rest_event("POST", "/keys", "acct-a", body={"name": "late"})

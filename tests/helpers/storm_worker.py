@@ -35,7 +35,7 @@ def _hooks(counts: Counter[str]) -> None:
             if "TransactionConflict" in codes:
                 counts["transaction conflicts retried by the store"] += 1
             if "ConditionalCheckFailed" in codes:
-                counts["transaction conditions refused (limit, plan changed, gone)"] += 1
+                counts["transaction conditions refused (limit, plan guess, gone)"] += 1
 
     events.register("before-call.dynamodb", before_call)
     events.register("before-send.dynamodb", before_send)

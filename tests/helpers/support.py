@@ -149,7 +149,7 @@ class CallCounter:
 
 
 def fresh_container() -> None:
-    """Forget every per-container state of the layer (settings, catalogue, clients,
+    """Forget every per-container state of the layer (settings, catalogue, clients, plan guesses,
     the last-used throttle, ...), as a new Lambda container would start."""
     from apikeys import container
 

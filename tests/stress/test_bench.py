@@ -68,7 +68,7 @@ def test_smoke_run_reports_every_figure_and_exact_call_counts(dynamodb_local: Dy
         "authorize (tampered key)": [],
         "authorize (malformed key)": [],
         "authorize (scoped key, request path)": ["GetItem"],
-        "create": ["GetItem", "TransactWriteItems"],
+        "create (warm container)": ["TransactWriteItems"],
         "list (10 keys, one page)": ["Query"],
         "list (10 keys, page size 3)": ["Query"] * 4,
         "delete": ["GetItem", "TransactWriteItems"],

@@ -63,9 +63,9 @@ def test_plan_change_racing_creates_leaves_every_key_on_the_final_plan(api: Api)
 
 
 def test_a_create_that_straddles_an_upgrade_succeeds_on_the_new_plan(api: Api) -> None:
-    """A full Pro account: the create reads the plan (Pro, full), and its write is held until the
-    upgrade to Agency has committed. Its condition (plan Pro) fails, so it reads again and must
-    commit on Agency; had it written before the upgrade it would have been refused (403)."""
+    """A full Pro account: the create (a fresh container) learns the plan is Pro on its first
+    attempt, and its second attempt is held until the upgrade to Agency has committed. It must
+    see the changed plan and commit on Agency; in sequence it would have been refused (403)."""
     from tests.helpers.interleave import interleave
 
     api.set_plan("acct-race", "pro")
@@ -73,7 +73,7 @@ def test_a_create_that_straddles_an_upgrade_succeeds_on_the_new_plan(api: Api) -
         assert api.create("acct-race", f"k{i}").status == 201
     create = ("create_key", rest_event("POST", "/keys", "acct-race", body={"name": "straddler"}))
     upgrade = ("set_plan", {"account_id": "acct-race", "plan": "agency"})
-    statuses = interleave(late=create, early=upgrade, hold_nth=1)
+    statuses = interleave(late=create, early=upgrade, hold_nth=2)
     assert statuses == {"early": "ok", "late": 201}
     listing = api.list("acct-race").body
     assert listing["plan"] == "agency" and listing["key_count"] == len(listing["keys"]) == 4

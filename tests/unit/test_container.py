@@ -39,9 +39,10 @@ def test_a_registered_cache_state_and_reset_hook_are_forgotten_by_one_reset(monk
 
 
 def test_a_reset_forgets_every_per_container_state_of_the_layer(monkeypatch: pytest.MonkeyPatch) -> None:
-    from apikeys import auth, config, handler, keys, scanning
+    from apikeys import auth, config, handler, keys, logic, scanning
 
     settings, catalogue, metrics = config.get_settings(), config.get_scope_catalogue(), handler._metrics()
+    logic._remember_plan("acct-a", "pro")
     auth._last_touched["key_a"] = 1.0
     scanning._keys["id"] = object()  # type: ignore[assignment]
     keys.new_key_id()
@@ -51,7 +52,7 @@ def test_a_reset_forgets_every_per_container_state_of_the_layer(monkeypatch: pyt
 
     assert config.get_settings() is not settings and config.get_settings().table_name == "another-table"
     assert config.get_scope_catalogue() is not catalogue and handler._metrics() is not metrics
-    assert auth._last_touched == {} and scanning._keys == {}
+    assert logic._plan_guess == {} and auth._last_touched == {} and scanning._keys == {}
     assert keys._last_micros == 0
 
 

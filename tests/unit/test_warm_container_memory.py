@@ -1,6 +1,6 @@
 """What a warm container remembers between invocations stays bounded: the last-used throttle
-starts over once it holds 10,000 keys, so a container that sees many keys never grows without
-limit."""
+and the plan guesses each start over once they hold 10,000 entries, so a container that sees
+many keys or accounts never grows without limit."""
 
 from __future__ import annotations
 
@@ -27,3 +27,14 @@ def test_the_last_used_throttle_forgets_every_key_once_it_holds_more_than_10000(
     assert len(auth._last_touched) == 10_001  # at 10,000 it still remembers
     auth._record_use("table", Principal("acct-a", "key_b0000000000000000000", "pro"))
     assert auth._last_touched.keys() == {"key_b0000000000000000000"}
+
+
+def test_the_plan_guesses_are_forgotten_once_they_hold_10000_accounts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The per-container guess of each account's plan is bounded: at 10,000 accounts it starts over."""
+    from apikeys import logic
+
+    monkeypatch.setattr(logic, "_plan_guess", {f"acct-{i}": "pro" for i in range(9_999)})
+    logic._remember_plan("acct-a", "pro")
+    assert len(logic._plan_guess) == 10_000
+    logic._remember_plan("acct-b", "advanced")
+    assert logic._plan_guess == {"acct-b": "advanced"}

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from apikeys import audit, clock, keys, plans, retries, scopes
+from apikeys import audit, clock, container, keys, plans, retries, scopes
 from apikeys.audit import Caller
 from apikeys.config import get_scope_catalogue, get_settings
 from apikeys.errors import Conflict, InvalidRequest, KeyLimitReached, NotFound, ServiceUnavailable
@@ -20,6 +20,10 @@ from apikeys.records import KeyRecord, Revocation
 from apikeys.store import AccountMismatch, Store
 
 _ACCOUNT_ID_RE = re.compile(r"[^\x00-\x1f\x7f]{1,128}")
+# Per-container guess of each account's plan, so a create needs no read: DynamoDB checks
+# the guess inside the transaction and returns the real plan when it is wrong.
+_plan_guess: dict[str, str | None] = container.state({})
+_PLAN_GUESS_MAX = 10_000
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,12 @@ def store() -> Store:
     return Store(get_settings().table_name)
 
 
+def _remember_plan(account_id: str, plan: str | None) -> None:
+    if len(_plan_guess) >= _PLAN_GUESS_MAX:
+        _plan_guess.clear()
+    _plan_guess[account_id] = plan
+
+
 def listed_scopes(record: KeyRecord) -> list[str]:
     """The key object's `scopes`: catalogue order, or ["*"] for full access."""
     return scopes.listed(record.scopes, get_scope_catalogue())
@@ -100,27 +110,28 @@ def create_key(
     created = _new_key(name, expires_in_days, key_scopes)
     record = created.record
     event = audit.event(audit.KEY_CREATED, caller, account_id, key_id=record.key_id, key_name=record.name)
-    # One consistent read of the account, then the conditional transaction: DynamoDB decides the
-    # limit. A plan change between the two fails the condition; read again (docs/design.md,
-    # "The plan read", for why this beats guessing the plan per container).
-    for _ in retries.attempts(retries.CREATE_ATTEMPTS, "The account's plan is changing. Please retry."):
-        account = store().get_account(account_id)
-        plan = account.plan if account is not None else settings.default_plan
+    plan = _plan_guess.get(account_id, settings.default_plan)
+    # A guess can be wrong at most a few times in a row (a plan change racing this create).
+    for _ in retries.attempts(retries.CREATE_PLAN_GUESSES, "The account's plan is changing. Please retry."):
         try:
             store().insert_key(
                 account_id,
                 record,
                 plan=plan,
                 limit=plans.limit_for(plan, limits),
-                may_create_account=account is None and plan is not None,
+                may_create_account=plan is not None and plan == settings.default_plan,
                 event=event,
             )
         except AccountMismatch as mismatch:
-            now = mismatch.account
-            if (now.plan if now is not None else settings.default_plan) == plan:
-                count = now.key_count if now is not None else 0
+            account = mismatch.account
+            actual = account.plan if account is not None else settings.default_plan
+            if actual == plan:
+                _remember_plan(account_id, plan)
+                count = account.key_count if account is not None else 0
                 raise KeyLimitReached(plans.limit_message(plan, limits, count)) from None
-            continue  # the plan changed after the read
+            plan = actual
+            continue
+        _remember_plan(account_id, plan)
         return created
     raise ServiceUnavailable("The account's plan is changing. Please retry.")
 
@@ -129,6 +140,7 @@ def list_keys(account_id: str) -> KeyListing:
     settings = get_settings()
     account, records = store().load_account(account_id)
     plan = account.plan if account is not None else settings.default_plan
+    _remember_plan(account_id, plan)
     return KeyListing(
         plan=plan,
         key_limit=plans.limit_for(plan, settings.plan_limits),
@@ -369,4 +381,5 @@ def set_plan(account_id: object, plan: object, caller: Caller) -> PlanChange:
     limit = plans.limit_for(plan, limits)
     event = audit.event(audit.PLAN_CHANGED, caller, account_id, plan=plan, key_limit=limit)
     store().set_plan(account_id, plan, event)
+    _remember_plan(account_id, plan)
     return PlanChange(account_id, plan, limit)

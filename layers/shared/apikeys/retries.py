@@ -36,7 +36,7 @@ CALL_ATTEMPTS, CONNECT_TIMEOUT, READ_TIMEOUT = 3, 0.5, 1.0
 TX_ATTEMPTS = 10
 BACKOFF_BASE, BACKOFF_CAP = 0.02, 0.5
 # The domain, per request: how often it re-reads and decides again.
-CREATE_ATTEMPTS = 4  # create: the account's plan changed between the read and the write
+CREATE_PLAN_GUESSES = 4  # create: the plan guess was wrong (a plan change raced it)
 DELETE_ATTEMPTS = 3  # delete: the key changed state between the read and the write
 ROLL_ATTEMPTS = 6  # roll: the account's version moved between the read and the write
 SET_PLAN_ATTEMPTS = 10  # set plan: the account changed between the Query and the transaction

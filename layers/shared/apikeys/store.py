@@ -472,10 +472,6 @@ class Store:
         items = self._query(condition, {":pk": _account_pk(account_id), ":revoked": REVOKED_SK_PREFIX})
         return [_NOTICE.read(item) for item in items]
 
-    def get_account(self, account_id: str) -> Account | None:
-        """The account item, strongly consistent: the plan a create conditions its write on."""
-        return _to_account(account_id, self._get(_account_key(account_id)))
-
     def load_account(self, account_id: str) -> tuple[Account | None, list[KeyRecord]]:
         """Account item and keys, newest first, in one consistent Query per page."""
         account: Account | None = None
@@ -506,8 +502,7 @@ class Store:
         """Add a key if the account is on `plan` and below `limit`, all in one transaction.
 
         Raises AccountMismatch with the account's real state when the condition is false,
-        so the caller can tell "limit reached" from "the plan changed since the read" without
-        another read.
+        so the caller can tell "limit reached" from "wrong plan guess" without another read.
         """
         match_plan = "#plan = :plan" if plan else "attribute_not_exists(#plan)"
         condition = f"{match_plan} AND key_count < :limit"
