@@ -77,10 +77,16 @@ def listed_scopes(record: KeyRecord) -> list[str]:
     return scopes.listed(record.scopes, get_scope_catalogue())
 
 
-def _new_key(name: str, expires_in_days: int | None, key_scopes: scopes.Scopes = None) -> CreatedKey:
+def new_key(
+    name: str, expires_in_days: int | None, key_scopes: scopes.Scopes = None, lifetime_seconds: int | None = None
+) -> CreatedKey:
+    """A new key and its record, not yet stored. It lives `expires_in_days` days, or exactly
+    `lifetime_seconds` when given (an OAuth connection's key), else until deleted."""
     prefix = get_settings().key_prefix
     secret = keys.generate(prefix)
     created = clock.now()
+    if lifetime_seconds is None and expires_in_days:
+        lifetime_seconds = expires_in_days * 86400
     record = KeyRecord(
         key_id=keys.new_key_id(),
         name=name,
@@ -88,7 +94,7 @@ def _new_key(name: str, expires_in_days: int | None, key_scopes: scopes.Scopes =
         created_at=clock.iso(created),
         last_used_at=None,
         digest=keys.digest(secret),
-        expires_at_epoch=int(created.timestamp()) + expires_in_days * 86400 if expires_in_days else None,
+        expires_at_epoch=int(created.timestamp()) + lifetime_seconds if lifetime_seconds else None,
         expires_in_days=expires_in_days,
         scopes=key_scopes,
     )
@@ -107,7 +113,7 @@ def create_key(
     settings = get_settings()
     limits = settings.plan_limits
     key_scopes = scopes.normalize(requested_scopes, get_scope_catalogue())
-    created = _new_key(name, expires_in_days, key_scopes)
+    created = new_key(name, expires_in_days, key_scopes)
     record = created.record
     event = audit.event(audit.KEY_CREATED, caller, account_id, key_id=record.key_id, key_name=record.name)
     plan = _plan_guess.get(account_id, settings.default_plan)
@@ -331,7 +337,7 @@ def roll_key(account_id: str, key_id: str, grace_period_seconds: int, caller: Ca
             grace_until = int(now) + grace_period_seconds
             if old.expires_at_epoch is not None:
                 grace_until = min(grace_until, old.expires_at_epoch)
-        created = _new_key(old.name, old.expires_in_days, old.scopes)
+        created = new_key(old.name, old.expires_in_days, old.scopes)
         # A connection's key stays that connection's (issue 21): its refresh token then fails
         # (it names the old key), so the client reconnects, but the key still says who holds it.
         created = CreatedKey(replace(created.record, connection=old.connection), created.secret)

@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from apikeys import audit, clock, keys, oauth_cimd, plans, retries, scopes
+from apikeys import audit, clock, keys, logic, oauth_cimd, plans, retries, scopes
 from apikeys.audit import Caller
 from apikeys.config import get_scope_catalogue, get_settings
 from apikeys.errors import InvalidRequest, KeyLimitReached, NotFound
@@ -372,21 +372,9 @@ def client_caller(client_id: str, request_id: str = "") -> Caller:
 
 
 def _new_connection_key(name: str, key_scopes: tuple[str, ...], ttl: int) -> tuple[KeyRecord, str]:
-    prefix = get_settings().key_prefix
-    secret = keys.generate(prefix)
-    created = clock.now()
-    record = KeyRecord(
-        key_id=keys.new_key_id(),
-        name=name,
-        display=keys.display(secret, prefix),
-        created_at=clock.iso(created),
-        last_used_at=None,
-        digest=keys.digest(secret),
-        expires_at_epoch=int(created.timestamp()) + ttl + REFRESH_LEEWAY_SECONDS,
-        expires_in_days=max(1, ttl // 86400),
-        scopes=key_scopes,
-    )
-    return record, secret
+    """A connection's key: as any key, living `expires_in` plus the refresh leeway."""
+    made = logic.new_key(name, max(1, ttl // 86400), key_scopes, lifetime_seconds=ttl + REFRESH_LEEWAY_SECONDS)
+    return made.record, made.secret
 
 
 def exchange_code(code: str, grant: CodeGrant, resource: str | None, request_id: str = "") -> Tokens:
