@@ -385,12 +385,23 @@ def _delegate() -> Any:
     """Run the request through the SDK's handlers (Starlette on Mangum) and hand back its answer."""
     event = app.current_event.raw_event
     try:
-        body_bytes(app)  # size and encoding checked before the SDK (or Mangum) reads the body
-    except ApiKeyError as error:
-        refusal = {"error": "invalid_request", "error_description": error.message}
+        body = body_bytes(app)  # size and encoding checked before the SDK (or Mangum) reads the body
+        if body is not None:
+            body.decode("utf-8")
+    except (ApiKeyError, UnicodeDecodeError) as error:
+        problem = error.message if isinstance(error, ApiKeyError) else "Request body is not valid UTF-8."
+        refusal = {"error": "invalid_request", "error_description": problem}
         return ProxyResponse(400, "application/json", json.dumps(refusal), {"Cache-Control": "no-store"})
+    # Mangum gets the body exactly as checked, base64-encoded: it would otherwise decode any truthy
+    # isBase64Encoded and re-encode text itself, each its own way of failing on a hostile event.
+    encoded = base64.b64encode(body).decode("ascii") if body is not None else None
+    event = {**event, "body": encoded, "isBase64Encoded": body is not None}
     started = time.perf_counter()
-    result = ADAPTER(event, cast(Any, app.lambda_context))
+    try:
+        result = ADAPTER(event, cast(Any, app.lambda_context))
+    except ValueError:  # Mangum could not read the event (a query or header that is not text)
+        refusal = {"error": "invalid_request", "error_description": "The request could not be read."}
+        return ProxyResponse(400, "application/json", json.dumps(refusal), {"Cache-Control": "no-store"})
     if result["statusCode"] in (404, 405) and not (result.get("body") or "").startswith("{"):
         # Starlette's plain-text refusal of a path or method it does not serve (an event API
         # Gateway would not route here): the error shape of every route instead.
