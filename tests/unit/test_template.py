@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.helpers.support import ROOT, load_template
 
 FUNCTIONS = {
@@ -151,27 +153,29 @@ def test_api_access_logs_are_kept_and_name_no_header() -> None:
     assert res["ApiAccessLogGroup"]["Properties"]["RetentionInDays"] >= 365
 
 
-def test_every_function_resumes_garbage_collection_after_its_cold_start() -> None:
+_GC_CHECK = (
+    "import gc, importlib.util, sys; sys.path[:0] = [sys.argv[2]]; "
+    "spec = importlib.util.spec_from_file_location('app', sys.argv[1]); "
+    "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module); "
+    "print(gc.isenabled())"
+)
+
+
+@pytest.mark.parametrize("name", [name for name, r in resources().items() if r["Type"] == "AWS::Serverless::Function"])
+def test_every_function_resumes_garbage_collection_after_its_cold_start(name: str) -> None:
     """Handlers pause the cyclic GC while importing (apikeys.coldstart); one that forgot
-    `coldstart.ready()` would run its whole container without it and leak cycles."""
-    functions = [name for name, r in resources().items() if r["Type"] == "AWS::Serverless::Function"]
-    code = (
-        "import gc, importlib.util, sys; sys.path[:0] = [sys.argv[2]]; "
-        "spec = importlib.util.spec_from_file_location('app', sys.argv[1]); "
-        "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module); "
-        "print(gc.isenabled())"
+    `coldstart.ready()` would run its whole container without it and leak cycles. One process
+    per function, each its own test, so the fast tier spreads them over its workers."""
+    app = ROOT / resources()[name]["Properties"]["CodeUri"] / "app.py"
+    env = {"TABLE_NAME": "t", "AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        [sys.executable, "-c", _GC_CHECK, str(app), str(ROOT / "layers" / "shared")],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
     )
-    for name in functions:
-        app = ROOT / resources()[name]["Properties"]["CodeUri"] / "app.py"
-        env = {"TABLE_NAME": "t", "AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"}
-        result = subprocess.run(
-            [sys.executable, "-c", code, str(app), str(ROOT / "layers" / "shared")],
-            capture_output=True,
-            text=True,
-            check=False,
-            env=env,
-        )
-        assert result.stdout.strip() == "True", f"{name}: {result.stdout}{result.stderr[-2000:]}"
+    assert result.stdout.strip() == "True", f"{name}: {result.stdout}{result.stderr[-2000:]}"
 
 
 def test_the_authorizer_never_imports_cryptography_and_secret_scanning_pins_it() -> None:
