@@ -1,8 +1,9 @@
 """Tomorrow's code on today's items. tests/fixtures/stored-items-v1.json holds every item type
-(account, key, rolled-out key, digest, tombstone, leak notice, outbox) as the store wrote them
-on 2026-12-03; loaded into an empty table they must authorize, list, roll, delete and change
-plan as they did then. A change to the item layout, the digest or the checksum fails here: it
-needs a migration and a new fixture, on purpose (tests/helpers/compat.py writes one)."""
+(account, key, rolled-out key, digest, tombstone, leak notice, outbox) as the last landed code
+(2506cc1, before issue 20's store rewrite) wrote them on 2026-12-03; loaded into an empty table
+they must authorize, list, roll, delete and change plan as they did then. A change to the
+item layout, the digest or the checksum fails here: it needs a migration and a new fixture,
+on purpose (tests/helpers/compat.py writes one)."""
 
 from __future__ import annotations
 

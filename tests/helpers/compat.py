@@ -4,7 +4,9 @@ tests/fixtures/ so that tomorrow's code is tested against what is already in cus
 The keys that made the items are never in the file: each is derived here, at test time, from its
 label (a made-up key, not a secret), and the file holds only what the store wrote (digests).
 `python -m tests.helpers.compat` writes the file; do that only on purpose, with a migration, when
-the item layout changes (tests/contract/test_stored_items_compat.py says why).
+the item layout changes (tests/contract/test_stored_items_compat.py says why). The file in the
+repository was written by this script run against the code of 2506cc1 (the deploy before issue
+20's store rewrite), so the new store is tested against what the old one wrote.
 """
 
 from __future__ import annotations
