@@ -11,6 +11,7 @@ repository was written by this script run against the code of 2506cc1 (the deplo
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import sys
@@ -23,7 +24,18 @@ from typing import Any
 from apikeys import keys
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "stored-items-v1.json"
+# OAuth's items (issue 21: client, consent request, code, refresh token, connection key), written
+# by the code that introduced them (e5a2be5), kept in a file of their own so that the key
+# fixture above stays as the code before issue 20 wrote it.
+OAUTH_FIXTURE = FIXTURE.with_name("stored-items-oauth-v1.json")
 ACCOUNT = "acct-compat"
+OAUTH_ACCOUNT = "acct-compat-oauth"
+OAUTH_CLIENT = "client-compat"
+OAUTH_REDIRECT = "https://chat.example/cb"
+OAUTH_RESOURCE = "https://api.example.com/mcp"
+# Every key and opaque secret of the OAuth fixture, in the order the code asks for them.
+OAUTH_KEY_LABELS = ("conn", "conn-refreshed")
+OAUTH_SECRET_LABELS = ("consent-a", "code-a", "refresh-a", "refresh-a2", "consent-b", "code-b", "consent-c")
 # When the fixture's items were written: tests pin the clock shortly after it, so TTLs written
 # relative to it (tombstones, notices, outbox, expiring keys) are as fresh as on that day.
 WRITTEN_AT = datetime(2026, 12, 3, 8, 0, 0, tzinfo=UTC)
@@ -54,8 +66,18 @@ def pinned_clock(moment: datetime) -> Iterator[None]:
         clock.now, store.time = saved_now, saved_time  # type: ignore[assignment]
 
 
-def load_items() -> list[dict[str, Any]]:
-    return list(json.loads(FIXTURE.read_text())["items"])
+def fixture_secret(label: str) -> str:
+    """A made-up opaque OAuth secret (request id, code, refresh token, PKCE verifier): 43
+    URL-safe characters, as `secrets.token_urlsafe(32)`, the same on every run."""
+    return base64.urlsafe_b64encode(hashlib.sha256(f"compat:{label}".encode()).digest()).decode().rstrip("=")
+
+
+def pkce_challenge(verifier: str) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
+
+
+def load_items(path: Path = FIXTURE) -> list[dict[str, Any]]:
+    return list(json.loads(path.read_text())["items"])
 
 
 def _write() -> None:
@@ -88,12 +110,82 @@ def _write() -> None:
         api.revoke_credentials({"credentials": [fixture_key("leaked")]})
         assert api.bearer(fixture_key("full")) is not None and full["name"] == "Full access"
         items = client.scan(TableName="compat")["Items"]
+    _dump(FIXTURE, items, [fixture_key(label) for label in LABELS])
+
+
+def _dump(path: Path, items: list[Any], secrets: list[str]) -> None:
     items.sort(key=lambda item: (item["pk"]["S"], item["sk"]["S"]))
-    for secret in map(fixture_key, LABELS):
-        assert secret not in json.dumps(items), "a full key in the fixture"
-    FIXTURE.write_text(json.dumps({"written_at": WRITTEN_AT.isoformat(), "items": items}, indent=1) + "\n")
-    print(f"wrote {len(items)} items to {FIXTURE}", file=sys.stderr)
+    for secret in secrets:
+        assert secret not in json.dumps(items), "a secret in the fixture"
+    path.write_text(json.dumps({"written_at": WRITTEN_AT.isoformat(), "items": items}, indent=1) + "\n")
+    print(f"wrote {len(items)} items to {path}", file=sys.stderr)
+
+
+def _write_oauth() -> None:
+    """OAuth's item types through the domain, as the OAuth endpoints call it: a registered public
+    client; connection A approved, exchanged and refreshed once (its first key in grace, its first
+    refresh token spent); an approved code never exchanged (B); a consent request never answered (C)."""
+    import os
+    import types
+
+    import boto3
+    from moto import mock_aws
+
+    from apikeys import container, oauth
+    from apikeys.audit import Caller
+    from tests.helpers.support import Api, table_definition
+
+    os.environ.update(TABLE_NAME="compat", AWS_DEFAULT_REGION="us-east-1", AWS_ACCESS_KEY_ID="x")
+    os.environ.update(AWS_SECRET_ACCESS_KEY="x", KEY_PREFIX="ot_")
+    made_keys, made_secrets = iter(OAUTH_KEY_LABELS), iter(OAUTH_SECRET_LABELS)
+    user = Caller(actor="user-sub-compat", request_id="req-compat")
+    with mock_aws(), pinned_clock(WRITTEN_AT):
+        container.reset()
+        client = boto3.client("dynamodb")
+        client.create_table(**table_definition("compat"))
+        keys.generate = lambda prefix: fixture_key(next(made_keys))  # type: ignore[assignment]
+        oauth.secrets = types.SimpleNamespace(  # type: ignore[assignment]
+            token_urlsafe=lambda n: fixture_secret(next(made_secrets)), compare_digest=oauth.secrets.compare_digest
+        )
+        Api.set_plan(OAUTH_ACCOUNT, "pro")
+        info: dict[str, object] = {
+            "client_id": OAUTH_CLIENT,
+            "client_name": "Compat Chat",
+            "redirect_uris": [OAUTH_REDIRECT],
+            "token_endpoint_auth_method": "none",
+            "grant_types": ["authorization_code", "refresh_token"],
+        }
+        oauth.register_client(info, None)
+        registered = oauth.get_client(OAUTH_CLIENT)
+        assert registered is not None
+        for label in ("a", "b", "c"):
+            challenge = pkce_challenge(fixture_secret(f"verifier-{label}"))
+            oauth.authorize(
+                registered,
+                OAUTH_REDIRECT,
+                True,
+                f"state-{label}",
+                ["whoami"],
+                challenge,
+                OAUTH_RESOURCE,
+                "https://api.example.com",
+            )
+            if label == "c":
+                break
+            oauth.decide(fixture_secret(f"consent-{label}"), OAUTH_ACCOUNT, user, True)
+            if label == "a":
+                code = fixture_secret("code-a")
+                grant = oauth.load_code(code)
+                assert grant is not None
+                oauth.exchange_code(code, grant, OAUTH_RESOURCE)
+                refresh = oauth.load_refresh(fixture_secret("refresh-a"))
+                assert refresh is not None
+                oauth.refresh(refresh, OAUTH_RESOURCE)
+        items = client.scan(TableName="compat")["Items"]
+    labels = [fixture_key(label) for label in OAUTH_KEY_LABELS]
+    _dump(OAUTH_FIXTURE, items, labels + [fixture_secret(label) for label in OAUTH_SECRET_LABELS])
 
 
 if __name__ == "__main__":
-    _write()
+    # `python -m tests.helpers.compat keys|oauth`: which fixture to write (on purpose only).
+    {"keys": _write, "oauth": _write_oauth}[sys.argv[1]]()
