@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -40,7 +41,8 @@ def check_table(table: str, client: Any = None) -> TableState:
     - every key item has its digest item, pointing back at the same account and key;
     - every digest item has its key item (no orphan that would authorize a deleted key);
     - every digest item carries the account's current plan (what the authorizer returns);
-    - a revoked key's tombstone has no key item, no plan and a TTL (it authorizes nothing).
+    - a revoked key's tombstone has no key item, no plan and a TTL (it authorizes nothing);
+    - a key item in the expiry-notice index (`expires_on`) is not rolling and expires that UTC day.
     """
     state = TableState()
     for item in scan(table, client):
@@ -59,6 +61,9 @@ def check_table(table: str, client: Any = None) -> TableState:
             continue  # the audit outbox: not part of the key invariants
         elif pk.startswith("OAUTH_"):
             continue  # OAuth's clients, requests, codes and refresh tokens: tests/contract/test_oauth_grants.py
+        elif sk == "EXPIRING" and pk.startswith("EXPIRING#"):
+            assert "ttl" in item, f"expiry-notice marker {pk} never expires"
+            continue  # a notice sent (issue 24 item 5): not part of the key invariants
         else:
             raise AssertionError(f"unknown item {pk} {sk}")
     for account in state.keys:
@@ -81,6 +86,11 @@ def check_table(table: str, client: Any = None) -> TableState:
             assert pointer["plan"]["S"] == plan, f"key {key_id} reports plan {pointer['plan']['S']!r}, not {plan!r}"
             seen_digests.add(digest)
             state.checks += 3
+            if "expires_on" in item:
+                assert not item.get("rolling", {}).get("BOOL"), f"rolled-out key {key_id} is due a notice"
+                day = datetime.fromtimestamp(int(item["ttl"]["N"]), UTC).date().isoformat()
+                assert item["expires_on"]["S"] == day, f"key {key_id}: expires_on is not its expiry's day"
+                state.checks += 1
     orphans = set(state.digests) - seen_digests
     assert not orphans, f"{len(orphans)} orphan digest items"
     for digest, item in state.tombstones.items():

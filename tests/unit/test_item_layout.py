@@ -5,15 +5,17 @@ are made-up hex, the displays are masked."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import types
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from apikeys import store
 from apikeys.audit import AuditEvent
-from apikeys.records import Account, KeyRecord, Principal, Revocation
+from apikeys.records import Account, Connection, KeyRecord, Principal, Revocation
 
 NOW = 1_700_000_000
 DIGEST = "d" * 64
@@ -27,7 +29,7 @@ def _fixed_time(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_key_item_with_every_optional_attribute() -> None:
-    item = store._KEY.item(FULL, store._key_key("acct", "k1"))
+    item = store._key_item("acct", FULL)
     assert item == {
         "pk": {"S": "ACCOUNT#acct"},
         "sk": {"S": "KEY#k1"},
@@ -39,12 +41,13 @@ def test_a_key_item_with_every_optional_attribute() -> None:
         "ttl": {"N": "1800000000"},
         "expires_in_days": {"N": "30"},
         "scopes": {"S": "a b"},
+        "expires_on": {"S": "2027-01-15"},  # the UTC day of its ttl: the ExpiresOn index's key
     }
     assert store._KEY.read(item) == FULL
 
 
 def test_a_key_item_without_optional_attributes_and_a_rolled_out_one() -> None:
-    item = store._KEY.item(BARE, store._key_key("acct", "k2"))
+    item = store._key_item("acct", BARE)
     assert set(item) == {"pk", "sk", "key_id", "name", "display", "created_at", "digest"}
     assert store._KEY.read(item) == BARE
     rolled = {**item, "rolling": {"BOOL": True}, "last_used_at": {"S": "2024-03-01T00:00:00Z"}}
@@ -120,3 +123,23 @@ def test_an_account_item_reads_missing_counters_as_zero() -> None:
     assert store._to_account("acct", item) == Account("acct", "pro", 2, 0)
     assert store._to_account("acct", {"pk": {"S": "ACCOUNT#acct"}}) == Account("acct", None, 0, 0)
     assert store._to_account("acct", None) is None
+
+
+def test_only_a_live_expiring_key_the_owner_renews_is_in_the_expiry_notice_index() -> None:
+    connection = Connection("client-1", "Claude", "claude.ai", "grant-1")
+    assert "expires_on" not in store._key_item("acct", dataclasses.replace(FULL, rolling=True))
+    assert "expires_on" not in store._key_item("acct", dataclasses.replace(FULL, connection=connection))
+    assert "expires_on" not in store._key_item("acct", BARE)  # no expiry
+    assert store._ROLL_OUT == "SET rolling = :true, #ttl = :ttl REMOVE expires_on"
+
+
+def test_an_expiry_notice_marker(monkeypatch: pytest.MonkeyPatch) -> None:
+    from apikeys import clock
+
+    monkeypatch.setattr(clock, "now", lambda: datetime.fromtimestamp(NOW, UTC))
+    assert store._marker_item("acct", FULL, 7) == {
+        "pk": {"S": "EXPIRING#acct#k1#1800000000#7"},
+        "sk": {"S": "EXPIRING"},
+        "sent_at": {"S": "2023-11-14T22:13:20.000Z"},
+        "ttl": {"N": str(1_800_000_000 + 86400)},  # a day after the key expires: no run is due it again
+    }

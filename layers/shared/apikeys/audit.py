@@ -18,6 +18,7 @@ KEY_SCOPES_CHANGED = "ApiKeyScopesChanged"
 KEY_ROLLED = "ApiKeyRolled"
 KEY_DELETED = "ApiKeyDeleted"
 KEY_EXPIRED = "ApiKeyExpired"
+KEY_EXPIRING = "ApiKeyExpiring"  # a notice before a key expires (apikeys/expiry_notices.py)
 KEY_REVOKED = "ApiKeyRevoked"  # found in public (reason `leaked`) or reported (reason `reported`)
 PLAN_CHANGED = "AccountPlanChanged"
 

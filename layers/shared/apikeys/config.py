@@ -167,3 +167,24 @@ def get_audit_settings() -> AuditSettings:
         event_bus=os.environ.get("AUDIT_EVENT_BUS", "default"),
         event_source=os.environ.get("AUDIT_EVENT_SOURCE", "apikeys"),
     )
+
+
+MAX_NOTICE_DAYS = 365  # a key lives at most 365 days (expires_in_days, OAuthAccessTokenTtl)
+
+
+def parse_notice_days(raw: str) -> tuple[int, ...]:
+    """EXPIRY_NOTICE_DAYS: days before a key's expiry its owner is warned, comma-separated
+    ("7", "7,1"), each 1..MAX_NOTICE_DAYS; returned distinct, nearest first."""
+    try:
+        days = {int(part) for part in raw.split(",")}
+    except ValueError:
+        raise ConfigError(f"EXPIRY_NOTICE_DAYS must be whole days separated by commas, e.g. 7,1; got {raw!r}") from None
+    if not all(1 <= d <= MAX_NOTICE_DAYS for d in days):
+        raise ConfigError(f"EXPIRY_NOTICE_DAYS: each day must be 1..{MAX_NOTICE_DAYS}; got {raw!r}")
+    return tuple(sorted(days))
+
+
+@container.cached
+def get_notice_days() -> tuple[int, ...]:
+    """The ExpiryNoticeDays parameter of ExpiryNoticesFunction (default 7)."""
+    return parse_notice_days(os.environ.get("EXPIRY_NOTICE_DAYS", "") or "7")

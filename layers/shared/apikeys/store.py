@@ -4,7 +4,8 @@ One table, five item types (and the OAuth items of the block at the end):
 
     pk = ACCOUNT#<account_id>  sk = ACCOUNT       plan, key_count, version
     pk = ACCOUNT#<account_id>  sk = KEY#<key_id>  name, display, created_at, last_used_at, digest,
-                                                  ttl, expires_in_days, rolling, scopes, connection
+                                                  ttl, expires_in_days, rolling, scopes, connection,
+                                                  expires_on (see "Expiry notices" at the end)
     pk = ACCOUNT#<account_id>  sk = REVOKED#<key_id>  name, reason, revoked_at, url, source, ttl (30 days)
                                                   (a key revoked as leaked or reported: the console's notice)
     pk = DIGEST#<sha256 hex>   sk = DIGEST        account_id, key_id, plan, ttl, scopes  (the authorizer's one read)
@@ -36,6 +37,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -513,7 +515,7 @@ class Store:
         reasons = self._transact(
             [
                 self._upsert_account(account_id, condition, keep_plan, values, add_key=True),
-                self._put(_KEY.item(key, _key_key(account_id, key.key_id)), _NEW),
+                self._put(_key_item(account_id, key), _NEW),
                 self._put(_digest_item(account_id, key, plan or ""), _NEW),
                 self._event_put(event),
             ]
@@ -611,7 +613,7 @@ class Store:
             items += [
                 self._update(
                     _key_key(account_id, old.key_id),
-                    "SET rolling = :true, #ttl = :ttl",
+                    _ROLL_OUT,
                     rolling,
                     {**ttl, ":true": True},
                     names,
@@ -619,7 +621,7 @@ class Store:
                 self._update(_digest_key(old.digest), "SET #ttl = :ttl", _EXISTS, ttl, names),
             ]
         items += [
-            self._put(_KEY.item(new, _key_key(account_id, new.key_id)), _NEW),
+            self._put(_key_item(account_id, new), _NEW),
             self._put(_digest_item(account_id, new, account.plan or ""), _NEW),
             self._event_put(event),
         ]
@@ -851,7 +853,7 @@ class OAuthStore(Store):
             [
                 consume,
                 self._upsert_account(account_id, condition, ", #plan = :plan", values, add_key=True),
-                self._put(_KEY.item(key, _key_key(account_id, key.key_id)), _NEW),
+                self._put(_key_item(account_id, key), _NEW),
                 self._put(_digest_item(account_id, key, plan), _NEW),
                 self._event_put(event),
                 self._refresh_put(refresh_digest, refresh, key.expires_at_epoch or 0),
@@ -895,7 +897,7 @@ class OAuthStore(Store):
             ),
             self._update(
                 _key_key(account_id, old.key_id),
-                "SET rolling = :true, #ttl = :ttl",
+                _ROLL_OUT,
                 f"{_EXISTS} AND attribute_not_exists(rolling)",
                 {**ttl, ":true": True},
                 names,
@@ -903,7 +905,7 @@ class OAuthStore(Store):
             self._update(
                 _digest_key(old.digest), "SET #ttl = :ttl", f"{_EXISTS} AND attribute_not_exists(revoked)", ttl, names
             ),
-            self._put(_KEY.item(new, _key_key(account_id, new.key_id)), _NEW),
+            self._put(_key_item(account_id, new), _NEW),
             self._put(_digest_item(account_id, new, account.plan or ""), _NEW),
             self._event_put(event),
             self._refresh_put(refresh_digest, refresh, new.expires_at_epoch or 0),
@@ -911,3 +913,135 @@ class OAuthStore(Store):
         for key in stale:
             items += self._remove_key(account_id, key, "rolled")
         return self._transact(items) is None
+
+
+# == Expiry notices (issue 24 item 5) =======================================================
+# A daily run warns the owners of keys about to expire (ApiKeyExpiring, apikeys/expiry_notices.py).
+# It finds them by day, never by a scan, through a sparse global secondary index:
+#
+#   key item (above)  + expires_on  the UTC day its `ttl` falls on, "2027-03-08": written with the
+#                                   item by every Put (create, roll, OAuth), removed when a roll
+#                                   rolls it out; only on a live key its owner must renew (not a
+#                                   key without expiry, not a rolled-out key, not an OAuth
+#                                   connection's key, which its client renews by refreshing)
+#   index ExpiresOn: hash key expires_on, keys only (a last-used write costs the index nothing)
+#
+#   pk = EXPIRING#<account_id>#<key_id>#<ttl>#<notice days>  sk = EXPIRING  sent_at, ttl
+#        the marker of one notice sent: written with its outbox event, on the condition that it
+#        is new, so a repeated or retried run never warns twice for one key, expiry and notice
+#        day; it lives until a day after the key's expiry, when no run can be due it again.
+#
+# Key items written before issue 24 have no expires_on: `backfill_expiry_days` adds it (once,
+# a Scan; docs/operations.md "Expiry notices").
+
+EXPIRES_ON = "expires_on"
+EXPIRES_ON_INDEX = "ExpiresOn"
+EXPIRING_SK = "EXPIRING"
+# A roll's Update of the key it rolls out: working until its grace ends, no longer due a notice.
+_ROLL_OUT = f"SET rolling = :true, #ttl = :ttl REMOVE {EXPIRES_ON}"
+
+
+def expiry_day(key: KeyRecord) -> str | None:
+    """The `expires_on` of a key item: the UTC day it expires, if its owner is to be warned."""
+    if key.expires_at_epoch is None or key.rolling or key.connection is not None:
+        return None
+    return datetime.fromtimestamp(key.expires_at_epoch, UTC).date().isoformat()
+
+
+def _key_item(account_id: str, key: KeyRecord) -> Item:
+    """A key item as every Put writes it: the record, and the day the notices look it up by."""
+    return _KEY.item(key, _key_key(account_id, key.key_id), **{EXPIRES_ON: expiry_day(key)})
+
+
+def _marker_key(account_id: str, key: KeyRecord, notice_days: int) -> Item:
+    pk = f"EXPIRING#{account_id}#{key.key_id}#{key.expires_at_epoch}#{notice_days}"
+    return _typed({"pk": pk, "sk": EXPIRING_SK})
+
+
+def _marker_item(account_id: str, key: KeyRecord, notice_days: int) -> Item:
+    values = {"sent_at": clock.now_iso(), "ttl": (key.expires_at_epoch or 0) + 86400}
+    return {**_marker_key(account_id, key, notice_days), **_typed(values)}
+
+
+class NoticeStore(Store):
+    """The daily run's reads and its one write; and the backfill of keys written before it."""
+
+    def keys_expiring_on(self, day: str) -> Iterator[tuple[str, str]]:
+        """(account_id, key_id) of every key item the index holds for `day`, page after page.
+        The index is eventually consistent: the caller reads each key before warning."""
+        kwargs: QueryInputTypeDef = {
+            "TableName": self.table,
+            "IndexName": EXPIRES_ON_INDEX,
+            "KeyConditionExpression": "#day = :day",
+            "ExpressionAttributeNames": {"#day": EXPIRES_ON},
+            "ExpressionAttributeValues": _typed({":day": day}),
+        }
+        while True:
+            with _unavailable_on_transient_errors():
+                page = self.client.query(**kwargs)
+            for item in page.get("Items", []):
+                yield item["pk"]["S"].removeprefix("ACCOUNT#"), item["sk"]["S"].removeprefix("KEY#")
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def notice_sent(self, account_id: str, key: KeyRecord, notice_days: int) -> bool:
+        """Whether this notice's marker exists: a run checks before it writes, so a key already
+        warned costs one read a day, not a cancelled transaction."""
+        return self._get(_marker_key(account_id, key, notice_days)) is not None
+
+    def put_expiry_notice(self, account_id: str, key: KeyRecord, notice_days: int, event: AuditEvent) -> bool:
+        """The notice's marker and its outbox event, in one transaction with a check that the key
+        is as read: still there, not rolled out, expiring when it did. False (nothing written)
+        if the marker exists (already sent) or the key was deleted, rolled or renewed since."""
+        check: TransactWriteItemTypeDef = {
+            "ConditionCheck": {
+                "TableName": self.table,
+                "Key": _key_key(account_id, key.key_id),
+                "ConditionExpression": f"{_EXISTS} AND attribute_not_exists(rolling) AND #ttl = :ttl",
+                "ExpressionAttributeNames": {"#ttl": "ttl"},
+                "ExpressionAttributeValues": _typed({":ttl": key.expires_at_epoch}),
+            }
+        }
+        items = [self._put(_marker_item(account_id, key, notice_days), _NEW), self._event_put(event), check]
+        return self._transact(items) is None
+
+    def backfill_expiry_days(self, now: int) -> int:
+        """Add `expires_on` to key items written before it existed (a one-off Scan, re-runnable).
+        Each Update is conditioned on the key being as scanned, so a key deleted, rolled or
+        renewed meanwhile is left alone. Returns how many keys were added to the index."""
+        added = 0
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "FilterExpression": (
+                f"begins_with(sk, :key) AND attribute_exists(#ttl) AND attribute_not_exists({EXPIRES_ON})"
+            ),
+            "ExpressionAttributeNames": {"#ttl": "ttl"},
+            "ExpressionAttributeValues": _typed({":key": "KEY#"}),
+            "ConsistentRead": True,
+        }
+        while True:
+            with _unavailable_on_transient_errors():
+                page = self.client.scan(**kwargs)
+            for item in page.get("Items", []):
+                key = _KEY.read(item)
+                day = expiry_day(key)
+                if day is None or (key.expires_at_epoch or 0) <= now:
+                    continue
+                try:
+                    with _unavailable_on_transient_errors():
+                        self.client.update_item(
+                            TableName=self.table,
+                            Key={"pk": item["pk"], "sk": item["sk"]},
+                            UpdateExpression=f"SET {EXPIRES_ON} = :day",
+                            ConditionExpression=f"{_EXISTS} AND attribute_not_exists(rolling) AND #ttl = :ttl",
+                            ExpressionAttributeNames={"#ttl": "ttl"},
+                            ExpressionAttributeValues=_typed({":day": day, ":ttl": key.expires_at_epoch}),
+                        )
+                    added += 1
+                except ClientError as exc:
+                    if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                        raise
+            if "LastEvaluatedKey" not in page:
+                return added
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
