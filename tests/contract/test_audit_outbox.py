@@ -131,3 +131,19 @@ def test_a_ttl_removal_writes_expired_or_grace_period_ended_as_the_system(api: A
         ("ApiKeyExpired", {**system, "key_id": old["id"], "key_name": "Prod", "reason": "grace_period_ended"}),
         ("ApiKeyExpired", {**system, "key_id": expiring["id"], "key_name": "Trial", "reason": "expired"}),
     ]
+
+
+def test_a_key_near_its_expiry_is_warned_by_the_daily_run_as_the_system(
+    api: Api, outbox: Outbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EXPIRY_NOTICE_DAYS", "7,1")
+    run = load_function("expiry_notices").lambda_handler
+    api.set_plan("acct-a", "pro")
+    key = api.create("acct-a", "Trial", expires_in_days=7).body
+    outbox.new()
+
+    assert run({"scheduled_time": "2027-03-01T09:00:00Z"}, LambdaContext())["sent"] == 1
+    notice = {"account_id": "acct-a", "key_id": key["id"], "key_name": "Trial", "actor": "system", "request_id": ""}
+    assert outbox.new() == [("ApiKeyExpiring", {**notice, "expires_at": "2027-03-08T12:00:00.000Z", "days_left": 7})]
+    assert run({"scheduled_time": "2027-03-07T09:00:00Z"}, LambdaContext())["sent"] == 1
+    assert outbox.new() == [("ApiKeyExpiring", {**notice, "expires_at": "2027-03-08T12:00:00.000Z", "days_left": 1})]

@@ -38,6 +38,13 @@ LAST_USED_ONLY = json.dumps(
 DIGESTS_ONLY = json.dumps({"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["DIGEST#*"]}}, sort_keys=True)
 
 
+def _leading(*patterns: str) -> str:
+    return json.dumps({"ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(patterns)}}, sort_keys=True)
+
+
+EXPIRES_ON_INDEX = "${KeysTable.Arn}/index/ExpiresOn"
+
+
 def _table(*actions: str) -> set[tuple[str, str, str | None]]:
     return {(f"dynamodb:{a}", TABLE, None) for a in actions}
 
@@ -74,6 +81,15 @@ EXPECTED: dict[str, set[tuple[str, str, str | None]]] = {
     "OAuthFunction": _table("GetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"),
     # Reads the request and the account's keys; one transaction answers it and stores the code.
     "OAuthConsentFunction": _table("GetItem", "Query", "PutItem", "UpdateItem"),
+    # Issue 24 item 5: a day's keys from the sparse index, each key and its marker read, one
+    # transaction (the marker and the outbox event put, the key checked); failed runs queued.
+    "ExpiryNoticesFunction": {
+        ("dynamodb:Query", EXPIRES_ON_INDEX, None),
+        ("dynamodb:GetItem", TABLE, _leading("ACCOUNT#*", "EXPIRING#*")),
+        ("dynamodb:PutItem", TABLE, _leading("EXPIRING#*", "EVENT#*")),
+        ("dynamodb:ConditionCheckItem", TABLE, _leading("ACCOUNT#*")),
+        ("sqs:SendMessage", "ExpiryNoticesFailuresQueue.Arn", None),
+    },
 }
 # CloudWatch Logs only (logs:CreateLogGroup, CreateLogStream, PutLogEvents), as for any Lambda.
 LOGS_ONLY = {"service-role/AWSLambdaBasicExecutionRole"}
@@ -252,3 +268,51 @@ def test_every_call_the_authorizer_makes_is_one_its_translated_role_allows(
     [update] = [params for name, params in sent if name == "UpdateItem"]
     assert _attributes(update) - set(update["Key"]) <= {"last_used_at"} and "ReturnValues" not in update
     assert re.fullmatch(r"SET last_used_at = :\w+", update["UpdateExpression"])
+
+
+def _requests_as_iam_sees_them(name: str, params: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(action, resource, params) IAM evaluates for one call: a transaction is one action per item."""
+    table = get_settings().table_name
+    if name != "TransactWriteItems":
+        index = params.get("IndexName")
+        return [(name, f"${{KeysTable.Arn}}/index/{index}" if index else TABLE, params)]
+    evaluated = []
+    for entry in params["TransactItems"]:
+        [(kind, spec)] = entry.items()
+        assert spec["TableName"] == table
+        key = spec.get("Key") or {"pk": spec["Item"]["pk"], "sk": spec["Item"]["sk"]}
+        action = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem"}.get(kind, "ConditionCheckItem")
+        evaluated.append((action, TABLE, {**spec, "Key": key}))
+    return evaluated
+
+
+@pytest.mark.engines("moto")
+def test_every_call_the_expiry_notices_make_is_one_their_translated_role_allows(
+    api: Api, translated: dict[str, Any]
+) -> None:
+    """ExpiryNoticesFunction run in process on a day it warns a key: every DynamoDB request (each
+    item of its transaction on its own, as IAM evaluates them) is within its grants."""
+    from apikeys.store import dynamodb_client
+    from tests.helpers.support import LambdaContext, load_function
+
+    _, grants = effective(translated, "ExpiryNoticesFunction")
+    api.set_plan("acct-a", "pro")
+    assert api.create("acct-a", "Trial", expires_in_days=7).status == 201
+    sent: list[tuple[str, dict[str, Any]]] = []
+
+    def record(model: Any, params: dict[str, Any], **_: Any) -> None:
+        sent.append((model.name, params))
+
+    client = dynamodb_client()
+    client.meta.events.register("before-parameter-build.dynamodb", record)
+    try:
+        assert load_function("expiry_notices").lambda_handler({}, LambdaContext())["sent"] == 1
+    finally:
+        client.meta.events.unregister("before-parameter-build.dynamodb", record)
+
+    assert {name for name, _ in sent} == {"Query", "GetItem", "TransactWriteItems"}
+    for name, params in sent:
+        for action, resource, evaluated in _requests_as_iam_sees_them(name, params):
+            conditions = [c for a, r, c in grants if a == f"dynamodb:{action}" and r == resource]
+            assert conditions, f"{action} on {resource}: not granted to ExpiryNoticesFunction"
+            assert any(_allows(c, evaluated) for c in conditions), f"{action} {evaluated} is outside {conditions}"

@@ -4,6 +4,7 @@ SQS cannot run here; the template is what a deploy gets, so it is what is checke
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -72,7 +73,15 @@ SINGLE: dict[str, tuple[str, str, dict[str, Any], str, Any]] = {
         1,
     ),
     "AuditPublishFailuresAlarm": ("ApiKeys", "AuditPublishFailed", {"service": "apikeys"}, "Sum", 5),
+    "ExpiryNoticesFailuresAlarm": (
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+        {"QueueName": {"Fn::GetAtt": ["ExpiryNoticesFailuresQueue", "QueueName"]}},
+        "Maximum",
+        1,
+    ),
 }
+THROTTLES_ALARMS = ("ManagementThrottlesAlarm", "KeyPathThrottlesAlarm", "ExpiryNoticesThrottlesAlarm")
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +115,7 @@ def _math(alarm: dict[str, Any]) -> list[tuple[str, str, dict[str, Any], str]]:
 def test_every_alarm_says_what_it_means_and_notifies_the_topic(translated: dict[str, Any]) -> None:
     alarms = _alarms(translated)
     anchors = {_slug(h) for h in re.findall(r"^#+ (.+)$", (ROOT / "docs/operations.md").read_text(), re.M)}
-    assert len(alarms) == 14
+    assert len(alarms) == 16
     for name, alarm in alarms.items():
         description = alarm["AlarmDescription"]
         assert "\n" not in description and len(description) <= 1024, name
@@ -133,7 +142,7 @@ def test_every_function_of_the_stack_is_in_a_throttles_alarm_and_management_ones
     alarms = _alarms(translated)
     throttled = [
         dims["FunctionName"]["Ref"]
-        for name in ("ManagementThrottlesAlarm", "KeyPathThrottlesAlarm")
+        for name in THROTTLES_ALARMS
         for ns, metric, dims, stat in _math(alarms[name])
         if (ns, metric, stat) == ("AWS/Lambda", "Throttles", "Sum")
     ]
@@ -195,3 +204,90 @@ def test_the_authorizer_logs_where_its_metric_filters_read(translated: dict[str,
     assert resources["AuthorizerFunction"]["Properties"]["LoggingConfig"] == {"LogGroup": {"Ref": "AuthorizerLogGroup"}}
     filters = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Logs::MetricFilter"]
     assert filters and all(f["LogGroupName"] == {"Ref": "AuthorizerLogGroup"} for f in filters)
+
+
+def test_expiry_notices_run_daily_from_the_scheduler_and_no_failed_run_vanishes(translated: dict[str, Any]) -> None:
+    """Issue 24 item 5: EventBridge Scheduler invokes ExpiryNoticesFunction once a day with the
+    scheduled time (nothing keeps time in a function); what the Scheduler cannot deliver and what
+    fails after Lambda's retries lands in one encrypted queue whose depth is alarmed."""
+    resources = translated["Resources"]
+    [schedule] = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Scheduler::Schedule"]
+    assert re.fullmatch(r"cron\(\d{1,2} \d{1,2} \* \* \? \*\)", schedule["ScheduleExpression"])  # once a day
+    assert schedule["ScheduleExpressionTimezone"] == "UTC"  # the notices count UTC days
+    assert schedule["GroupName"] == {"Ref": "ExpiryNoticesScheduleGroup"}  # a group per stack: no name clash
+    target = schedule["Target"]
+    assert target["Arn"] == {"Fn::GetAtt": ["ExpiryNoticesFunction", "Arn"]}
+    assert json.loads(target["Input"]) == {"scheduled_time": "<aws.scheduler.scheduled-time>"}
+    queue = {"Fn::GetAtt": ["ExpiryNoticesFailuresQueue", "Arn"]}
+    assert target["DeadLetterConfig"] == {"Arn": queue}
+    assert 0 < target["RetryPolicy"]["MaximumEventAgeInSeconds"] <= 86400  # a day-old run is no longer the day's
+    role = resources[target["RoleArn"]["Fn::GetAtt"][0]]["Properties"]
+    granted = {
+        (s["Action"], json.dumps(s["Resource"], sort_keys=True))
+        for policy in role["Policies"]
+        for s in policy["PolicyDocument"]["Statement"]
+    }
+    assert granted == {
+        ("lambda:InvokeFunction", json.dumps(target["Arn"])),
+        ("sqs:SendMessage", json.dumps(queue)),
+    }
+
+    [invoke_config] = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::EventInvokeConfig"]
+    assert invoke_config["FunctionName"] == {"Ref": "ExpiryNoticesFunction"}
+    assert invoke_config["DestinationConfig"]["OnFailure"]["Destination"] == queue
+    assert invoke_config["MaximumRetryAttempts"] >= 1  # a run cut short by its deadline continues on retry
+    assert resources["ExpiryNoticesFailuresQueue"]["Properties"]["SqsManagedSseEnabled"] is True
+    alarm = _alarms(translated)["ExpiryNoticesFailuresAlarm"]
+    assert alarm["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["ExpiryNoticesFailuresQueue", "QueueName"]}}
+    ]
+
+    function = resources["ExpiryNoticesFunction"]["Properties"]
+    assert function["Environment"]["Variables"]["EXPIRY_NOTICE_DAYS"] == {"Ref": "ExpiryNoticeDays"}
+    assert translated["Parameters"]["ExpiryNoticeDays"]["Default"] == "7"
+
+
+def test_every_function_invoked_by_an_event_source_has_somewhere_for_its_failures(translated: dict[str, Any]) -> None:
+    """A stream mapping's OnFailure destination, or for an asynchronous invoker (the Scheduler)
+    an EventInvokeConfig's; each of those queues is alarmed on its depth."""
+    resources = translated["Resources"]
+    alarmed = {
+        alarm["Dimensions"][0]["Value"]["Fn::GetAtt"][0]
+        for alarm in _alarms(translated).values()
+        if alarm.get("MetricName") == "ApproximateNumberOfMessagesVisible"
+    }
+    destinations: dict[str, str] = {}
+    for r in resources.values():
+        props = r.get("Properties", {})
+        if r["Type"] in ("AWS::Lambda::EventSourceMapping", "AWS::Lambda::EventInvokeConfig"):
+            queue = props["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]
+            destinations[props["FunctionName"]["Ref"]] = queue
+    invoked = {
+        m["Properties"]["FunctionName"]["Ref"]
+        for m in resources.values()
+        if m["Type"] == "AWS::Lambda::EventSourceMapping"
+    }
+    invoked |= {
+        s["Properties"]["Target"]["Arn"]["Fn::GetAtt"][0]
+        for s in resources.values()
+        if s["Type"] == "AWS::Scheduler::Schedule"
+    }
+    assert invoked == {"KeyExpiryFunction", "AuditEventsFunction", "ExpiryNoticesFunction"}
+    assert set(destinations) == invoked
+    assert set(destinations.values()) <= alarmed
+
+
+@pytest.mark.parametrize("value", ["7", "7,1", "30,7,1", "365", "1,1", "0", "366", "7,", " 7", "7, 1", "07", "", "-1"])
+def test_the_notice_days_parameter_allows_exactly_what_the_function_accepts(
+    value: str, translated: dict[str, Any]
+) -> None:
+    """CloudFormation refuses what the function would refuse at its cold start, and nothing more."""
+    from apikeys.config import ConfigError, parse_notice_days
+
+    pattern = translated["Parameters"]["ExpiryNoticeDays"]["AllowedPattern"]
+    try:
+        parse_notice_days(value)
+        accepted = True
+    except ConfigError:
+        accepted = False
+    assert bool(re.fullmatch(pattern, value)) == accepted, value

@@ -175,11 +175,11 @@ MAX_NOTICE_DAYS = 365  # a key lives at most 365 days (expires_in_days, OAuthAcc
 def parse_notice_days(raw: str) -> tuple[int, ...]:
     """EXPIRY_NOTICE_DAYS: days before a key's expiry its owner is warned, comma-separated
     ("7", "7,1"), each 1..MAX_NOTICE_DAYS; returned distinct, nearest first."""
-    try:
-        days = {int(part) for part in raw.split(",")}
-    except ValueError:
-        raise ConfigError(f"EXPIRY_NOTICE_DAYS must be whole days separated by commas, e.g. 7,1; got {raw!r}") from None
-    if not all(1 <= d <= MAX_NOTICE_DAYS for d in days):
+    parts = raw.split(",")
+    if not all(re.fullmatch(r"[1-9][0-9]{0,2}", part) for part in parts):
+        raise ConfigError(f"EXPIRY_NOTICE_DAYS must be whole days separated by commas, e.g. 7,1; got {raw!r}")
+    days = {int(part) for part in parts}
+    if not all(d <= MAX_NOTICE_DAYS for d in days):
         raise ConfigError(f"EXPIRY_NOTICE_DAYS: each day must be 1..{MAX_NOTICE_DAYS}; got {raw!r}")
     return tuple(sorted(days))
 

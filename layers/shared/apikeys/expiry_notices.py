@@ -109,3 +109,9 @@ def send_due(day: date, sent: Callable[[Notice], None] = lambda _: None) -> RunR
                 result.sent.append(done)
                 sent(done)
     return result
+
+
+def backfill() -> int:
+    """Put keys stored before the notices existed (no `expires_on`) in the index, so they are
+    warned too; a one-off migration (scripts/backfill_expiry_days.py), safe to re-run."""
+    return NoticeStore(get_settings().table_name).backfill_expiry_days(int(clock.now().timestamp()))
