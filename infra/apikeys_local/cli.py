@@ -1,4 +1,5 @@
-"""`apikeys-local`: serve the API locally, mint management tokens, set plans, invoke functions."""
+"""`apikeys-local`: serve the API locally, mint management tokens, set plans, invoke functions
+(`invoke` with an event file, `schedule` as their EventBridge Scheduler schedule would)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,14 @@ import argparse
 import json
 import os
 import sys
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from apikeys_local.idp import LocalIdentityProvider
 from apikeys_local.server import Emulator, find_root, serve, set_plan, state_dir
+from apikeys_local.template import Schedule
 
 DEFAULT_TABLE = "apikeys-local"
 
@@ -93,6 +97,58 @@ def _cmd_invoke(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def scheduled_input(schedule: Schedule, at: datetime) -> Any:
+    """The event EventBridge Scheduler sends for a run at `at`: the target's Input with its
+    context attributes filled in (or {} without an Input)."""
+    if schedule.input is None:
+        return {}
+    values = {
+        "<aws.scheduler.scheduled-time>": at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "<aws.scheduler.execution-id>": str(uuid.uuid4()),
+        "<aws.scheduler.attempt-number>": "1",
+        "<aws.scheduler.schedule-arn>": f"arn:aws:scheduler:us-east-1:123456789012:schedule/local/{schedule.name}",
+    }
+    text = schedule.input
+    for attribute, value in values.items():
+        text = text.replace(attribute, value)
+    return json.loads(text)
+
+
+def _cmd_schedule(args: argparse.Namespace) -> int:
+    root = find_root()
+    from apikeys_local.template import load_stack
+
+    schedules = {s.function: s for s in load_stack(root, DEFAULT_TABLE).schedules}
+    if args.function is None:
+        for schedule in schedules.values():
+            print(f"{schedule.function}  {schedule.expression}  (event {schedule.name})")
+        return 0
+    if args.function not in schedules:
+        print(
+            f"error: {args.function!r} has no schedule in template.yaml (scheduled: {', '.join(schedules)})",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        at = datetime.fromisoformat(args.at) if args.at else datetime.now(UTC)
+    except ValueError:
+        at = None
+    if at is None or at.tzinfo is None:
+        print(
+            f"error: --at takes an ISO 8601 time with its zone, e.g. 2027-03-01T09:00:00Z; got {args.at!r}",
+            file=sys.stderr,
+        )
+        return 2
+    event = scheduled_input(schedules[args.function], at)
+    emulator = _emulator(root, args.table)
+    try:
+        result = emulator.runtime.invoke(args.function, event)
+    finally:
+        emulator.stop()
+    print(json.dumps(result.payload, indent=2, ensure_ascii=False))
+    return 0 if result.ok else 1
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="apikeys-local", description=__doc__)
     sub = top.add_subparsers(dest="command", required=True)
@@ -128,6 +184,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--event", "-e", required=True, help="event JSON file, or - for stdin")
     p.add_argument("--table", default=None)
     p.set_defaults(run=_cmd_invoke)
+
+    p = sub.add_parser(
+        "schedule", help="run a scheduled function now, with the event its EventBridge Scheduler schedule sends"
+    )
+    p.add_argument("function", nargs="?", help="logical id, e.g. ExpiryNoticesFunction; omitted: list the schedules")
+    p.add_argument("--at", default=None, help="the scheduled time it runs for (ISO 8601 with zone); default now")
+    p.add_argument("--table", default=None)
+    p.set_defaults(run=_cmd_schedule)
     return top
 
 

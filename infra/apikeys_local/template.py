@@ -130,6 +130,18 @@ class StreamSubscription:
     batch_size: int
 
 
+@dataclass(frozen=True)
+class Schedule:
+    """A function's `Type: ScheduleV2` event: EventBridge Scheduler invokes it with `input`, its
+    context attributes (`<aws.scheduler.scheduled-time>` …) filled in at each run. Nothing runs it
+    by itself locally: `apikeys-local schedule FUNCTION` does, as the Scheduler would."""
+
+    function: str
+    name: str  # the event's key in the template
+    expression: str  # cron(...) or rate(...), as written
+    input: str | None  # the target's Input template; None: the Scheduler sends {}
+
+
 @dataclass
 class Stack:
     root: Path
@@ -142,6 +154,7 @@ class Stack:
     table_properties: dict[str, Any]
     parameters: dict[str, str] = field(default_factory=dict)
     streams: list[StreamSubscription] = field(default_factory=list)
+    schedules: list[Schedule] = field(default_factory=list)
     # The stage's throttling (MethodSettings for /* and *): (rate per second, burst), if any.
     throttle: tuple[float, float] | None = None
     # Per-method MethodSettings, keyed by (path as in the template, METHOD): they replace the
@@ -295,6 +308,7 @@ def load_stack(root: Path, table_name: str, overrides: dict[str, str] | None = N
     functions: dict[str, Function] = {}
     routes: list[Route] = []
     streams: list[StreamSubscription] = []
+    schedules: list[Schedule] = []
     apis = {name: r for name, r in resources.items() if r["Type"] == "AWS::Serverless::Api"}
     if len(apis) > 1:
         raise TemplateError("the emulator serves one AWS::Serverless::Api")
@@ -308,7 +322,13 @@ def load_stack(root: Path, table_name: str, overrides: dict[str, str] | None = N
             continue
         props = res.get("Properties") or {}
         functions[name] = function_of(name, props, globals_fn, root, resolve)
-        for event in (props.get("Events") or {}).values():
+        for event_name, event in (props.get("Events") or {}).items():
+            if event.get("Type") == "ScheduleV2":
+                ev = event.get("Properties") or {}
+                text = ev.get("Input")
+                expression = str(ev.get("ScheduleExpression", ""))
+                schedules.append(Schedule(name, event_name, expression, None if text is None else str(resolve(text))))
+                continue
             if event.get("Type") == "DynamoDB":
                 ev = event.get("Properties") or {}
                 filters = [str(f["Pattern"]) for f in (ev.get("FilterCriteria") or {}).get("Filters") or []]
@@ -374,6 +394,7 @@ def load_stack(root: Path, table_name: str, overrides: dict[str, str] | None = N
         table_properties=resources[tables[0]]["Properties"],
         parameters=params,
         streams=streams,
+        schedules=schedules,
         throttle=throttle,
         method_throttles=method_throttles,
         waf_rules=rate_rules(resources, resolve),

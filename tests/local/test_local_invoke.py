@@ -4,11 +4,13 @@ local server's table: each sample does what it is for."""
 from __future__ import annotations
 
 import json
+import uuid
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from apikeys_local.template import load_stack
-from tests.helpers.local_server import ROOT, ServerProcess, cli
+from tests.helpers.local_server import ROOT, ServerProcess, cli, http
 from tests.helpers.support import PLAN_LIMITS
 
 EVENTS = ROOT / "events"
@@ -152,3 +154,31 @@ def test_invoke_reports_unknown_functions_and_logs_on_stderr(local_api: ServerPr
     assert done.returncode == 2 and "CreateKeyFunction" in done.stderr
     done = cli(local_home, "invoke", "SetPlanFunction", "--event", str(EVENTS / "set_plan.json"))
     assert json.loads(done.stdout)["plan"] == "pro" and '"message":"plan set"' in done.stderr
+
+
+def test_schedule_runs_a_scheduled_function_as_its_schedule_would(local_api: ServerProcess, local_home: Path) -> None:
+    """`apikeys-local schedule ExpiryNoticesFunction --at T`: the template's Scheduler input with
+    the scheduled time filled in, against the running server's table. Issue 24 item 5: a key 7
+    days from expiry is warned, and a second run for the same day (another process) warns nobody."""
+    listed = cli(local_home, "schedule")
+    assert listed.returncode == 0 and "ExpiryNoticesFunction  cron(0 9 * * ? *)" in listed.stdout
+
+    account = f"schedule-{uuid.uuid4().hex[:8]}"
+    assert cli(local_home, "plan", "set", account, "pro").returncode == 0
+    token = cli(local_home, "token", "--account", account).stdout.strip()
+    created = http("POST", f"{local_api.url}/keys", token, {"name": "Trial", "expires_in_days": 7})
+    assert created.status == 201
+    expires = datetime.fromisoformat(created.json["expires_at"])
+    at = (expires - timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    done = cli(local_home, "schedule", "ExpiryNoticesFunction", "--at", at)
+    assert done.returncode == 0, done.stderr
+    first = json.loads(done.stdout)
+    assert first["day"] == at[:10] and first["sent"] >= 1  # other tests' 7-day keys may share the day
+    assert f'"key_id":"{created.json["id"]}","days_left":7' in done.stderr  # its log line
+    again = json.loads(cli(local_home, "schedule", "ExpiryNoticesFunction", "--at", at).stdout)
+    assert again["sent"] == 0
+
+    bad = cli(local_home, "schedule", "ExpiryNoticesFunction", "--at", "tomorrow")
+    assert bad.returncode == 2 and "ISO 8601" in bad.stderr
+    assert cli(local_home, "schedule", "CreateKeyFunction").returncode == 2
