@@ -434,6 +434,23 @@
     }
   }
 
+  // "Expires in N days" in the warning style within the largest ExpiryNoticeDays (config.js
+  // `expiryNoticeDays`, default 7): UTC days, as the ApiKeyExpiring audit event counts them. Not for
+  // a key being rolled out or an OAuth connection's (its app renews it), which get no notice either.
+  const NOTICE_DAYS =
+    Math.max(0, ...String(config.expiryNoticeDays || "").split(",").map(Number).filter((n) => n > 0)) || 7;
+
+  function expiryTime(key) {
+    const days = Math.floor(Date.parse(key.expires_at) / 86400000) - Math.floor(Date.now() / 86400000);
+    if (key.status !== "active" || key.connection || days < 0 || days > NOTICE_DAYS) return timeElement(key.expires_at);
+    const warning = document.createElement("span");
+    warning.className = "badge expiring";
+    warning.textContent = days === 0 ? "Expires today" : `Expires in ${plural(days, "day")}`;
+    warning.title = exact(key.expires_at);
+    warning.setAttribute("aria-label", `${warning.textContent} (${warning.title})`);
+    return warning;
+  }
+
   function statusBadge(key) {
     const badge = document.createElement("span");
     badge.className = `badge ${key.status}`;
@@ -567,7 +584,7 @@
         cell("Scopes", Object.assign(document.createElement("span"), { className: "scopes", textContent: scopesText(key) })),
         cell("Created", timeElement(key.created_at)),
         cell("Last used", key.last_used_at ? timeElement(key.last_used_at) : never()),
-        cell("Expires", key.expires_at ? timeElement(key.expires_at) : never()),
+        cell("Expires", key.expires_at ? expiryTime(key) : never()),
         cell("Status", statusBadge(key)),
         cell("Actions", actions),
       );

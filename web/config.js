@@ -11,6 +11,7 @@
 //       clientId: "1example23456789",
 //       // redirectUri defaults to this page's URL; it must be one of the app client's callback URLs.
 //     },
+//     expiryNoticeDays: 7, // the stack's ExpiryNoticeDays (its largest day): "Expires in N days" within it
 //   };
 window.APIKEYS_CONFIG = {
   apiBaseUrl: "",

@@ -154,6 +154,17 @@ def test_create_a_scoped_key_and_narrow_it(console: ServerProcess) -> None:
     assert f["key_left_in_page"] is False
 
 
+def test_a_key_near_its_expiry_says_so_in_the_warning_style(console: ServerProcess) -> None:
+    f = run(console, "expiring")
+    assert f["soon_text"] == "Expires in 7 days"
+    assert f["soon_title"].endswith("UTC")  # the exact time, on hover
+    assert f["soon_colors"] == ["rgb(255, 250, 235)", "rgb(147, 55, 13)"]  # --warn-bg, as a rolling key's badge
+    assert f["warnings"] == 1
+    assert f["later_text"] == "next month" and f["never_text"] == "Never"
+    assert f["last_day_text"] == "Expires in 1 day"
+    assert f["before_window_text"] == "next week" and f["before_window_warnings"] == 1  # the 1-day key's, now 9
+
+
 def test_loading_error_and_ended_session_states(console: ServerProcess) -> None:
     f = run(console, "states")
     assert f["loading_busy"] == "true"

@@ -217,6 +217,42 @@ const scenarios = {
     facts.usage_after_delete = await usage(page);
   },
 
+  /** Issue 24 item 5: within ExpiryNoticeDays (7 by default) of its expiry a key's row says
+   * "Expires in N days" in the warning style, in UTC days as the ApiKeyExpiring event counts. */
+  async expiring(page) {
+    await signIn(page, "advanced");
+    const expiry = page.locator("#create-form").getByLabel("Expires");
+    await expiry.selectOption({ label: "In 7 days" });
+    await createKey(page, "Trial integration");
+    await expiry.selectOption({ label: "In 30 days" });
+    await createKey(page, "Monthly report");
+    await createKey(page, "Never expires");
+    const cell = (name) => page.locator("#keys-body tr", { hasText: name }).locator('td[data-label="Expires"]');
+    const warning = cell("Trial integration").locator(".badge.expiring");
+    facts.soon_text = await warning.innerText();
+    facts.soon_title = await warning.getAttribute("title");
+    facts.soon_colors = await warning.evaluate((el) => [getComputedStyle(el).backgroundColor, getComputedStyle(el).color]);
+    facts.later_text = await cell("Monthly report").innerText();
+    facts.never_text = await cell("Never expires").innerText();
+    facts.warnings = await page.locator("#keys-body .badge.expiring").count();
+    await shot(page, "14-expiring");
+
+    // A key on its last day but one (made through the API: the form offers 7 days at least).
+    const token = await sessionToken(page);
+    assert.equal((await api("POST", "/keys", { token, body: { name: "Short trial", expires_in_days: 1 } })).status, 201);
+    await page.reload();
+    await page.locator("#keys-body tr", { hasText: "Short trial" }).waitFor();
+    facts.last_day_text = await cell("Short trial").innerText();
+    // The page's clock a day before the 7-day key's window (back: the session stays valid).
+    const listed = await api("GET", "/keys", { token });
+    const expiresAt = Date.parse(listed.body.keys.find((k) => k.name === "Trial integration").expires_at);
+    await page.clock.setFixedTime(expiresAt - 8 * 86400_000);
+    await page.reload();
+    await page.locator("#keys-body tr", { hasText: "Trial integration" }).waitFor();
+    facts.before_window_text = await cell("Trial integration").innerText();
+    facts.before_window_warnings = await page.locator("#keys-body .badge.expiring").count();
+  },
+
   /** After a downgrade below the key count: the keys keep working, the page says why nothing
    * can be created or rolled and how many keys to delete; the API refuses the roll. */
   async overlimit(page) {
