@@ -167,6 +167,17 @@ def test_a_key_rolled_after_the_run_read_it_gets_no_notice(api: Api, calendar: C
     assert warnings() == []
 
 
+def test_two_runs_that_both_read_a_key_before_either_wrote_warn_it_once(
+    api: Api, calendar: Calendar, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The marker's condition, not the run's read of it, is what makes a notice unique."""
+    api.set_plan("acct-a", "pro")
+    api.create("acct-a", "Raced", expires_in_days=7)
+    monkeypatch.setattr(NoticeStore, "notice_sent", lambda *_: False)  # as if both read first
+    assert [calendar.run()["sent"], calendar.run(fresh_container=True)["sent"]] == [1, 0]
+    assert len(warnings()) == 1
+
+
 @pytest.fixture
 def deadline_after(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
     """The invocation's budget runs out after n more keys (a fake of `retries.retrying`)."""
