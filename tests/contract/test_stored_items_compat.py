@@ -183,3 +183,12 @@ def test_stored_code_and_consent_request_complete_their_flows(stored_oauth: Api)
     third = oauth.load_code(query_of(approved)["code"])
     assert third is not None and third.code_challenge == pkce_challenge(fixture_secret("verifier-c"))
     assert stored_oauth.list(OAUTH_ACCOUNT).body["key_count"] == 2
+
+
+def test_stored_connection_keys_are_left_out_of_expiry_notices(stored_oauth: Api) -> None:
+    """Issue 24 item 5: an OAuth connection's key is renewed by its client, so the backfill leaves
+    it out of the expiry-notice index, as every write of one does."""
+    from apikeys.expiry_notices import backfill
+
+    with pinned_clock(WRITTEN_AT + timedelta(seconds=30)):
+        assert backfill() == 0
