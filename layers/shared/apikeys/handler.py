@@ -3,7 +3,7 @@ only its route(s) or its record handler, and no preamble of its own.
 
 - `rest_function()`: a REST handler's resolver (routes are added to it) and its entry point.
 - `authorizer_function(handle)`: the authorizer; nothing more on its import path than it needs.
-- `invoked_function(handle)`: a direct invoke (set_plan).
+- `invoked_function(handle)`: a direct or scheduled invoke (set_plan, expiry_notices).
 - `stream_function(handle_record)`: a DynamoDB stream consumer, one record at a time.
 
 Each injects the Lambda context (and correlation id) into every log line, parses the scope
@@ -111,7 +111,8 @@ def authorizer_function(handle: Handler) -> Handler:
 
 
 def invoked_function(handle: Handler, catalogue: bool = False) -> Handler:
-    """A function invoked directly (set_plan): errors propagate to the invoker as a failed invocation."""
+    """A function invoked directly (set_plan) or by a schedule (expiry_notices): errors propagate to
+    the invoker as a failed invocation (a scheduled one is retried, then queued)."""
     return _with_deadline(handle, None, catalogue)
 
 

@@ -1,6 +1,6 @@
 """All DynamoDB access, and the only module that knows the item layout.
 
-One table, five item types (and the OAuth items of the block at the end):
+One table, five item types (and the OAuth and expiry-notice items of the blocks at the end):
 
     pk = ACCOUNT#<account_id>  sk = ACCOUNT       plan, key_count, version
     pk = ACCOUNT#<account_id>  sk = KEY#<key_id>  name, display, created_at, last_used_at, digest,
