@@ -106,7 +106,7 @@ def _math(alarm: dict[str, Any]) -> list[tuple[str, str, dict[str, Any], str]]:
 def test_every_alarm_says_what_it_means_and_notifies_the_topic(translated: dict[str, Any]) -> None:
     alarms = _alarms(translated)
     anchors = {_slug(h) for h in re.findall(r"^#+ (.+)$", (ROOT / "docs/operations.md").read_text(), re.M)}
-    assert len(alarms) == 14
+    assert len(alarms) == 15
     for name, alarm in alarms.items():
         description = alarm["AlarmDescription"]
         assert "\n" not in description and len(description) <= 1024, name
@@ -133,7 +133,7 @@ def test_every_function_of_the_stack_is_in_a_throttles_alarm_and_management_ones
     alarms = _alarms(translated)
     throttled = [
         dims["FunctionName"]["Ref"]
-        for name in ("ManagementThrottlesAlarm", "KeyPathThrottlesAlarm")
+        for name in ("ManagementThrottlesAlarm", "KeyPathThrottlesAlarm", "UsageThrottlesAlarm")
         for ns, metric, dims, stat in _math(alarms[name])
         if (ns, metric, stat) == ("AWS/Lambda", "Throttles", "Sum")
     ]
