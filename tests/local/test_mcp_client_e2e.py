@@ -86,10 +86,11 @@ def test_official_client_lists_and_calls_every_tool(local_api: ServerProcess, lo
     # legacy: the `initialize` handshake most deployed clients still send.
     expected = MODERN_PROTOCOL_VERSIONS if mode == "auto" else HANDSHAKE_PROTOCOL_VERSIONS
     assert seen["version"] in expected, seen["version"]
-    assert set(seen["tools"]) == {"whoami", "list_api_keys", "get_api_key"}
+    assert set(seen["tools"]) == {"whoami", "list_api_keys", "get_api_key", "get_api_key_usage"}
     for tool in seen["tools"].values():
         assert tool.description and tool.input_schema["type"] == "object" and tool.output_schema
     assert seen["tools"]["get_api_key"].input_schema["required"] == ["key_id"]
+    assert seen["tools"]["get_api_key_usage"].input_schema["required"] == ["key_id"]  # days: 30 unless given
 
     assert seen["whoami"].is_error is False
     assert seen["whoami"].structured_content == {
@@ -201,11 +202,13 @@ def test_mcp_inspector_cli_lists_and_calls_the_tools(
     account, token = new_account(local_home)
     created = new_key(url, token)
     listed = inspector(url, created["key"], tmp_path, "--method", "tools/list")
-    assert {tool["name"] for tool in listed["tools"]} == {"whoami", "list_api_keys", "get_api_key"}
+    assert {tool["name"] for tool in listed["tools"]} == {"whoami", "list_api_keys", "get_api_key", "get_api_key_usage"}
     whoami = inspector(url, created["key"], tmp_path, "--method", "tools/call", "--tool-name", "whoami")
     assert whoami["isError"] is False and whoami["structuredContent"]["account_id"] == account
     keys = inspector(url, created["key"], tmp_path, "--method", "tools/call", "--tool-name", "list_api_keys")
-    assert keys["structuredContent"] == http("GET", f"{url}/keys", token).json
+    rest = http("GET", f"{url}/keys", token).json
+    del rest["requests_by_day"]  # the console's chart data: REST only
+    assert keys["structuredContent"] == rest
     args = ("--method", "tools/call", "--tool-name", "get_api_key", "--tool-arg", "key_id=key_00000000000000000000")
     missing = inspector(url, created["key"], tmp_path, *args, exit_code=5)
     assert missing["isError"] is True and "not found" in missing["content"][0]["text"]
