@@ -58,6 +58,7 @@ FUNCTIONS = (
     "mcp",
     "revoke_credentials",
     "list_revocations",
+    "key_usage",
 )
 PLACEHOLDER_KEY = "ot_PASTE_A_KEY_HERE"
 # The function settings of template.yaml's Globals (the table and endpoint are added at run time).
@@ -241,7 +242,7 @@ class Fixture:
             return [create_event(accounts[i // 25]) for i in range(count)]
         if function == "list_keys":
             return [list_event(self.account("main"))] * count
-        if function in ("get_key", "rename_key"):
+        if function in ("get_key", "rename_key", "key_usage"):
             return [key_event(function, self.account("main"), self.main_keys[0])] * count
         if function in ("roll_key", "delete_key", "key_expiry"):  # each needs a key of its own
             return [key_event(function, account, key_id) for account, key_id in self.keys_to_delete(count)]
@@ -625,12 +626,19 @@ def call_counts(fixture: Fixture, *_: Any) -> dict[str, Any]:
         results["create (warm container)"] = (count("create_key", create_event(account)), ["TransactWriteItems"])
         for _round in range(8):
             count("create_key", create_event(account))
-        results["list (10 keys, one page)"] = (count("list_keys", list_event(account)), ["Query"])
+        # The keys and plan (one Query per page), then the keys' last 30 days of usage (issue 23).
+        results["list (10 keys, one page)"] = (count("list_keys", list_event(account)), ["Query", "Query"])
         pages = paged_list_calls(counter, lambda: count("list_keys", list_event(account)), page_size=3)
         results["list (10 keys, page size 3)"] = pages
         from apikeys import logic
 
         victim = logic.list_keys(account).keys[0].key_id
+        results["get (its requests_30d)"] = (
+            count("get_key", key_event("get_key", account, victim)),
+            ["GetItem", "Query"],
+        )
+        usage = count("key_usage", key_event("key_usage", account, victim))
+        results["key usage (7 days)"] = (usage, ["Query", "Query"])  # the key, then its days
         results["delete"] = (count("delete_key", delete_event(account, victim)), ["GetItem", "TransactWriteItems"])
         results["whoami"] = (count("whoami", sample_event("whoami")), [])
         # The MCP SDK sets up logging of its own when it loads (a rich handler on the root logger);
@@ -650,7 +658,8 @@ def call_counts(fixture: Fixture, *_: Any) -> dict[str, Any]:
 
 def paged_list_calls(counter: Any, list_once: Callable[[], list[str]], page_size: int) -> tuple[list[str], list[str]]:
     """Force DynamoDB to page (a real table pages at 1 MB) and expect one Query per page:
-    11 items (account + 10 keys) at 3 per page is 4 pages."""
+    11 items (account + 10 keys) at 3 per page is 4 pages; then one for the keys' usage, which
+    this account has none of (one page: at most 30 items, one per day)."""
     client = counter._client
 
     def limit(params: dict[str, Any], **_: Any) -> None:
@@ -661,7 +670,7 @@ def paged_list_calls(counter: Any, list_once: Callable[[], list[str]], page_size
         calls = list_once()
     finally:
         client.meta.events.unregister("before-parameter-build.dynamodb.Query", limit)
-    return calls, ["Query"] * math.ceil(11 / page_size)
+    return calls, ["Query"] * math.ceil(11 / page_size) + ["Query"]
 
 
 def warm_server(fixture: Fixture, sizes: Sizes) -> None:

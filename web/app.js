@@ -10,7 +10,7 @@
   const STORE = window.sessionStorage; // the sign-in lasts for this tab only
   const $ = (id) => document.getElementById(id);
 
-  const state = { keys: [], plan: null, limit: 0, count: 0, limitMessage: "", loaded: false, scopes: null };
+  const state = { keys: [], plan: null, limit: 0, count: 0, limitMessage: "", loaded: false, scopes: null, daily: null };
 
   // ---------------------------------------------------------------- formatting
 
@@ -86,6 +86,66 @@
 
   function quoted(name) {
     return `“${name}”`;
+  }
+
+  // ---------------------------------------------------------------- requests chart (issue 23)
+
+  const SVG = "http://www.w3.org/2000/svg";
+  const numbers = new Intl.NumberFormat();
+  const BAR = 3; // px per day: a 2 px bar and a 1 px gap, 30 days in 90 px (fits a phone's row)
+  const HEIGHT = 24;
+
+  function requestsText(n) {
+    return `${numbers.format(n)} ${n === 1 ? "request" : "requests"}`;
+  }
+
+  function shortDate(day) {
+    return new Date(`${day}T00:00:00Z`).toLocaleDateString(undefined, { month: "short", day: "numeric", timeZone: "UTC" });
+  }
+
+  /** A key's last 30 days as a bar chart (one bar a UTC day, oldest first, scaled to its busiest
+   * day) and its total. A picture to the eye; to a screen reader one image with a text name,
+   * "1,234 requests in the last 30 days". Each bar's tooltip gives its day and count. The total
+   * is `requests_30d`; the bars come from the list's `requests_by_day`, read by the same query. */
+  function requestsChart(key) {
+    const days = (state.daily && state.daily.days) || [];
+    const counts = (state.daily && state.daily.keys && state.daily.keys[key.id]) || days.map(() => 0);
+    const total = key.requests_30d || 0;
+    const label = `${requestsText(total)} in the last 30 days`;
+    const svg = document.createElementNS(SVG, "svg");
+    svg.setAttribute("class", "bars");
+    svg.setAttribute("role", "img");
+    svg.setAttribute("aria-label", label);
+    svg.setAttribute("width", String(BAR * Math.max(days.length, 30)));
+    svg.setAttribute("height", String(HEIGHT));
+    svg.setAttribute("viewBox", `0 0 ${BAR * Math.max(days.length, 30)} ${HEIGHT}`);
+    const title = document.createElementNS(SVG, "title");
+    title.textContent = label;
+    svg.append(title);
+    const busiest = Math.max(0, ...counts);
+    days.forEach((day, i) => {
+      const n = counts[i] || 0;
+      // A day without requests keeps a 1 px stub, so the 30 days stay visible; any request shows.
+      const height = n === 0 ? 1 : Math.max(2, Math.round((n / busiest) * HEIGHT));
+      const bar = document.createElementNS(SVG, "rect");
+      bar.setAttribute("class", n === 0 ? "bar none" : "bar");
+      bar.setAttribute("x", String(i * BAR));
+      bar.setAttribute("y", String(HEIGHT - height));
+      bar.setAttribute("width", String(BAR - 1));
+      bar.setAttribute("height", String(height));
+      bar.dataset.date = day;
+      bar.dataset.requests = String(n);
+      const tip = document.createElementNS(SVG, "title");
+      tip.textContent = `${shortDate(day)}: ${requestsText(n)}`;
+      bar.append(tip);
+      svg.append(bar);
+    });
+    const figure = document.createElement("span");
+    figure.className = "requests";
+    const sum = Object.assign(document.createElement("span"), { className: "requests-total", textContent: numbers.format(total) });
+    sum.setAttribute("aria-hidden", "true"); // the image's name says it already
+    figure.append(svg, sum);
+    return figure;
   }
 
   // ---------------------------------------------------------------- sign-in
@@ -418,6 +478,7 @@
     try {
       const data = await request("GET", "/keys");
       state.keys = data.keys;
+      state.daily = data.requests_by_day || null;
       state.plan = data.plan;
       state.limit = data.key_limit;
       state.count = data.key_count;
@@ -569,14 +630,22 @@
       const nameCell = document.createElement("th");
       nameCell.scope = "row";
       nameCell.dataset.label = "Name";
-      nameCell.append(name);
+      const title = Object.assign(document.createElement("span"), { className: "key-title" });
+      title.append(name);
+      nameCell.append(title);
       if (key.connection) {
         const badge = Object.assign(document.createElement("span"), {
           className: "badge connection",
           textContent: `Connected app · ${key.connection.client_name}`,
           title: `Connected with OAuth from ${key.connection.redirect_host}`,
         });
-        nameCell.append(badge);
+        title.append(badge);
+      }
+      if (key.created_by) {
+        // Who made it: a key nobody recognises is a key nobody dares delete (null on older keys).
+        nameCell.append(Object.assign(document.createElement("span"), {
+          className: "created-by", textContent: `Created by ${key.created_by}`,
+        }));
       }
       row.append(
         nameCell,
@@ -584,6 +653,7 @@
         cell("Scopes", Object.assign(document.createElement("span"), { className: "scopes", textContent: scopesText(key) })),
         cell("Created", timeElement(key.created_at)),
         cell("Last used", key.last_used_at ? timeElement(key.last_used_at) : never()),
+        cell("Requests, last 30 days", requestsChart(key)),
         cell("Expires", key.expires_at ? expiryTime(key) : never()),
         cell("Status", statusBadge(key)),
         cell("Actions", actions),

@@ -25,4 +25,4 @@ def create_key() -> Any:
     request = parse_body(app, CreateKeyRequest)
     created = logic.create_key(account_id, request.name, request.expires_in_days, caller(app), request.scopes)
     wrote("KeyCreated", "key created", key_id=created.record.key_id)
-    return json_response(201, key_body(created.record, created.secret))
+    return json_response(201, key_body(created.record, 0, created.secret))  # a new key has no requests yet

@@ -22,4 +22,7 @@ app, lambda_handler = rest_function(catalogue=True)
 def get_key(
     key_id: Annotated[str, Path(description="The key's id, as listed.", pattern=KEY_ID_PATTERN)],
 ) -> Any:
-    return json_response(200, key_body(logic.get_key(caller_account_id(app), key_id)))
+    account_id = caller_account_id(app)
+    record = logic.get_key(account_id, key_id)
+    # One more read, the account's 30 days of usage: the key object has its requests_30d everywhere.
+    return json_response(200, key_body(record, logic.requests_30d(account_id, key_id)))

@@ -25,8 +25,8 @@ from pydantic import BaseModel, Field, ValidationError
 from starlette.applications import Starlette
 
 from apikeys import logic
-from apikeys.api import body_bytes, documented, json_response, key_body, key_caller, who_am_i
-from apikeys.bodies import ErrorOut, KeyListOut, KeyOut, WhoAmIOut
+from apikeys.api import body_bytes, documented, json_response, key_body, key_caller, usage_body, who_am_i
+from apikeys.bodies import ErrorOut, KeyListOut, KeyOut, KeyUsageOut, WhoAmIOut
 from apikeys.errors import ApiKeyError, PayloadTooLarge, Unauthorized
 from apikeys.observability import make_logger
 from apikeys.records import Principal
@@ -91,6 +91,9 @@ _ARGUMENT_FAULTS = {
     "string_type": "must be a string",
     "string_too_short": "is too short",
     "string_too_long": "is too long",
+    "int_type": "must be a whole number",
+    "greater_than_equal": "is below its minimum",
+    "less_than_equal": "is above its maximum",
 }
 
 
@@ -149,7 +152,7 @@ def build_server() -> ApiKeysServer:
         _require(caller, KEYS_READ, "list_api_keys")
         listing = _domain_call(logic.list_keys, caller.account_id)
         return KeyListOut(
-            keys=[KeyOut(**key_body(record)) for record in listing.keys],
+            keys=[KeyOut(**key_body(record, listing.recent.total(record.key_id))) for record in listing.keys],
             plan=listing.plan,
             key_limit=listing.key_limit,
             key_count=listing.key_count,
@@ -161,16 +164,41 @@ def build_server() -> ApiKeysServer:
             str, Field(description="The key's id as list_api_keys shows it: key_ and 20 letters or digits.")
         ],
     ) -> KeyOut:
-        """Get one API key of the connected account by its id: name, masked display, created,
-        last used, expiry and status (never the secret). Another account's key is "not found".
-        Needs the keys:read scope."""
+        """Get one API key of the connected account by its id: name, masked display, created and
+        by whom, last used, requests in the last 30 days, expiry and status (never the secret).
+        Another account's key is "not found". Needs the keys:read scope."""
         caller = _caller(ctx)
         _require(caller, KEYS_READ, "get_api_key")
-        return KeyOut(**key_body(_domain_call(logic.get_key, caller.account_id, key_id)))
+        record = _domain_call(logic.get_key, caller.account_id, key_id)
+        return KeyOut(**key_body(record, _domain_call(logic.requests_30d, caller.account_id, key_id)))
+
+    def get_api_key_usage(
+        ctx: Context,
+        key_id: Annotated[
+            str, Field(description="The key's id as list_api_keys shows it: key_ and 20 letters or digits.")
+        ],
+        days: Annotated[
+            int,
+            Field(strict=True, ge=1, le=logic.USAGE_DAYS_MAX, description="How many days, today included: 1-90."),
+        ] = logic.USAGE_DAYS_DEFAULT,
+    ) -> KeyUsageOut:
+        """Get how much one API key of the connected account is used: its requests (authorizations
+        granted) on each of the last `days` UTC days (1-90, default 30), oldest first, the last
+        one today, and their total. Use it to tell a busy key from an unused one before deleting
+        it. Another account's key is "not found". Needs the keys:read scope."""
+        caller = _caller(ctx)
+        _require(caller, KEYS_READ, "get_api_key_usage")
+        return usage_body(_domain_call(logic.key_usage, caller.account_id, key_id, days))
 
     # Read-only, and they touch only this service: hints clients use to skip confirmation prompts.
     hints = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
-    for tool, title in ((whoami, "Who am I"), (list_api_keys, "List API keys"), (get_api_key, "Get an API key")):
+    tools = (
+        (whoami, "Who am I"),
+        (list_api_keys, "List API keys"),
+        (get_api_key, "Get an API key"),
+        (get_api_key_usage, "Get an API key's usage"),
+    )
+    for tool, title in tools:
         # The docstring, dedented, is what a model reads to choose the tool.
         description = inspect.cleandoc(tool.__doc__ or "")
         server.add_tool(tool, name=tool.__name__, title=title, description=description, annotations=hints)
@@ -212,7 +240,8 @@ app, lambda_handler = rest_function(catalogue=True)
     PATH,
     summary="MCP server (Streamable HTTP, stateless, JSON responses) for MCP clients",
     description="One JSON-RPC message per POST (`initialize`, `server/discover`, `tools/list`, `tools/call`, ...). "
-    "Send `Accept: application/json, text/event-stream`. Tools: whoami, list_api_keys, get_api_key.",
+    "Send `Accept: application/json, text/event-stream`. Tools: whoami, list_api_keys, get_api_key, "
+    "get_api_key_usage.",
     **documented(
         200,
         "The JSON-RPC response (a tool failure is a result with isError: true)",

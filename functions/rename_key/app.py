@@ -34,4 +34,4 @@ def rename_key(
         wrote("KeyScopesChanged", "key scopes changed", key_id=key_id)
     else:
         wrote("KeyRenamed", "key renamed", key_id=key_id)
-    return json_response(200, key_body(record))
+    return json_response(200, key_body(record, logic.requests_30d(account_id, key_id)))

@@ -33,4 +33,4 @@ def roll_key(
     request = parse_body(app, RollKeyRequest, optional=True)
     created = logic.roll_key(account_id, key_id, request.grace_period_seconds, caller(app))
     wrote("KeyRolled", "key rolled", key_id=created.record.key_id, previous_key_id=key_id)
-    return json_response(201, key_body(created.record, created.secret))
+    return json_response(201, key_body(created.record, 0, created.secret))  # a new key has no requests yet

@@ -48,8 +48,11 @@ class LocalIdentityProvider:
             raise TypeError(f"{self.key_file} is not an RSA private key")
         return loaded
 
-    def mint(self, account: str, claim: str = "sub", ttl_seconds: int = DEFAULT_TTL_SECONDS) -> str:
-        """An ID token like Cognito's, with the account id in `claim` (ACCOUNT_ID_CLAIM)."""
+    def mint(
+        self, account: str, claim: str = "sub", ttl_seconds: int = DEFAULT_TTL_SECONDS, email: str | None = None
+    ) -> str:
+        """An ID token like Cognito's, with the account id in `claim` (ACCOUNT_ID_CLAIM), and a
+        verified `email` when given (the key object's `created_by` shows it, issue 23)."""
         now = int(time.time())
         claims: dict[str, Any] = {
             "iss": ISSUER,
@@ -61,6 +64,8 @@ class LocalIdentityProvider:
             "exp": now + ttl_seconds,
         }
         claims[claim] = account
+        if email is not None:
+            claims |= {"email": email, "email_verified": True}
         return jwt.encode(claims, self._private_key, algorithm="RS256")
 
     def mint_access(self, account: str, ttl_seconds: int = DEFAULT_TTL_SECONDS) -> str:

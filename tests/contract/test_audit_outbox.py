@@ -72,9 +72,9 @@ def test_each_change_to_a_key_writes_its_documented_event(api: Api, outbox: Outb
             {"account_id": "acct-a", "plan": "pro", "key_limit": 3, "actor": "billing", "request_id": REQUEST_ID},
         )
     ]
-    key = api.create("acct-a", "Zapier").body
+    key = api.create("acct-a", "Zapier", claims={"email": "ana@example.com", "cognito:username": "ana"}).body
     mine = {"account_id": "acct-a", "key_id": key["id"], "actor": "acct-a", "request_id": REQUEST_ID}
-    assert outbox.new() == [("ApiKeyCreated", {**mine, "key_name": "Zapier"})]
+    assert outbox.new() == [("ApiKeyCreated", {**mine, "key_name": "Zapier", "created_by": "ana@example.com"})]
 
     assert api.rename("acct-a", key["id"], "Zapier prod").status == 200
     assert outbox.new() == [("ApiKeyRenamed", {**mine, "key_name": "Zapier prod", "previous_name": "Zapier"})]
@@ -92,9 +92,11 @@ def test_each_change_to_a_key_writes_its_documented_event(api: Api, outbox: Outb
     both = {"key_name": "Zapier", "previous_name": "Zapier prod", "scopes": ["*"], "previous_scopes": ["whoami", "mcp"]}
     assert outbox.new() == [("ApiKeyScopesChanged", {**mine, **both})]
 
-    rolled = api.roll("acct-a", key["id"], grace=60).body
+    rolled = api.roll("acct-a", key["id"], grace=60, claims={"cognito:username": "bo"}).body
     new = {**mine, "key_id": rolled["id"], "key_name": "Zapier"}
-    assert outbox.new() == [("ApiKeyRolled", {**new, "previous_key_id": key["id"], "grace_period_seconds": 60})]
+    assert outbox.new() == [
+        ("ApiKeyRolled", {**new, "previous_key_id": key["id"], "grace_period_seconds": 60, "created_by": "bo"})
+    ]
 
     assert api.delete("acct-a", rolled["id"]).status == 204
     assert outbox.new() == [("ApiKeyDeleted", new)]

@@ -22,7 +22,8 @@ from tests.helpers.support import (
 
 ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 # Fields the key lifecycle issue added to every key object (the core fields stay as they were).
-LIFECYCLE_FIELDS = {"expires_at", "status", "scopes", "connection"}  # connection: issue 21 (OAuth)
+# connection: issue 21 (OAuth); created_by, requests_30d: issue 23
+LIFECYCLE_FIELDS = {"expires_at", "status", "scopes", "connection", "created_by", "requests_30d"}
 
 
 def test_create_shows_key_once_and_list_masks_it(api: Api) -> None:
@@ -101,7 +102,9 @@ def test_account_without_plan_may_hold_no_keys(api: Api) -> None:
     refused = api.create("acct-new")
     assert refused.status == 403 and refused.body["error"]["code"] == "key_limit_reached"
     assert "Pro" in refused.body["error"]["message"]
-    assert api.list("acct-new").body == {"keys": [], "plan": None, "key_limit": 0, "key_count": 0}
+    listed = api.list("acct-new").body
+    assert listed.pop("requests_by_day")["keys"] == {}
+    assert listed == {"keys": [], "plan": None, "key_limit": 0, "key_count": 0}
 
 
 def test_default_plan_applies_to_accounts_never_set(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -336,7 +339,7 @@ def test_create_is_one_call_without_reads_in_a_warm_container(api: Api, calls: C
     assert calls.calls == ["TransactWriteItems"]
     calls.reset()
     api.list("acct-a")
-    assert calls.calls == ["Query"]
+    assert calls.calls == ["Query", "Query"]  # the keys, then their 30 days of usage (issue 23)
     key_id = api.list("acct-a").body["keys"][0]["id"]
     calls.reset()
     api.delete("acct-a", key_id)
@@ -433,7 +436,8 @@ def test_a_create_refused_at_the_limit_teaches_the_container_the_plan(api: Api) 
 
 def test_list_costs_one_query_per_page(api: Api, calls: CallCounter) -> None:
     """A real table pages at 1 MB; forcing 3 items a page shows each page costs one Query and
-    nothing else (no read of the account item, none per key), and no key is lost between pages."""
+    nothing else (no read of the account item, none per key), and no key is lost between pages.
+    Then one more Query, whatever the number of keys: their last 30 days of usage (issue 23)."""
     api.set_plan("acct-a", "agency")
     created = [api.create("acct-a", f"key {i}").body["id"] for i in range(10)]
 
@@ -447,7 +451,7 @@ def test_list_costs_one_query_per_page(api: Api, calls: CallCounter) -> None:
         listing = api.list("acct-a").body
     finally:
         events.unregister("before-parameter-build.dynamodb.Query", three_per_page)
-    assert calls.calls == ["Query"] * 4  # 11 items (10 keys, then the account item), 3 a page
+    assert calls.calls == ["Query"] * 4 + ["Query"]  # 11 items (10 keys, then the account item), 3 a page
     assert [k["id"] for k in listing["keys"]] == created[::-1]
     assert (listing["plan"], listing["key_count"], listing["key_limit"]) == ("agency", 10, PLAN_LIMITS["agency"])
 

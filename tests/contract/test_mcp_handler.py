@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
+from apikeys import clock
 from tests.helpers.support import Api, LambdaContext, load_function
+from tests.helpers.usage import day, seed_usage
 
 MODERN = "2026-07-28"
 LEGACY = "2025-06-18"
@@ -117,7 +119,9 @@ def test_tools_return_what_the_rest_api_returns(api: Api, owner: dict[str, Any],
     }
     listed = call_tool(context, "list_api_keys", version)
     assert listed["isError"] is False
-    assert listed["structuredContent"] == api.list("acct-a").body
+    rest = api.list("acct-a").body
+    del rest["requests_by_day"]  # the console's day-by-day chart data: REST only
+    assert listed["structuredContent"] == rest
     assert listed["structuredContent"]["key_count"] == 2
     got = call_tool(context, "get_api_key", version, key_id=owner["other"]["id"])
     assert got["structuredContent"] == api.get("acct-a", owner["other"]["id"]).body
@@ -126,15 +130,35 @@ def test_tools_return_what_the_rest_api_returns(api: Api, owner: dict[str, Any],
 
 
 @pytest.mark.parametrize("version", ERAS)
+def test_usage_tool_answers_what_the_usage_endpoint_answers(api: Api, owner: dict[str, Any], version: str) -> None:
+    """get_api_key_usage (issue 23): the same days, zero-filled, oldest first, and total as GET
+    /keys/{key_id}/usage, 30 days unless told; and the key objects' requests_30d agree with it."""
+    other, now = owner["other"]["id"], clock.now()
+    seed_usage("acct-a", {day(now): {other: 4}, day(now, 6): {other: 2}, day(now, 40): {other: 1}})
+    usage = call_tool(owner["context"], "get_api_key_usage", version, key_id=other, days=7)
+    assert usage["isError"] is False
+    assert usage["structuredContent"] == api.usage("acct-a", other, 7).body
+    assert [d["requests"] for d in usage["structuredContent"]["days"]] == [2, 0, 0, 0, 0, 0, 4]
+    default = call_tool(owner["context"], "get_api_key_usage", version, key_id=other)["structuredContent"]
+    assert default == api.usage("acct-a", other).body and len(default["days"]) == 30 and default["total"] == 6
+    longest = call_tool(owner["context"], "get_api_key_usage", version, key_id=other, days=90)["structuredContent"]
+    assert longest["total"] == 7 and longest["days"][-1]["date"] == day(now)
+    got = call_tool(owner["context"], "get_api_key", version, key_id=other)["structuredContent"]
+    listed = call_tool(owner["context"], "list_api_keys", version)["structuredContent"]["keys"]
+    assert got["requests_30d"] == 6 and {k["id"]: k["requests_30d"] for k in listed}[other] == 6
+
+
+@pytest.mark.parametrize("version", ERAS)
 def test_another_accounts_key_is_not_found(api: Api, owner: dict[str, Any], version: str) -> None:
     api.set_plan("acct-b", "pro")
     foreign = api.create("acct-b", "Not yours").body
-    for key_id in (foreign["id"], "key_00000000000000000000", "../keys"):
-        result = call_tool(owner["context"], "get_api_key", version, key_id=key_id)
-        assert result["isError"] is True, result
-        assert "not found" in text(result).lower()
-        assert "structuredContent" not in result or result["structuredContent"] is None
-        assert "Not yours" not in json.dumps(result)
+    for tool in ("get_api_key", "get_api_key_usage"):
+        for key_id in (foreign["id"], "key_00000000000000000000", "../keys"):
+            result = call_tool(owner["context"], tool, version, key_id=key_id)
+            assert result["isError"] is True, result
+            assert "not found" in text(result).lower()
+            assert "structuredContent" not in result or result["structuredContent"] is None
+            assert "Not yours" not in json.dumps(result)
 
 
 @pytest.mark.parametrize("version", ERAS)
@@ -143,14 +167,21 @@ def test_keys_tools_need_the_keys_read_scope(owner: dict[str, Any], version: str
     connect and call whoami, but not read the account's keys."""
     only_mcp = {**owner["context"], "scopes": "mcp"}
     assert call_tool(only_mcp, "whoami", version)["structuredContent"]["scopes"] == ["mcp"]
-    for name, arguments in (("list_api_keys", {}), ("get_api_key", {"key_id": owner["key"]["id"]})):
+    key_tools = (
+        ("list_api_keys", {}),
+        ("get_api_key", {"key_id": owner["key"]["id"]}),
+        ("get_api_key_usage", {"key_id": owner["key"]["id"], "days": 7}),
+    )
+    for name, arguments in key_tools:
         refused = call_tool(only_mcp, name, version, **arguments)
         assert refused["isError"] is True
         assert "keys:read" in text(refused) and owner["key"]["name"] not in json.dumps(refused)
     reader = {**owner["context"], "scopes": "mcp keys:read"}
     assert call_tool(reader, "list_api_keys", version)["isError"] is False
+    assert call_tool(reader, "get_api_key_usage", version, key_id=owner["key"]["id"])["isError"] is False
     full = {**owner["context"], "scopes": "*"}
     assert call_tool(full, "get_api_key", version, key_id=owner["key"]["id"])["isError"] is False
+    assert call_tool(full, "get_api_key_usage", version, key_id=owner["key"]["id"])["isError"] is False
 
 
 def test_identity_comes_from_the_authorizer_never_from_the_payload(api: Api, owner: dict[str, Any]) -> None:

@@ -98,3 +98,33 @@ def test_argument_errors_name_the_argument_and_echo_nothing(
     everything = json.dumps(reply)
     for echoed in ("sekrit", "12345", "input_value", "pydantic"):
         assert echoed not in everything, echoed
+
+
+# get_api_key_usage (issue 23): `days` is a whole JSON number from 1 to 90, never a string or a
+# fraction; the answer names the argument and echoes nothing.
+BAD_DAYS: list[tuple[str, Any, str]] = [
+    ("zero", 0, "days is below its minimum"),
+    ("too many", 91, "days is above its maximum"),
+    ("a string", "12345", "days must be a whole number"),
+    ("a fraction", 1.5, "days must be a whole number"),
+    ("a boolean", True, "days must be a whole number"),
+]
+
+
+@pytest.mark.parametrize("version", ERAS)
+@pytest.mark.parametrize(("case", "days", "fault"), BAD_DAYS, ids=[case for case, _, _ in BAD_DAYS])
+def test_usage_days_errors_name_days_and_echo_nothing(
+    owner: dict[str, Any], version: str, case: str, days: Any, fault: str
+) -> None:
+    arguments = {"key_id": owner["key"]["id"], "days": days}
+    body, headers = rpc("tools/call", {"name": "get_api_key_usage", "arguments": arguments}, version)
+    status, _, reply = invoke(mcp_event(body, owner["context"], version, **headers))
+    assert status == 200
+    result = reply["result"]
+    assert result["isError"] is True
+    assert [block["text"] for block in result["content"]] == [
+        f"Invalid arguments for get_api_key_usage: {fault} (see the tool's inputSchema)."
+    ]
+    everything = json.dumps(reply)
+    for echoed in ("12345", "input_value", "pydantic"):
+        assert echoed not in everything, echoed

@@ -162,3 +162,43 @@ def test_a_refresh_after_expires_in_still_rolls_the_key_until_the_leeway_ends(
     assert second.expires_in == 30 * 86400 and api.list("acct-a").body["key_count"] == 1
     travel(second.expires_in + oauth.REFRESH_LEEWAY_SECONDS + 1)
     assert oauth.load_refresh(second.refresh_token) is None  # the key has expired: connect again
+
+
+def test_a_connections_key_is_created_by_the_user_who_consented_across_refreshes(api: Api) -> None:
+    """Issue 23: `created_by` of a connection's key is the consenting user as people read them
+    (the `actor` of its events stays the client), and a refresh, the client's roll, keeps it."""
+    api.set_plan("acct-a", "pro")
+    ana = Caller(actor="user-sub-1", request_id="req-1", user="ana@example.com")
+    request_id, _ = _consent(_client(api))
+    code = query_of(oauth.decide(request_id, "acct-a", ana, True))["code"]
+    grant = oauth.load_code(code)
+    assert grant is not None and grant.created_by == "ana@example.com"
+    first = oauth.exchange_code(code, grant, None)
+    api.secrets.append(first.access_token)
+    [key] = api.list("acct-a").body["keys"]
+    assert key["created_by"] == "ana@example.com"
+    refresh = oauth.load_refresh(first.refresh_token)
+    assert refresh is not None
+    api.secrets.append(oauth.refresh(refresh, None).access_token)
+    assert {k["created_by"] for k in api.list("acct-a").body["keys"]} == {"ana@example.com"}  # old and new key
+    events = {
+        i["detail_type"]["S"]: json.loads(i["detail"]["S"]) for i in _items() if i["pk"]["S"].startswith("EVENT#")
+    }
+    assert events["ApiKeyCreated"]["created_by"] == events["ApiKeyRolled"]["created_by"] == "ana@example.com"
+    assert events["ApiKeyCreated"]["actor"] == events["ApiKeyRolled"]["actor"] == "oauth:client-chatgpt"
+
+
+def test_a_code_issued_before_created_by_was_recorded_names_the_users_sub(api: Api) -> None:
+    """A code lives 60 s: one issued by the code before issue 23 carries only `approved_by`."""
+    api.set_plan("acct-a", "pro")
+    request_id, _ = _consent(_client(api))
+    code = _approve(request_id)
+    [item] = [i for i in _items() if i["pk"]["S"].startswith("OAUTH_CODE#")]
+    stored = json.loads(item["grant"]["S"])
+    del stored["created_by"]
+    item["grant"] = {"S": json.dumps(stored)}
+    boto3.client("dynamodb").put_item(TableName=os.environ["TABLE_NAME"], Item=item)
+    grant = oauth.load_code(code)
+    assert grant is not None and grant.created_by == "user-sub-1"
+    api.secrets.append(oauth.exchange_code(code, grant, None).access_token)
+    assert [k["created_by"] for k in api.list("acct-a").body["keys"]] == ["user-sub-1"]

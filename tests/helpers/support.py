@@ -63,21 +63,25 @@ def rest_event(
     path_parameters: dict[str, str] | None = None,
     claim: str = "sub",
     token_use: str = "id",
+    query: dict[str, list[str]] | None = None,
+    claims: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """A REST API proxy event (payload 1.0) behind the Cognito authorizer (an ID token's claims)."""
+    """A REST API proxy event (payload 1.0) behind the Cognito authorizer (an ID token's claims,
+    plus `claims`); `query` as API Gateway passes a query string (the last value of each name,
+    and every value)."""
     resource = path
     if path_parameters:
         for name, value in path_parameters.items():
             resource = resource.replace(value, "{" + name + "}")
-    authorizer = {"claims": {claim: account, "token_use": token_use}} if account is not None else None
+    authorizer = {"claims": {claim: account, "token_use": token_use, **(claims or {})}} if account is not None else None
     return {
         "resource": resource,
         "path": path,
         "httpMethod": method,
         "headers": {"Content-Type": "application/json"},
         "multiValueHeaders": {"Content-Type": ["application/json"]},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
+        "queryStringParameters": {k: v[-1] for k, v in query.items()} if query else None,
+        "multiValueQueryStringParameters": query or None,
         "pathParameters": path_parameters,
         "stageVariables": None,
         "requestContext": {
@@ -194,8 +198,15 @@ class Api:
             headers[name] = ", ".join(values)
         return Reply(result["statusCode"], body, headers)
 
-    def create(self, account: str | None, name: Any = "My key", raw_body: str | None = None, **extra: Any) -> Reply:
-        event = rest_event("POST", "/keys", account, body={"name": name, **extra}, raw_body=raw_body)
+    def create(
+        self,
+        account: str | None,
+        name: Any = "My key",
+        raw_body: str | None = None,
+        claims: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> Reply:
+        event = rest_event("POST", "/keys", account, body={"name": name, **extra}, raw_body=raw_body, claims=claims)
         return self._remember(self._invoke("create_key", event))
 
     def _remember(self, reply: Reply) -> Reply:
@@ -223,12 +234,27 @@ class Api:
         event = rest_event("PATCH", f"/keys/{key_id}", account, body=body, path_parameters={"key_id": key_id})
         return self._invoke("rename_key", event)
 
-    def roll(self, account: str | None, key_id: str, grace: int | None = None, raw_body: str | None = None) -> Reply:
+    def roll(
+        self,
+        account: str | None,
+        key_id: str,
+        grace: int | None = None,
+        raw_body: str | None = None,
+        claims: dict[str, str] | None = None,
+    ) -> Reply:
         body = {"grace_period_seconds": grace} if grace is not None else None
+        path = f"/keys/{key_id}/roll"
         event = rest_event(
-            "POST", f"/keys/{key_id}/roll", account, body=body, raw_body=raw_body, path_parameters={"key_id": key_id}
+            "POST", path, account, body=body, raw_body=raw_body, path_parameters={"key_id": key_id}, claims=claims
         )
         return self._remember(self._invoke("roll_key", event))
+
+    def usage(self, account: str | None, key_id: str, days: int | str | list[str] | None = None) -> Reply:
+        """GET /keys/{key_id}/usage, `?days=` once (a value) or as often as a list has values."""
+        query = None if days is None else {"days": days if isinstance(days, list) else [str(days)]}
+        event = rest_event("GET", f"/keys/{key_id}/usage", account, path_parameters={"key_id": key_id}, query=query)
+        event["resource"] = event["requestContext"]["resourcePath"] = "/keys/{key_id}/usage"
+        return self._invoke("key_usage", event)
 
     def list(self, account: str | None) -> Reply:
         return self._invoke("list_keys", rest_event("GET", "/keys", account))

@@ -10,14 +10,18 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
+from apikeys_local.idp import LocalIdentityProvider
 from tests.helpers.github_keys import GitHubKeys
 from tests.helpers.local_server import ROOT, ServerProcess, http, start_server
 from tests.helpers.support import PLAN_LIMITS
+from tests.helpers.usage import seed_usage
 
 SCRIPT = ROOT / "tests" / "local" / "browser" / "console.mjs"
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
@@ -29,17 +33,20 @@ def console(tmp_path_factory: pytest.TempPathFactory, github_server: GitHubKeys)
     assert Path(CHROMIUM).is_file(), "Chromium is missing: `make test` installs it (scripts/ensure-chromium.sh)"
     assert (ROOT / "node_modules" / "playwright-core").is_dir(), "playwright-core is missing: run `npm ci`"
     overrides = ("--parameter-overrides", f"SecretScanningKeysUrl={github_server.url}")
-    server = start_server(tmp_path_factory.mktemp("console-home"), args=overrides)
+    home = tmp_path_factory.mktemp("console-home")
+    server = start_server(home, args=overrides)
     server.github = github_server  # type: ignore[attr-defined]
+    server.home = home  # type: ignore[attr-defined]
     yield server
     server.stop()
 
 
-def run(console: ServerProcess, scenario: str) -> dict[str, Any]:
+def run(console: ServerProcess, scenario: str, account: str | None = None, **extra: str) -> dict[str, Any]:
     env = {
         **os.environ,
+        **extra,
         "CONSOLE_URL": console.url,
-        "ACCOUNT": f"browser-{scenario}-{uuid.uuid4().hex[:8]}",
+        "ACCOUNT": account or f"browser-{scenario}-{uuid.uuid4().hex[:8]}",
         "SCREENSHOT_DIR": str(SCREENSHOTS),
         "CHROMIUM": CHROMIUM,
         "GITHUB_KEY_ID": console.github.identifier("key-1"),  # type: ignore[attr-defined]
@@ -243,3 +250,49 @@ def test_a_route_the_hosting_does_not_forward_is_a_visible_load_error(console: S
     assert f["scopes_error"] is not None and "scopes" in f["scopes_error"].lower() and "403" in f["scopes_error"]
     assert f["revocations_error_after"] is None and f["scopes_error_after"] is None
     assert f["scope_boxes_after"] == 3
+
+
+def test_each_key_shows_its_30_days_of_requests_and_who_created_it(console: ServerProcess) -> None:
+    """Issue 23: known counts seeded in the running server's table as the authorizer's side
+    writes them; the page draws one bar a day, oldest first, today last, with the total, names
+    the chart for screen readers, and says who created each key."""
+    account = f"browser-usage-{uuid.uuid4().hex[:8]}"
+    home: Path = console.home  # type: ignore[attr-defined]
+    assert http("POST", f"{console.url}/_local/login", body={"account": account, "plan": "pro"}).status == 200
+    idp = LocalIdentityProvider(home)
+    zapier = http("POST", f"{console.url}/keys", idp.mint(account, email="ana@example.com"), {"name": "Zapier"}).json
+    ci = http("POST", f"{console.url}/keys", idp.mint(account), {"name": "CI deploy"}).json
+    today = datetime.now(UTC).date()
+    # Oldest first: four working weeks growing a little, quiet weekends, then today the busiest; 1,234 in all.
+    week = [45, 48, 52, 47, 43, 11, 8]
+    busy = [n + 2 * w for w in range(4) for n in week] + [53, 81]
+    quiet = [0] * 24 + [3] + [0] * 5  # one day with 3, six days ago
+    days = {
+        (today - timedelta(days=29 - n)).isoformat(): {zapier["id"]: busy[n], ci["id"]: quiet[n]} for n in range(30)
+    }
+    days[(today - timedelta(days=30)).isoformat()] = {zapier["id"]: 5000, ci["id"]: 5000}  # day 31: not shown
+    server = json.loads((home / "server.json").read_text())
+    client = boto3.client("dynamodb", endpoint_url=server["dynamodb_endpoint"])
+    seed_usage(account, days, table=server["table_name"], client=client)
+
+    seeded = [{"id": zapier["id"], "name": "Zapier"}, {"id": ci["id"], "name": "CI deploy"}]
+    f = run(console, "usage", account=account, USAGE_KEYS=json.dumps(seeded))
+    dates = [(today - timedelta(days=29 - n)).isoformat() for n in range(30)]
+    busy_key, quiet_key = f["keys"]["Zapier"], f["keys"]["CI deploy"]
+    assert busy_key["role"] == quiet_key["role"] == "img"
+    assert busy_key["label"] == "1,234 requests in the last 30 days"
+    assert quiet_key["label"] == "3 requests in the last 30 days"
+    assert busy_key["images_named"] == quiet_key["images_named"] == 1  # exposed as one named image each
+    assert (busy_key["bars"], busy_key["dates"]) == (busy, dates)
+    assert (quiet_key["bars"], quiet_key["dates"]) == (quiet, dates)
+    assert (busy_key["total"], quiet_key["total"]) == ("1,234", "3")
+    # Heights: each day scaled to the key's busiest, a 1 px stub for a day without requests.
+    assert sum(busy) == 1234 and busy_key["heights"][-1] == max(busy_key["heights"]) == 24
+    assert busy_key["heights"][:7] == [13, 14, 15, 14, 13, 3, 2]  # round(24 * n / 81), at least 2 px
+    assert quiet_key["heights"] == [1] * 24 + [24] + [1] * 5
+    assert busy_key["last_tip"].endswith(": 81 requests")
+    assert busy_key["created_by"] == "Created by ana@example.com"
+    assert quiet_key["created_by"] == f"Created by {account}"  # no email in that token: the username
+    assert f["phone_overflow"] <= 0
+    for chart in f["phone_charts"]:
+        assert chart["width"] == 90 and chart["left"] >= 0 and chart["right"] <= chart["viewport"]

@@ -96,12 +96,16 @@ def test_every_sample_event_does_what_it_is_for(local_api: ServerProcess, local_
         return out
 
     # The key samples name a key that does not exist (404); with a real id they do their job.
-    for name in ("get_key.json", "rename_key.json", "roll_key.json", "delete_key.json"):
+    for name in ("get_key.json", "key_usage.json", "rename_key.json", "roll_key.json", "delete_key.json"):
         rc, missing = run(name)
         assert rc == 0 and missing["statusCode"] == 404, (name, missing)
         assert json.loads(missing["body"])["error"]["code"] == "not_found"
     rc, got = run("get_key.json", with_id("get_key.json", key_id))
     assert rc == 0 and got["statusCode"] == 200 and json.loads(got["body"])["id"] == key_id
+    rc, usage = run("key_usage.json", with_id("key_usage.json", key_id))
+    assert rc == 0 and usage["statusCode"] == 200, usage
+    usage_body = json.loads(usage["body"])  # ?days=7: a week, the last day today (UTC)
+    assert usage_body["key_id"] == key_id and len(usage_body["days"]) == 7 and usage_body["total"] >= 0
     rc, renamed = run("rename_key.json", with_id("rename_key.json", key_id))
     assert rc == 0 and renamed["statusCode"] == 200 and json.loads(renamed["body"])["name"] == "Zapier (prod)"
     rc, rolled = run("roll_key.json", with_id("roll_key.json", key_id))

@@ -199,7 +199,7 @@ def test_the_sdk_client_connects_by_dcr_and_a_console_delete_cuts_it_off(world: 
     assert consent["host"] == urlsplit(world["callback"].url).netloc
     assert consent["kind"].startswith("a registration")
     assert consent["final_url"].startswith(world["callback"].url)
-    assert result["tools"] == ["get_api_key", "list_api_keys", "whoami"]
+    assert result["tools"] == ["get_api_key", "get_api_key_usage", "list_api_keys", "whoami"]
     [key] = result["list"]["keys"]
     assert key["name"] == "ChatGPT" and key["connection"]["client_name"] == "ChatGPT"
     listing = http("GET", f"{server.url}/keys", token).json
@@ -236,7 +236,7 @@ def test_the_sdk_client_connects_by_a_client_metadata_url(world: dict[str, Any])
     result = anyio.run(use_tools, server.url, auth, [])
     [consent] = seen
     assert consent["client"] == "Claude" and consent["kind"] == f"its metadata URL {client_id}"
-    assert result["tools"] == ["get_api_key", "list_api_keys", "whoami"]
+    assert result["tools"] == ["get_api_key", "get_api_key_usage", "list_api_keys", "whoami"]
     [key] = http("GET", f"{server.url}/keys", token).json["keys"]
     assert key["connection"] == {
         "client_id": client_id,

@@ -69,8 +69,10 @@ def test_smoke_run_reports_every_figure_and_exact_call_counts(dynamodb_local: Dy
         "authorize (malformed key)": [],
         "authorize (scoped key, request path)": ["GetItem"],
         "create (warm container)": ["TransactWriteItems"],
-        "list (10 keys, one page)": ["Query"],
-        "list (10 keys, page size 3)": ["Query"] * 4,
+        "list (10 keys, one page)": ["Query", "Query"],  # the keys, then their 30 days of usage (issue 23)
+        "list (10 keys, page size 3)": ["Query"] * 4 + ["Query"],
+        "get (its requests_30d)": ["GetItem", "Query"],
+        "key usage (7 days)": ["Query", "Query"],
         "delete": ["GetItem", "TransactWriteItems"],
         "whoami": [],
         "mcp tools/call whoami": [],

@@ -19,7 +19,10 @@ from apikeys.records import Account, Connection, KeyRecord, Principal, Revocatio
 
 NOW = 1_700_000_000
 DIGEST = "d" * 64
-FULL = KeyRecord("k1", "CI é", "ot_…abcd", "2024-01-01T00:00:00Z", None, DIGEST, 1_800_000_000, 30, False, ("a", "b"))
+FULL = KeyRecord(
+    "k1", "CI é", "ot_…abcd", "2024-01-01T00:00:00Z", None, DIGEST, 1_800_000_000, 30, False, ("a", "b"),
+    created_by="ana@example.com",
+)  # fmt: skip
 BARE = KeyRecord("k2", "Bare", "ot_…wxyz", "2024-01-02T00:00:00Z", None, "e" * 64)
 
 
@@ -42,6 +45,7 @@ def test_a_key_item_with_every_optional_attribute() -> None:
         "expires_in_days": {"N": "30"},
         "scopes": {"S": "a b"},
         "expires_on": {"S": "2027-01-15"},  # the UTC day of its ttl: the ExpiresOn index's key
+        "created_by": {"S": "ana@example.com"},
     }
     assert store._KEY.read(item) == FULL
 
@@ -49,7 +53,7 @@ def test_a_key_item_with_every_optional_attribute() -> None:
 def test_a_key_item_without_optional_attributes_and_a_rolled_out_one() -> None:
     item = store._key_item("acct", BARE)
     assert set(item) == {"pk", "sk", "key_id", "name", "display", "created_at", "digest"}
-    assert store._KEY.read(item) == BARE
+    assert store._KEY.read(item) == BARE  # a key item from before issue 23: created_by reads as None
     rolled = {**item, "rolling": {"BOOL": True}, "last_used_at": {"S": "2024-03-01T00:00:00Z"}}
     assert store._KEY.read(rolled) == KeyRecord(
         **{**vars(BARE), "rolling": True, "last_used_at": "2024-03-01T00:00:00Z"}
@@ -142,4 +146,41 @@ def test_an_expiry_notice_marker(monkeypatch: pytest.MonkeyPatch) -> None:
         "sk": {"S": "EXPIRING"},
         "sent_at": {"S": "2023-11-14T22:13:20.000Z"},
         "ttl": {"N": str(1_800_000_000 + 86400)},  # a day after the key expires: no run is due it again
+    }
+
+
+class _Answers:
+    """A DynamoDB client that answers every Query with the given items, and keeps the requests."""
+
+    def __init__(self, items: list[dict[str, Any]]) -> None:
+        self.items = items
+        self.requests: list[dict[str, Any]] = []
+
+    def query(self, **request: Any) -> dict[str, Any]:
+        self.requests.append(request)
+        return {"Items": self.items}
+
+
+def test_usage_items_read_as_counts_per_day_and_key_and_junk_counts_are_left_out() -> None:
+    """The usage item (issue 23; written by the authorizer's side): one per account and UTC day, a
+    Number `n_<key_id>` per key. The read side asks for a range of days in one Query."""
+    day = {"pk": {"S": "ACCOUNT#acct"}, "sk": {"S": "USAGE#2027-03-01"}, "ttl": {"N": "1811980800"}}
+    items = [
+        {**day, "n_key_a": {"N": "12"}, "n_key_b": {"N": "1"}},
+        {**day, "sk": {"S": "USAGE#2027-03-02"}, "n_key_a": {"N": "-1"}, "n_key_b": {"N": "2.5"}},
+        {**day, "sk": {"S": "USAGE#2027-03-03"}, "n_key_c": {"S": "7"}, "n_key_d": {"N": "0"}},
+    ]
+    client = _Answers(items)
+    db = store.Store("t", client)  # type: ignore[arg-type]
+    assert db.usage("acct", "2027-03-01", "2027-03-30") == {
+        "2027-03-01": {"key_a": 12, "key_b": 1},
+        "2027-03-02": {},
+        "2027-03-03": {"key_d": 0},
+    }
+    [request] = client.requests
+    assert request["KeyConditionExpression"] == "pk = :pk AND sk BETWEEN :first AND :last"
+    assert request["ExpressionAttributeValues"] == {
+        ":pk": {"S": "ACCOUNT#acct"},
+        ":first": {"S": "USAGE#2027-03-01"},
+        ":last": {"S": "USAGE#2027-03-30"},
     }

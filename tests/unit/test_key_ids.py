@@ -35,6 +35,7 @@ def test_every_key_route_accepts_the_ids_the_service_makes_and_refuses_any_other
 
     # The id create made, and the one roll made, work on every route that takes an id.
     assert api.get("acct-a", key_id).status == 200
+    assert api.usage("acct-a", key_id).status == 200
     assert api.rename("acct-a", key_id, "renamed").status == 200
     assert api.patch("acct-a", key_id, {"scopes": ["whoami"]}).status == 200
     rolled = api.roll("acct-a", key_id)
@@ -53,6 +54,7 @@ def test_every_key_route_accepts_the_ids_the_service_makes_and_refuses_any_other
     ]
     routes = {
         "get": lambda bad: api.get("acct-a", bad),
+        "usage": lambda bad: api.usage("acct-a", bad),
         "rename": lambda bad: api.rename("acct-a", bad, "x"),
         "scopes": lambda bad: api.patch("acct-a", bad, {"scopes": ["whoami"]}),
         "roll": lambda bad: api.roll("acct-a", bad),
@@ -82,6 +84,7 @@ def test_the_openapi_document_describes_every_key_id_parameter_as_the_ids_the_se
         ("patch", "/keys/{key_id}"),
         ("delete", "/keys/{key_id}"),
         ("post", "/keys/{key_id}/roll"),
+        ("get", "/keys/{key_id}/usage"),
     }
     made = [keys.new_key_id() for _ in range(200)]
     for route, pattern in patterns.items():

@@ -36,6 +36,7 @@ LAST_USED_ONLY = json.dumps(
     sort_keys=True,
 )
 DIGESTS_ONLY = json.dumps({"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["DIGEST#*"]}}, sort_keys=True)
+ACCOUNTS_ONLY = json.dumps({"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["ACCOUNT#*"]}}, sort_keys=True)
 
 
 def _leading(*patterns: str) -> str:
@@ -55,8 +56,11 @@ EXPECTED: dict[str, set[tuple[str, str, str | None]]] = {
     "ListKeysFunction": _table("Query"),
     "DeleteKeyFunction": _table("GetItem", "DeleteItem", "UpdateItem", "PutItem"),
     "SetPlanFunction": _table("Query", "UpdateItem", "PutItem"),
-    "GetKeyFunction": _table("GetItem"),
-    "RenameKeyFunction": _table("GetItem", "UpdateItem", "PutItem"),
+    # Issue 23: the Query reads the account's usage for the key object's requests_30d.
+    "GetKeyFunction": _table("GetItem", "Query"),
+    "RenameKeyFunction": _table("GetItem", "UpdateItem", "PutItem", "Query"),
+    # The key and its usage, both by Query, and only in account partitions.
+    "KeyUsageFunction": {("dynamodb:Query", TABLE, ACCOUNTS_ONLY)},
     "RollKeyFunction": _table("Query", "PutItem", "UpdateItem", "DeleteItem"),
     "KeyExpiryFunction": _table("PutItem", "UpdateItem") | STREAM_READS | {FAILURES},
     "AuditEventsFunction": {

@@ -81,7 +81,12 @@ SINGLE: dict[str, tuple[str, str, dict[str, Any], str, Any]] = {
         1,
     ),
 }
-THROTTLES_ALARMS = ("ManagementThrottlesAlarm", "KeyPathThrottlesAlarm", "ExpiryNoticesThrottlesAlarm")
+THROTTLES_ALARMS = (
+    "ManagementThrottlesAlarm",
+    "KeyPathThrottlesAlarm",
+    "ExpiryNoticesThrottlesAlarm",
+    "UsageThrottlesAlarm",
+)
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +120,7 @@ def _math(alarm: dict[str, Any]) -> list[tuple[str, str, dict[str, Any], str]]:
 def test_every_alarm_says_what_it_means_and_notifies_the_topic(translated: dict[str, Any]) -> None:
     alarms = _alarms(translated)
     anchors = {_slug(h) for h in re.findall(r"^#+ (.+)$", (ROOT / "docs/operations.md").read_text(), re.M)}
-    assert len(alarms) == 16
+    assert len(alarms) == 17
     for name, alarm in alarms.items():
         description = alarm["AlarmDescription"]
         assert "\n" not in description and len(description) <= 1024, name

@@ -28,6 +28,8 @@ FUNCTIONS = {
     "SecretScanningFunction": ("functions/secret_scanning/", "post", "/secret-scanning/github", None),
     "RevokeCredentialsFunction": ("functions/revoke_credentials/", "post", "/v1/credentials/revoke", None),
     "ListRevocationsFunction": ("functions/list_revocations/", "get", "/revocations", "CognitoAuth"),
+    # Issue 23: a key's requests per UTC day.
+    "KeyUsageFunction": ("functions/key_usage/", "get", "/keys/{key_id}/usage", "CognitoAuth"),
 }
 
 
@@ -83,7 +85,8 @@ def test_least_privilege_per_function() -> None:
     assert _actions(res["AuthorizerFunction"]) == {"dynamodb:GetItem", "dynamodb:UpdateItem"}
     assert _actions(res["ListKeysFunction"]) == {"dynamodb:Query"}
     assert _actions(res["WhoAmIFunction"]) == set()
-    assert _actions(res["GetKeyFunction"]) == {"dynamodb:GetItem"}
+    assert _actions(res["GetKeyFunction"]) == {"dynamodb:GetItem", "dynamodb:Query"}
+    assert _actions(res["KeyUsageFunction"]) == {"dynamodb:Query"}
     stream = {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"}
     assert _actions(res["AuditEventsFunction"]) == {"events:PutEvents", "sqs:SendMessage", *stream}
     for name in FUNCTIONS:

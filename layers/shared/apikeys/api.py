@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from apikeys import logic
 from apikeys.audit import Caller
-from apikeys.bodies import CreatedKeyOut, ErrorOut, KeyOut, WhoAmIOut
+from apikeys.bodies import CreatedKeyOut, DayRequestsOut, ErrorOut, KeyOut, KeyUsageOut, WhoAmIOut
 from apikeys.config import FULL_ACCESS, get_settings
 from apikeys.errors import ApiKeyError, InternalError, InvalidRequest, NotFound, ServiceUnavailable, Unauthorized
 from apikeys.names import shown
@@ -161,13 +161,28 @@ def caller_account_id(app: APIGatewayRestResolver) -> str:
 
 
 def caller(app: APIGatewayRestResolver) -> Caller:
-    """Who made the request, for audit events: the user's `sub` (else the account claim)."""
+    """Who made the request, for audit events: the user's `sub` (else the account claim), and
+    the same user as people read it, for `created_by`."""
     claims = _claims(app)
     sub = claims.get("sub")
     actor = sub if isinstance(sub, str) else caller_account_id(app)
     context = app.current_event.get("requestContext")
     request_id = context.get("requestId") if isinstance(context, dict) else None
-    return Caller(actor=actor, request_id=request_id if isinstance(request_id, str) else "")
+    return Caller(actor=actor, request_id=request_id if isinstance(request_id, str) else "", user=user_name(claims))
+
+
+def user_name(claims: dict[str, Any]) -> str | None:
+    """The signed-in user as people read it (issue 23): the `email` claim, else `cognito:username`,
+    else `sub`. An email the token marks unverified (`email_verified` false: API Gateway passes
+    claims as strings) is skipped: anyone may type any address, and `created_by` must not let one
+    user of an account pass for another."""
+    email_verified = str(claims.get("email_verified", "true")).lower()
+    names = ("cognito:username", "sub") if email_verified == "false" else ("email", "cognito:username", "sub")
+    for name in names:
+        value = claims.get(name)
+        if isinstance(value, str) and value.strip():
+            return value
+    return None
 
 
 def key_caller(event: object) -> Principal | None:
@@ -198,9 +213,11 @@ def who_am_i(principal: Principal) -> WhoAmIOut:
     return WhoAmIOut(account_id=principal.account_id, key_id=principal.key_id, plan=principal.plan, scopes=listed)
 
 
-def key_body(record: KeyRecord, secret: str | None = None) -> dict[str, Any]:
+def key_body(record: KeyRecord, requests_30d: int, secret: str | None = None) -> dict[str, Any]:
     """The key object of every response (the console's and the MCP tools' too); the full key only
-    when just created or rolled. A name stored before the current rule is shown escaped."""
+    when just created or rolled. A name stored before the current rule is shown escaped, and so is
+    a `created_by` with characters that hide (it comes from a sign-in claim). `requests_30d` is
+    the key's granted authorizations in the last 30 UTC days, today included (logic.RecentRequests)."""
     fields: dict[str, Any] = {
         "id": record.key_id,
         "name": shown(record.name),
@@ -210,6 +227,8 @@ def key_body(record: KeyRecord, secret: str | None = None) -> dict[str, Any]:
         "expires_at": logic.expires_at(record),
         "status": logic.status(record),
         "scopes": logic.listed_scopes(record),
+        "created_by": None if record.created_by is None else shown(record.created_by),
+        "requests_30d": requests_30d,
         "connection": None
         if record.connection is None
         else {
@@ -221,6 +240,26 @@ def key_body(record: KeyRecord, secret: str | None = None) -> dict[str, Any]:
     if secret is None:
         return KeyOut(**fields).model_dump()
     return CreatedKeyOut(**fields, key=secret).model_dump()
+
+
+def usage_body(usage: logic.KeyUsage) -> KeyUsageOut:
+    """GET /keys/{key_id}/usage's body and the MCP tool get_api_key_usage's result."""
+    days = [DayRequestsOut(date=day, requests=count) for day, count in usage.days]
+    return KeyUsageOut(key_id=usage.key_id, days=days, total=usage.total)
+
+
+def query_parameter(app: APIGatewayRestResolver, name: str) -> str | None:
+    """The one query parameter a route takes, or None when absent. Given twice, or any other
+    parameter given, is a 400: a typo (`?day=7`) must not pass silently as the default."""
+    event = app.current_event
+    multi: dict[str, list[str]] = event.get("multiValueQueryStringParameters") or {}
+    single: dict[str, str] = event.get("queryStringParameters") or {}
+    for other in sorted({*multi, *single} - {name}):
+        raise InvalidRequest(f"Unknown query parameter {other[:40]!r}; this route takes only {name}.")
+    values = multi[name] if name in multi else [single[name]] if name in single else []
+    if len(values) > 1:
+        raise InvalidRequest(f"{name} was given {len(values)} times; give it once.")
+    return values[0] if values else None
 
 
 def body_bytes(app: APIGatewayRestResolver, too_large: type[ApiKeyError] = InvalidRequest) -> bytes | None:

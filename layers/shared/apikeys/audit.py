@@ -25,10 +25,17 @@ PLAN_CHANGED = "AccountPlanChanged"
 
 @dataclass(frozen=True)
 class Caller:
-    """Who asked, for the audit trail: a user's claim or `system`, and the request id."""
+    """Who asked, for the audit trail: a user's claim or `system`, and the request id; `user` is
+    the same person as people read it (issue 23: email, else username, else sub), when known."""
 
     actor: str = SYSTEM_ACTOR
     request_id: str = ""
+    user: str | None = None
+
+    @property
+    def created_by(self) -> str:
+        """What a key this caller creates or rolls says in `created_by`."""
+        return self.user or self.actor
 
 
 @dataclass(frozen=True)

@@ -85,7 +85,19 @@ class KeyOut(BaseModel):
     name: str
     display: str = Field(description="Masked key: the prefix and at most 8 characters of the secret.")
     created_at: str = Field(description="ISO 8601, UTC.")
+    created_by: str | None = Field(
+        description="Who created the key: the signed-in user's email, else their Cognito username, else their "
+        "`sub`; for a rolled key, who rolled it; for an OAuth connection's key, the user who allowed it. null for "
+        "keys created before this was recorded.",
+        examples=["ana@example.com"],
+    )
     last_used_at: str | None = Field(description="ISO 8601, UTC; null until first use. Updated at most once a minute.")
+    requests_30d: int = Field(
+        ge=0,
+        description="Requests the key was let through (authorizations granted) in the last 30 UTC days, today "
+        "included. Per day: GET /keys/{key_id}/usage.",
+        examples=[1234],
+    )
     expires_at: str | None = Field(description="ISO 8601, UTC; null if the key does not expire.")
     status: Literal["active", "expired", "rolling"] = Field(
         description="`rolling`: replaced by a roll, working until `expires_at`; `expired`: refused, removed soon."
@@ -115,6 +127,41 @@ class KeyListOut(BaseModel):
     plan: str | None
     key_limit: int
     key_count: int
+
+
+class DailyRequestsOut(BaseModel):
+    """Each listed key's requests per day over the 30 days `requests_30d` sums (issue 23): what the
+    console draws, read by the same Query, so the list costs no more reads for it."""
+
+    days: list[str] = Field(
+        description="The last 30 UTC days, YYYY-MM-DD, oldest first, the last one today.",
+        examples=[["2027-02-28", "2027-03-01"]],
+    )
+    keys: dict[str, list[int]] = Field(
+        description="By key id, every listed key: its requests on each of `days`, in the same order.",
+        examples=[{"key_0SXg9cFh1a4Zb0qR7mWt": [0, 12]}],
+    )
+
+
+class KeyListWithDaysOut(KeyListOut):
+    """GET /keys: the list, and each key's 30 days of requests day by day."""
+
+    requests_by_day: DailyRequestsOut
+
+
+class DayRequestsOut(BaseModel):
+    date: str = Field(description="A UTC day, YYYY-MM-DD.", examples=["2027-03-01"])
+    requests: int = Field(ge=0, description="Requests the key was let through that day (authorizations granted).")
+
+
+class KeyUsageOut(BaseModel):
+    """GET /keys/{key_id}/usage and the MCP tool get_api_key_usage."""
+
+    key_id: str = Field(examples=["key_0SXg9cFh1a4Zb0qR7mWt"])
+    days: list[DayRequestsOut] = Field(
+        description="Exactly `days` entries, oldest first, the last one today (UTC); a day without requests is 0."
+    )
+    total: int = Field(ge=0, description="The sum of `days`' requests.")
 
 
 class ErrorBody(BaseModel):

@@ -48,11 +48,40 @@ def expires_at(record: KeyRecord) -> str | None:
 
 
 @dataclass(frozen=True)
+class RecentRequests:
+    """The account's usage over the last RECENT_DAYS UTC days (oldest first, today last): what
+    every key object's `requests_30d` sums, from one Query (issue 23)."""
+
+    days: list[str]  # YYYY-MM-DD
+    by_day: dict[str, dict[str, int]]  # as Store.usage answers: day -> key id -> count
+
+    def of(self, key_id: str) -> list[int]:
+        """The key's count on each of `days`, 0 on a day without one."""
+        return [self.by_day.get(day, {}).get(key_id, 0) for day in self.days]
+
+    def total(self, key_id: str) -> int:
+        return sum(self.of(key_id))
+
+
+@dataclass(frozen=True)
 class KeyListing:
     plan: str | None
     key_limit: int
     key_count: int
     keys: list[KeyRecord]
+    recent: RecentRequests
+
+
+@dataclass(frozen=True)
+class KeyUsage:
+    """GET /keys/{key_id}/usage: the key's count on each of the last N UTC days, oldest first."""
+
+    key_id: str
+    days: list[tuple[str, int]]  # (YYYY-MM-DD, requests)
+
+    @property
+    def total(self) -> int:
+        return sum(count for _, count in self.days)
 
 
 @dataclass(frozen=True)
@@ -78,7 +107,11 @@ def listed_scopes(record: KeyRecord) -> list[str]:
 
 
 def new_key(
-    name: str, expires_in_days: int | None, key_scopes: scopes.Scopes = None, lifetime_seconds: int | None = None
+    name: str,
+    expires_in_days: int | None,
+    key_scopes: scopes.Scopes = None,
+    lifetime_seconds: int | None = None,
+    created_by: str | None = None,
 ) -> CreatedKey:
     """A new key and its record, not yet stored. It lives `expires_in_days` days, or exactly
     `lifetime_seconds` when given (an OAuth connection's key), else until deleted."""
@@ -97,6 +130,7 @@ def new_key(
         expires_at_epoch=int(created.timestamp()) + lifetime_seconds if lifetime_seconds else None,
         expires_in_days=expires_in_days,
         scopes=key_scopes,
+        created_by=created_by,
     )
     return CreatedKey(record, secret)
 
@@ -113,9 +147,11 @@ def create_key(
     settings = get_settings()
     limits = settings.plan_limits
     key_scopes = scopes.normalize(requested_scopes, get_scope_catalogue())
-    created = new_key(name, expires_in_days, key_scopes)
+    created = new_key(name, expires_in_days, key_scopes, created_by=caller.created_by)
     record = created.record
-    event = audit.event(audit.KEY_CREATED, caller, account_id, key_id=record.key_id, key_name=record.name)
+    event = audit.event(
+        audit.KEY_CREATED, caller, account_id, key_id=record.key_id, key_name=record.name, created_by=record.created_by
+    )
     plan = _plan_guess.get(account_id, settings.default_plan)
     # A guess can be wrong at most a few times in a row (a plan change racing this create).
     for _ in retries.attempts(retries.CREATE_PLAN_GUESSES, "The account's plan is changing. Please retry."):
@@ -143,6 +179,8 @@ def create_key(
 
 
 def list_keys(account_id: str) -> KeyListing:
+    """The account's keys and plan (one Query per page) and their last 30 days of usage (one
+    more Query): the two reads of GET /keys."""
     settings = get_settings()
     account, records = store().load_account(account_id)
     plan = account.plan if account is not None else settings.default_plan
@@ -152,7 +190,61 @@ def list_keys(account_id: str) -> KeyListing:
         key_limit=plans.limit_for(plan, settings.plan_limits),
         key_count=account.key_count if account is not None else 0,
         keys=records,
+        recent=recent_requests(account_id),
     )
+
+
+# -- usage, the read side (issue 23) --------------------------------------------------------------
+# The authorizer counts each key's granted authorizations per UTC day (apikeys/usage.py); these
+# read them back. Days are UTC days of the service's clock (`clock.now`), today included.
+
+RECENT_DAYS = 30  # the key object's `requests_30d`
+USAGE_DAYS_DEFAULT = 30
+USAGE_DAYS_MAX = 90  # usage items live 90 days
+_DAYS_MESSAGE = f"days must be a whole number from 1 to {USAGE_DAYS_MAX} (default {USAGE_DAYS_DEFAULT})."
+_DIGITS = re.compile(r"[0-9]{1,4}")
+
+
+def utc_days(count: int) -> list[str]:
+    """The last `count` UTC days as YYYY-MM-DD, oldest first, today last."""
+    today = clock.now().astimezone(UTC).date()
+    return [(today - timedelta(days=back)).isoformat() for back in range(count - 1, -1, -1)]
+
+
+def recent_requests(account_id: str) -> RecentRequests:
+    """Every key's counts over the last RECENT_DAYS days, in one Query."""
+    days = utc_days(RECENT_DAYS)
+    return RecentRequests(days, store().usage(account_id, days[0], days[-1]))
+
+
+def requests_30d(account_id: str, key_id: str) -> int:
+    """One key's `requests_30d` (the usage Query of a single-key answer: GET and PATCH)."""
+    return recent_requests(account_id).total(key_id)
+
+
+def usage_days(raw: str | None) -> int:
+    """The `days` of a usage request: absent is the default; anything but plain digits naming
+    1..USAGE_DAYS_MAX is a 400 (no sign, space, fraction or exponent)."""
+    if raw is None:
+        return USAGE_DAYS_DEFAULT
+    if not _DIGITS.fullmatch(raw) or not 1 <= int(raw) <= USAGE_DAYS_MAX:
+        raise InvalidRequest(_DAYS_MESSAGE)
+    return int(raw)
+
+
+def key_usage(account_id: str, key_id: str, days: int) -> KeyUsage:
+    """A key's requests on each of the last `days` UTC days, zero-filled: two Queries (the key,
+    so an unknown or another account's key is a 404 as for GET /keys/{key_id}; then its days).
+    A bad `days` is refused before any I/O."""
+    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= USAGE_DAYS_MAX:
+        raise InvalidRequest(_DAYS_MESSAGE)
+    _require_key_id(key_id)
+    db = store()
+    if db.find_key(account_id, key_id) is None:
+        raise NotFound(f"No API key with id {key_id!r}.")
+    window = utc_days(days)
+    counts = db.usage(account_id, window[0], window[-1])
+    return KeyUsage(key_id, [(day, counts.get(day, {}).get(key_id, 0)) for day in window])
 
 
 def _require_key_id(key_id: str) -> None:
@@ -337,7 +429,7 @@ def roll_key(account_id: str, key_id: str, grace_period_seconds: int, caller: Ca
             grace_until = int(now) + grace_period_seconds
             if old.expires_at_epoch is not None:
                 grace_until = min(grace_until, old.expires_at_epoch)
-        created = new_key(old.name, old.expires_in_days, old.scopes)
+        created = new_key(old.name, old.expires_in_days, old.scopes, created_by=caller.created_by)
         # A connection's key stays that connection's (issue 21): its refresh token then fails
         # (it names the old key), so the client reconnects, but the key still says who holds it.
         created = CreatedKey(replace(created.record, connection=old.connection), created.secret)
@@ -349,6 +441,7 @@ def roll_key(account_id: str, key_id: str, grace_period_seconds: int, caller: Ca
             key_name=old.name,
             previous_key_id=old.key_id,
             grace_period_seconds=grace_period_seconds,
+            created_by=created.record.created_by,
         )
         if db.roll_key(account, old, created.record, grace_until, event):
             return created

@@ -311,6 +311,7 @@ def decide(
         "scopes": granted,
         "account_id": account_id,
         "approved_by": caller.actor,
+        "created_by": caller.created_by,  # what the connection's key shows (issue 23)
         "request_id": caller.request_id,
     }
     if not store().decide_consent(digest(request_id), now, "approved", digest(code), grant, now + CODE_SECONDS):
@@ -333,6 +334,7 @@ class CodeGrant:
     account_id: str
     approved_by: str
     expires_at: int
+    created_by: str  # the consenting user as people read it (issue 23)
 
 
 def load_code(code: str) -> CodeGrant | None:
@@ -355,6 +357,8 @@ def load_code(code: str) -> CodeGrant | None:
         account_id=str(grant["account_id"]),
         approved_by=str(grant["approved_by"]),
         expires_at=expires_at,
+        # A code issued before issue 23 (it lives 60 s) has only the user's sub.
+        created_by=str(grant.get("created_by") or grant["approved_by"]),
     )
 
 
@@ -371,9 +375,13 @@ def client_caller(client_id: str, request_id: str = "") -> Caller:
     return Caller(actor=f"oauth:{client_id}", request_id=request_id)
 
 
-def _new_connection_key(name: str, key_scopes: tuple[str, ...], ttl: int) -> tuple[KeyRecord, str]:
-    """A connection's key: as any key, living `expires_in` plus the refresh leeway."""
-    made = logic.new_key(name, max(1, ttl // 86400), key_scopes, lifetime_seconds=ttl + REFRESH_LEEWAY_SECONDS)
+def _new_connection_key(
+    name: str, key_scopes: tuple[str, ...], ttl: int, created_by: str | None
+) -> tuple[KeyRecord, str]:
+    """A connection's key: as any key, living `expires_in` plus the refresh leeway; created by
+    the user who consented, whichever refresh rolled it since."""
+    lifetime = ttl + REFRESH_LEEWAY_SECONDS
+    made = logic.new_key(name, max(1, ttl // 86400), key_scopes, lifetime_seconds=lifetime, created_by=created_by)
     return made.record, made.secret
 
 
@@ -398,7 +406,7 @@ def exchange_code(code: str, grant: CodeGrant, resource: str | None, request_id:
             db.delete_code(digest(code))
             raise OAuthError("invalid_grant", "The account's plan allows no more keys; nothing was created.")
         name = unique_name(grant.client_name, [r.name for r in records])
-        record, secret = _new_connection_key(name, key_scopes, ttl)
+        record, secret = _new_connection_key(name, key_scopes, ttl, grant.created_by)
         record = replace(record, connection=connection)
         refresh_token = secrets.token_urlsafe(32)
         refresh = {
@@ -417,6 +425,7 @@ def exchange_code(code: str, grant: CodeGrant, resource: str | None, request_id:
             key_name=name,
             client_name=grant.client_name,
             approved_by=grant.approved_by,
+            created_by=grant.created_by,
         )
         failed = db.insert_connection_key(
             account, grant.account_id, record, plan, limit, digest(code), digest(refresh_token), refresh, event
@@ -496,7 +505,7 @@ def refresh(grant: RefreshGrant, resource: str | None, request_id: str = "") -> 
         stale = [
             r for r in records if r.rolling and r.connection is not None and r.connection.grant_id == grant.grant_id
         ]
-        record, secret = _new_connection_key(old.name, old.scopes or (), ttl)
+        record, secret = _new_connection_key(old.name, old.scopes or (), ttl, old.created_by)
         record = replace(record, connection=old.connection)
         refresh_token = secrets.token_urlsafe(32)
         refresh_item = {
@@ -518,6 +527,7 @@ def refresh(grant: RefreshGrant, resource: str | None, request_id: str = "") -> 
             key_name=old.name,
             previous_key_id=old.key_id,
             grace_period_seconds=REFRESH_GRACE_SECONDS,
+            created_by=record.created_by,
         )
         if db.roll_connection_key(
             account, old, record, grace, stale, grant.token_digest, digest(refresh_token), refresh_item, event

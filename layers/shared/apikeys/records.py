@@ -45,6 +45,9 @@ class KeyRecord:
     rolling: bool = False  # rolled out, working until expires_at_epoch (its grace period)
     scopes: tuple[str, ...] | None = None  # catalogue names; None is full access
     connection: Connection | None = None  # an OAuth client's key (issue 21); None for the others
+    # Who created it (issue 23): the signed-in user's email, else cognito:username, else sub; for a
+    # roll, who rolled; for an OAuth connection, the user who consented. None on keys made before.
+    created_by: str | None = None
 
 
 @dataclass(frozen=True)

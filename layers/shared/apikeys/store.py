@@ -5,7 +5,7 @@ One table, five item types (and the OAuth and expiry-notice items of the blocks 
     pk = ACCOUNT#<account_id>  sk = ACCOUNT       plan, key_count, version
     pk = ACCOUNT#<account_id>  sk = KEY#<key_id>  name, display, created_at, last_used_at, digest,
                                                   ttl, expires_in_days, rolling, scopes, connection,
-                                                  expires_on (see "Expiry notices" at the end)
+                                                  created_by, expires_on (see "Expiry notices" at the end)
     pk = ACCOUNT#<account_id>  sk = REVOKED#<key_id>  name, reason, revoked_at, url, source, ttl (30 days)
                                                   (a key revoked as leaked or reported: the console's notice)
     pk = DIGEST#<sha256 hex>   sk = DIGEST        account_id, key_id, plan, ttl, scopes  (the authorizer's one read)
@@ -13,6 +13,8 @@ One table, five item types (and the OAuth and expiry-notice items of the blocks 
                                                   leak or public report), a tombstone: revoked = true,
                                                   account_id, key_id, reason, revoked_at, ttl (90 days)
     pk = EVENT#<id>            sk = EVENT         detail_type, detail, ttl  (audit outbox, see audit.py)
+    pk = ACCOUNT#<account_id>  sk = USAGE#<YYYY-MM-DD>  n_<key_id> per key used that UTC day (its granted
+                                                  authorizations), ttl (the day's 00:00 UTC + 91 days)
 
 Key items sort by key id, which sorts by creation time, so one descending Query lists an
 account newest first. Every write that changes the set of keys is one TransactWriteItems
@@ -71,6 +73,8 @@ EVENT_RETENTION_SECONDS = 24 * 3600  # outbox items only need to live until the 
 REVOKED_SK_PREFIX = "REVOKED#"
 TOMBSTONE_SECONDS = 90 * 86400  # how long a revoked key's digest is still recognised (issue 14)
 NOTICE_SECONDS = 30 * 86400  # how long the console shows a leaked or reported key
+USAGE_SK_PREFIX = "USAGE#"  # one item per account per UTC day: each key's count that day (issue 23)
+_USAGE_COUNT_PREFIX = "n_"  # a usage item's count attributes: n_<key_id>
 # Transaction cancellations that say "try again" rather than "the condition is false".
 _RETRYABLE_REASONS = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
 _UNAVAILABLE_CODES = {
@@ -252,6 +256,7 @@ _KEY = _Codec(
     "rolling",
     "scopes",
     "connection",
+    "created_by",
     valid={"last_used_at": _iso_time},
     ttl="expires_at_epoch",
 )
@@ -702,6 +707,48 @@ class Store:
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
+
+    # -- usage, the read side (issue 23) ------------------------------------------------------
+
+    def usage(self, account_id: str, first_day: str, last_day: str) -> dict[str, dict[str, int]]:
+        """`{day: {key_id: count}}` for the UTC days `first_day`..`last_day` (YYYY-MM-DD, both
+        included) that have a usage item, in one Query: 90 days of an account are far below a page.
+        Another principal writes these items (the authorizer): a count that is not a whole number
+        of at least 0 is left out, so it can never break a listing."""
+        condition = "pk = :pk AND sk BETWEEN :first AND :last"
+        values = {
+            ":pk": _account_pk(account_id),
+            ":first": f"{USAGE_SK_PREFIX}{first_day}",
+            ":last": f"{USAGE_SK_PREFIX}{last_day}",
+        }
+        days: dict[str, dict[str, int]] = {}
+        for item in self._query(condition, values):
+            counts = days.setdefault(item["sk"].get("S", "").removeprefix(USAGE_SK_PREFIX), {})
+            for name, value in item.items():
+                count = _count(value) if name.startswith(_USAGE_COUNT_PREFIX) else None
+                if count is not None:
+                    counts[name.removeprefix(_USAGE_COUNT_PREFIX)] = count
+        return days
+
+    def find_key(self, account_id: str, key_id: str) -> KeyRecord | None:
+        """`get_key` as a one-item Query, for a function granted Query alone (GET
+        /keys/{key_id}/usage): the same answer, and the same read cost as a GetItem."""
+        condition = "pk = :pk AND sk = :sk"
+        items = self._query(condition, {":pk": _account_pk(account_id), ":sk": f"KEY#{key_id}"})
+        return next((_KEY.read(item) for item in items), None)
+
+
+def _count(value: AttributeValueTypeDef) -> int | None:
+    """A usage count as stored (a Number holding a whole number >= 0), else None."""
+    raw = value.get("N") if isinstance(value, dict) else None
+    if not isinstance(raw, str):
+        return None
+    try:
+        number = Decimal(raw)
+    except ArithmeticError:
+        return None
+    whole = number.is_finite() and number == number.to_integral_value() and number >= 0
+    return int(number) if whole else None
 
 
 # == OAuth (issue 21) ======================================================================

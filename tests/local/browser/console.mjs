@@ -564,6 +564,47 @@ const scenarios = {
     facts.key_in_page = await pageHoldsKey(page, key);
     await shot(page, "20-leaked-key-notice");
   },
+
+  /** Issue 23: each key's requests of the last 30 days as bars with the total, read by eye and by
+   * a screen reader, and who created it. The test seeded the keys and their counts (USAGE_KEYS). */
+  async usage(page) {
+    const seeded = JSON.parse(process.env.USAGE_KEYS);
+    await signIn(page, "pro");
+    await page.locator("#keys-body tr").nth(seeded.length - 1).waitFor();
+    facts.keys = {};
+    for (const key of seeded) {
+      const row = page.locator(`#keys-body tr[data-key-id="${key.id}"]`);
+      const chart = row.locator('td[data-label="Requests, last 30 days"] svg');
+      const bars = chart.locator("rect");
+      const label = await chart.getAttribute("aria-label");
+      facts.keys[key.name] = {
+        role: await chart.getAttribute("role"),
+        label,
+        // What assistive technology gets: one image, named by its text.
+        images_named: await page.getByRole("img", { name: label, exact: true }).count(),
+        bars: await bars.evaluateAll((all) => all.map((bar) => Number(bar.dataset.requests))),
+        dates: await bars.evaluateAll((all) => all.map((bar) => bar.dataset.date)),
+        heights: await bars.evaluateAll((all) => all.map((bar) => Number(bar.getAttribute("height")))),
+        last_tip: await bars.last().locator("title").textContent(),
+        total: await row.locator(".requests-total").innerText(),
+        created_by: await row.locator(".created-by").innerText(),
+      };
+    }
+    await page.locator("body").evaluate(() => document.activeElement.blur());
+    await shot(page, "14-requests");
+
+    // Phone width: the chart keeps its 30 bars inside the screen, and nothing scrolls sideways.
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.waitForFunction(() => window.innerWidth === 390);
+    facts.phone_overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    facts.phone_charts = await page.locator("#keys-body svg.bars").evaluateAll((charts) =>
+      charts.map((chart) => {
+        const box = chart.getBoundingClientRect();
+        return { left: box.left, right: box.right, width: box.width, viewport: window.innerWidth };
+      }),
+    );
+    await shot(page, "15-requests-phone");
+  },
 };
 
 // ------------------------------------------------------------------------- run
