@@ -27,15 +27,18 @@ from apikeys.handler import authorizer_function  # first: its import pauses the 
 import logging
 from typing import Any
 
-from apikeys import scopes
+from apikeys import container, scopes
 from apikeys.auth import MAX_HEADER_BYTES, authorize, bearer_token, has_api_access
-from apikeys.config import get_scope_catalogue
+from apikeys.config import Catalogue, get_scope_catalogue
 from apikeys.observability import make_logger
 from apikeys.records import Principal
 
 logger = make_logger()
 DEBUG = logger.log_level <= logging.DEBUG  # POWERTOOLS_LOG_LEVEL, read once per container
 CATALOGUE = get_scope_catalogue()  # what the policies grant; a name of the module, so tests can swap it
+# A scoped key's route ARNs by (scopes, stage ARN), with the catalogue they were made from: the
+# same few on every request of a key, built once (docs/performance.md).
+_granted: dict[tuple[tuple[str, ...], str], tuple[Catalogue, tuple[str, ...]]] = container.state({})
 
 
 def _context(principal: Principal) -> dict[str, str]:
@@ -86,6 +89,18 @@ def _is_websocket_connect(event: dict[str, Any], method_arn: str) -> bool:
     return connect or method_arn.endswith("/$connect")
 
 
+def _granted_arns(key_scopes: tuple[str, ...], stage_arn: str) -> list[str]:
+    """`scopes.resource_arns`, remembered per container (a swapped catalogue is a miss)."""
+    cached = _granted.get((key_scopes, stage_arn))
+    if cached is not None and cached[0] is CATALOGUE:
+        return list(cached[1])
+    arns = scopes.resource_arns(key_scopes, CATALOGUE, stage_arn)
+    if len(_granted) >= 1000:
+        _granted.clear()
+    _granted[(key_scopes, stage_arn)] = (CATALOGUE, tuple(arns))
+    return arns
+
+
 def allow_policy(
     method_arn: str, principal: Principal, effect: str = "Allow", websocket: bool = False
 ) -> dict[str, Any]:
@@ -101,7 +116,7 @@ def allow_policy(
     stage_arn = f"arn:{arn[1]}:execute-api:{arn[3]}:{arn[4]}:{api_id}/{stage}"
     resources = [method_arn] if websocket else [f"{stage_arn}/*/*"]
     if principal.scopes is not None and effect == "Allow":
-        granted = [] if websocket else scopes.resource_arns(principal.scopes, CATALOGUE, stage_arn)
+        granted = [] if websocket else _granted_arns(principal.scopes, stage_arn)
         if granted:
             resources = granted
         else:

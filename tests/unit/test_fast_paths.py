@@ -1,17 +1,25 @@
 """The authorizer's hand-made fast paths give exactly what the slower originals gave:
-the policy Powertools would build, and a redaction that skips work still removes every key."""
+the policy Powertools would build, a redaction that skips work still removes every key, the
+digest item read as the codec reads it, the log lines Powertools' `inject_lambda_context` would
+write, and a scoped key's remembered policy the one its catalogue gives."""
 
 from __future__ import annotations
+
+import io
+import json
+import sys
+from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import APIGatewayAuthorizerResponse
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from apikeys import keys
-from apikeys.observability import redact
+from apikeys import keys, store
+from apikeys.config import parse_scope_catalogue
+from apikeys.observability import inject_context_on_first_line, make_logger, redact
 from apikeys.records import Principal
-from tests.helpers.support import load_function
+from tests.helpers.support import LambdaContext, load_function
 
 
 @pytest.mark.parametrize(
@@ -103,3 +111,95 @@ def test_redaction_removes_every_generated_key_from_any_text(parts: list[str | t
         assert not any(body[i : i + 16] in shown for i in range(len(body) - 15)), (line, shown)
     if not made and "bearer" not in line.lower() and "author" not in line.lower():
         assert shown == line
+
+
+_ATTRIBUTE = st.one_of(
+    st.text(max_size=12).map(lambda v: {"S": v}),
+    st.integers(-(10**12), 10**12).map(lambda v: {"N": str(v)}),
+    st.sampled_from(["1.5", "1e3", "1800000000.25"]).map(lambda v: {"N": v}),
+    st.booleans().map(lambda v: {"BOOL": v}),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            name: _ATTRIBUTE for name in ("account_id", "key_id", "plan", "ttl", "scopes", "created_at", "other")
+        },
+    )
+)
+def test_the_authorizers_read_of_a_digest_item_is_the_codecs(item: dict[str, Any]) -> None:
+    """Any item, of any shape: the spelled-out read and `_PRINCIPAL.read` give the same record,
+    or fail alike (a wrong type fails the authorization: it fails closed)."""
+
+    def outcome(read: Any) -> object:
+        try:
+            return read(item)
+        except Exception as error:  # the kind of failure is what is compared
+            return type(error)
+
+    assert outcome(store._read_principal) == outcome(store._PRINCIPAL.read)
+
+
+def test_the_spelled_out_read_knows_every_attribute_the_codec_maps() -> None:
+    """A field added to `Principal` and `_PRINCIPAL` but not to the spelled-out read fails here."""
+    principal = Principal("acct-a", "key_0SXg9cFh1a4Zb0qR7mWt", "pro", 1_900_000_000, ("whoami", "mcp"))
+    item = store._PRINCIPAL.item(principal, store._digest_key("a" * 64))
+    assert store._read_principal(item) == principal == store._PRINCIPAL.read(item)
+
+
+def _lines(handler: Any, contexts: list[LambdaContext]) -> list[dict[str, Any]]:
+    out, real = io.StringIO(), sys.stdout
+    sys.stdout = out
+    try:
+        for context in contexts:
+            handler({}, context)
+    finally:
+        sys.stdout = real
+    return [{k: v for k, v in json.loads(line).items() if k != "timestamp"} for line in out.getvalue().splitlines()]
+
+
+def test_context_keys_added_on_the_first_line_are_those_inject_lambda_context_adds() -> None:
+    """Same keys and values on every line, the request id of the invocation that logs (not of an
+    earlier one that logged nothing), cold_start only on the first invocation."""
+    from aws_lambda_powertools.logging import logger as powertools_logger
+
+    logger = make_logger()
+
+    def handle(event: Any, context: LambdaContext) -> None:
+        if context.function_name != "quiet":
+            logger.info("denied", extra={"reason": "test"})
+
+    contexts = [LambdaContext(function_name=name) for name in ("authorizer", "quiet", "authorizer", "authorizer")]
+    powertools_logger.is_cold_start = True
+    lazy = inject_context_on_first_line(handle)
+    assert lazy is not None
+    ours = _lines(lazy, contexts)
+    powertools_logger.is_cold_start = True
+    theirs = _lines(logger.inject_lambda_context(handle), contexts)
+    assert ours == theirs and len(ours) == 3
+    assert [line["function_request_id"] for line in ours] == [contexts[i].aws_request_id for i in (0, 2, 3)]
+    assert [line["cold_start"] for line in ours] == [True, False, False]
+
+
+def test_with_the_event_logged_the_authorizer_uses_powertools_decorator(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POWERTOOLS_LOGGER_LOG_EVENT", "true")
+    assert inject_context_on_first_line(lambda event, context: None) is None
+
+
+def test_a_scoped_keys_remembered_policy_follows_a_swapped_catalogue(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The route ARNs are built once per key and stage, but never from another catalogue."""
+    authorizer = load_function("authorizer")
+    arn = "arn:aws:execute-api:us-east-1:123456789012:abc123/v1/GET/v1/whoami"
+    principal = Principal("acct-a", "key_0SXg9cFh1a4Zb0qR7mWt", "pro", None, ("whoami",))
+
+    def resources() -> list[str]:
+        return list(authorizer.allow_policy(arn, principal)["policyDocument"]["Statement"][0]["Resource"])
+
+    monkeypatch.setattr(authorizer, "CATALOGUE", parse_scope_catalogue('{"whoami": ["GET /v1/whoami"]}'))
+    stage = "arn:aws:execute-api:us-east-1:123456789012:abc123/v1"
+    assert resources() == resources() == [f"{stage}/GET/v1/whoami"]
+    monkeypatch.setattr(authorizer, "CATALOGUE", parse_scope_catalogue('{"whoami": ["GET /v2/me", "GET /v2/you"]}'))
+    assert resources() == [f"{stage}/GET/v2/me", f"{stage}/GET/v2/you"]

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from apikeys import container, retries
 from apikeys.config import account_id_claim, get_scope_catalogue
-from apikeys.observability import make_logger, make_metrics
+from apikeys.observability import inject_context_on_first_line, make_logger, make_metrics
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Metrics
@@ -50,11 +50,14 @@ def wrote(metric: str, message: str, **extra: Any) -> None:
     _metrics().add_metric(name=metric, unit=MetricUnit.Count, value=1)
 
 
-def _ready(handler: Handler, correlation_id_path: str | None, catalogue: bool) -> Handler:
+def _ready(handler: Handler, correlation_id_path: str | None, catalogue: bool, lazy_keys: bool = False) -> Handler:
     """The end of every helper: logger injection, the account claim checked, the catalogue
-    parsed, the cold start over."""
+    parsed, the cold start over. `lazy_keys`: the context keys are added only to an invocation
+    that logs (the authorizer, whose allowed requests log nothing)."""
     account_id_claim()
-    injected: Handler = make_logger().inject_lambda_context(correlation_id_path=correlation_id_path)(handler)
+    injected = inject_context_on_first_line(handler) if lazy_keys else None
+    if injected is None:
+        injected = make_logger().inject_lambda_context(correlation_id_path=correlation_id_path)(handler)
     if catalogue:
         get_scope_catalogue()
     coldstart.ready()
@@ -107,7 +110,7 @@ def authorizer_function(handle: Handler) -> Handler:
                 make_logger().exception("authorizer failed")
             raise
 
-    return _ready(checked, None, catalogue=True)
+    return _ready(checked, None, catalogue=True, lazy_keys=True)
 
 
 def invoked_function(handle: Handler, catalogue: bool = False) -> Handler:

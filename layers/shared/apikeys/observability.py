@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import re
 import sys
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+from aws_lambda_powertools.logging.lambda_context import build_lambda_context_model
+from aws_lambda_powertools.logging.logger import _is_cold_start
 from aws_lambda_powertools.logging.types import LogRecord
+from aws_lambda_powertools.shared.functions import is_durable_context, resolve_truthy_env_var_choice
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Metrics
@@ -63,6 +68,49 @@ class StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
 def make_logger() -> Logger:
     """One Powertools logger per process: it configures the shared `apikeys` service logger once."""
     return Logger(logger_formatter=RedactingFormatter(), logger_handler=StdoutHandler(sys.stdout))
+
+
+class _ContextKeys(logging.Filter):
+    """The Lambda context keys `inject_lambda_context` adds (function name, memory, ARN, request
+    id, cold start), added when the invocation logs its first line instead of on every
+    invocation: the authorizer logs nothing on an allowed request, and building and appending
+    the keys cost ~4 µs of each one (docs/performance.md)."""
+
+    def __init__(self, logger: Logger) -> None:
+        super().__init__()
+        self.logger = logger
+        self.pending: tuple[Any, bool] | None = None  # this invocation's (context, cold start)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            context, cold_start = pending
+            context = context.lambda_context if is_durable_context(context) else context
+            self.logger.append_keys(cold_start=cold_start, **build_lambda_context_model(context).__dict__)
+        return True
+
+
+def inject_context_on_first_line(handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any] | None:
+    """`handler` with the keys of Powertools' `inject_lambda_context` (no correlation id) added to
+    the first line each invocation logs, so the lines are the same and an invocation that logs
+    nothing pays nothing. None when the logger is configured for more than that decorator's
+    keys (the event logged, sampling, buffering): the caller then uses the decorator itself."""
+    logger = make_logger()
+    log_event = resolve_truthy_env_var_choice(env=os.getenv("POWERTOOLS_LOGGER_LOG_EVENT", "false"))
+    if log_event or logger.sampling_rate or getattr(logger, "_buffer_config", None):
+        return None
+    keys = _ContextKeys(logger)
+    logger.addFilter(keys)
+    first = True
+
+    def invoke(event: Any, context: Any) -> Any:
+        nonlocal first
+        # Powertools' own cold-start flag, asked once: the first invocation of the process.
+        cold_start, first = first and _is_cold_start(), False
+        keys.pending = (context, cold_start)
+        return handler(event, context)
+
+    return invoke
 
 
 def make_metrics() -> Metrics:
