@@ -43,6 +43,13 @@ def test_a_short_checksum_is_padded_with_leading_zeros() -> None:
     assert not keys.is_well_formed("ot_" + body + "amfd00", "ot_")
 
 
+@pytest.mark.parametrize("crc", [0, 1, 61, 62, 3843, 3844, 3844**2 - 1, 3844**2, 8766901, 2**31, 2**32 - 1])
+def test_the_checksum_is_the_crc32_in_six_base62_digits(crc: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two digits at a time gives what the digit-by-digit encoding gives, at every boundary."""
+    monkeypatch.setattr(keys.zlib, "crc32", lambda _: crc)
+    assert keys._checksum("ot_", "x") == keys._base62(crc, keys.CHECKSUM_LEN)
+
+
 def test_a_key_with_a_character_outside_base62_is_malformed_whatever_its_length() -> None:
     token = keys.generate("ot_")
     for bad in ("-", "_", "é", " "):

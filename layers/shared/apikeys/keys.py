@@ -39,8 +39,16 @@ def _base62(number: int, width: int) -> str:
     return "".join(reversed(chars)).rjust(width, "0")
 
 
+# Every two base62 digits, "00" .. "zz": a CRC32 (< 62**6 = 3844**3) is three of them.
+_PAIRS = tuple(a + b for a in ALPHABET for b in ALPHABET)
+
+
 def _checksum(prefix: str, body: str) -> str:
-    return _base62(zlib.crc32(f"{prefix}{body}".encode()), CHECKSUM_LEN)
+    """`_base62(crc32, 6)`, two digits at a time: the authorizer checks one per request, and the
+    digit loop was its largest piece of CPU (docs/performance.md; a test compares the two)."""
+    high, low = divmod(zlib.crc32(f"{prefix}{body}".encode()), 3844)
+    high, middle = divmod(high, 3844)
+    return _PAIRS[high] + _PAIRS[middle] + _PAIRS[low]
 
 
 def generate(prefix: str) -> str:
