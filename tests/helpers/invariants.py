@@ -3,9 +3,10 @@ fuzzing and storms: nothing lost, nothing orphaned, no partial write."""
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import boto3
@@ -30,6 +31,7 @@ class TableState:
     digests: dict[str, dict[str, Any]] = field(default_factory=dict)
     tombstones: dict[str, dict[str, Any]] = field(default_factory=dict)
     notices: dict[str, dict[str, dict[str, Any]]] = field(default_factory=lambda: defaultdict(dict))
+    usage: dict[str, dict[str, dict[str, Any]]] = field(default_factory=lambda: defaultdict(dict))
     checks: int = 0
 
 
@@ -42,7 +44,8 @@ def check_table(table: str, client: Any = None) -> TableState:
     - every digest item has its key item (no orphan that would authorize a deleted key);
     - every digest item carries the account's current plan (what the authorizer returns);
     - a revoked key's tombstone has no key item, no plan and a TTL (it authorizes nothing);
-    - a key item in the expiry-notice index (`expires_on`) is not rolling and expires that UTC day.
+    - a key item in the expiry-notice index (`expires_on`) is not rolling and expires that UTC day;
+    - a usage item holds only positive counts named n_<key id>, and its day's TTL (issue 23).
     """
     state = TableState()
     for item in scan(table, client):
@@ -57,6 +60,8 @@ def check_table(table: str, client: Any = None) -> TableState:
             state.digests[pk.removeprefix("DIGEST#")] = item
         elif sk.startswith("REVOKED#"):
             state.notices[pk.removeprefix("ACCOUNT#")][sk.removeprefix("REVOKED#")] = item
+        elif sk.startswith("USAGE#") and pk.startswith("ACCOUNT#"):
+            state.usage[pk.removeprefix("ACCOUNT#")][sk.removeprefix("USAGE#")] = item
         elif sk == "EVENT" or pk.startswith("EVENT#"):
             continue  # the audit outbox: not part of the key invariants
         elif pk.startswith("OAUTH_"):
@@ -97,7 +102,18 @@ def check_table(table: str, client: Any = None) -> TableState:
         assert "plan" not in item and "ttl" in item, f"tombstone {digest[:8]} could authorize or never expire"
         assert all(k.get("digest", {}).get("S") != digest for keys in state.keys.values() for k in keys.values())
     state.checks += 1 + len(state.tombstones)
+    for account, days in state.usage.items():
+        for day, item in days.items():
+            midnight = (date.fromisoformat(day) - date(1970, 1, 1)).days * 86400
+            assert item["ttl"] == {"N": str(midnight + 91 * 86400)}, f"usage {account!r} {day}: ttl {item['ttl']}"
+            counts = {name: value for name, value in item.items() if name not in ("pk", "sk", "ttl")}
+            for name, value in counts.items():
+                assert _USAGE_COUNT.fullmatch(name) and int(value["N"]) > 0, f"usage {account!r} {day}: {name}"
+            state.checks += 1 + len(counts)
     return state
+
+
+_USAGE_COUNT = re.compile(r"n_key_[0-9A-Za-z]{20}")
 
 
 def snapshot(table: str, client: Any = None) -> list[tuple[str, str, str]]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import time
 import types
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -183,4 +183,28 @@ def test_usage_items_read_as_counts_per_day_and_key_and_junk_counts_are_left_out
         ":pk": {"S": "ACCOUNT#acct"},
         ":first": {"S": "USAGE#2027-03-01"},
         ":last": {"S": "USAGE#2027-03-30"},
+    }
+
+
+def test_a_usage_item_one_number_per_key_and_its_days_ttl(moto_db: None) -> None:
+    """Issue 23: pk ACCOUNT#<account>, sk USAGE#<UTC day>, `n_<key id>` per key, and `ttl` at that
+    day's 00:00 UTC + 91 days (90 full days readable). Written by ADD, so two writes add up."""
+    import boto3
+
+    from apikeys.config import get_settings
+
+    table = get_settings().table_name
+    db = store.Store(table)
+    k1, k2 = "key_0SXg9cFh1a4Zb0qR7mWt", "key_0SXg9cFh1a4Zb0qR7mWu"
+    day = date(2027, 1, 16)
+    assert db.add_usage("acct", day, {k1: 3, k2: 1})
+    assert db.add_usage("acct", day, {k1: 2, "not a key id": 5, k2: 0})
+    key = {"pk": {"S": "ACCOUNT#acct"}, "sk": {"S": "USAGE#2027-01-16"}}
+    item = boto3.client("dynamodb").get_item(TableName=table, Key=key, ConsistentRead=True)["Item"]
+    assert item == {
+        "pk": {"S": "ACCOUNT#acct"},
+        "sk": {"S": "USAGE#2027-01-16"},
+        f"n_{k1}": {"N": "5"},
+        f"n_{k2}": {"N": "1"},
+        "ttl": {"N": str(1_800_057_600 + 91 * 86400)},  # 2027-01-16T00:00:00Z + 91 days
     }

@@ -63,6 +63,8 @@ class _Budget:
 
 # The current invocation's budget; None outside an invocation (tests, background threads).
 _budget: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar("apikeys_budget", default=None)
+# Inside `one_attempt()`: botocore sends the call once and never retries it.
+_one_attempt: contextvars.ContextVar[bool] = contextvars.ContextVar("apikeys_one_attempt", default=False)
 
 
 class DeadlineReached(BotoCoreError):
@@ -85,6 +87,18 @@ def invocation(context: object) -> Iterator[None]:
         yield
     finally:
         _budget.reset(token)
+
+
+@contextlib.contextmanager
+def one_attempt() -> Iterator[None]:
+    """DynamoDB calls inside are sent once, never retried by botocore: for a write that is not
+    idempotent (usage's ADD), which a retry after a lost answer would apply twice. The caller
+    tells a refusal (not applied) from an unknown outcome by the error it gets."""
+    token = _one_attempt.set(True)
+    try:
+        yield
+    finally:
+        _one_attempt.reset(token)
 
 
 def time_left_for(delay: float) -> bool:
@@ -133,8 +147,11 @@ def _before_attempt(request: Any, **_: Any) -> None:
 
 
 def _before_backoff(attempts: int, response: Any = None, **_: Any) -> bool | None:
-    """needs-retry, before botocore decides: False (no retry, the last error stands) unless its
-    longest backoff and one more attempt fit; None lets botocore decide (and pick the delay)."""
+    """needs-retry, before botocore decides: False (no retry, the last error stands) inside
+    `one_attempt()`, or unless its longest backoff and one more attempt fit; None lets botocore
+    decide (and pick the delay)."""
+    if _one_attempt.get():
+        return False
     retry_after = response is not None and "x-amz-retry-after" in response[0].headers
     return None if time_left_for(longest_backoff(attempts, retry_after)) else False
 

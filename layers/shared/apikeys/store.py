@@ -1,6 +1,6 @@
 """All DynamoDB access, and the only module that knows the item layout.
 
-One table, five item types (and the OAuth and expiry-notice items of the blocks at the end):
+One table, six item types (and the OAuth and expiry-notice items of the blocks at the end):
 
     pk = ACCOUNT#<account_id>  sk = ACCOUNT       plan, key_count, version
     pk = ACCOUNT#<account_id>  sk = KEY#<key_id>  name, display, created_at, last_used_at, digest,
@@ -13,8 +13,9 @@ One table, five item types (and the OAuth and expiry-notice items of the blocks 
                                                   leak or public report), a tombstone: revoked = true,
                                                   account_id, key_id, reason, revoked_at, ttl (90 days)
     pk = EVENT#<id>            sk = EVENT         detail_type, detail, ttl  (audit outbox, see audit.py)
-    pk = ACCOUNT#<account_id>  sk = USAGE#<YYYY-MM-DD>  n_<key_id> per key used that UTC day (its granted
-                                                  authorizations), ttl (the day's 00:00 UTC + 91 days)
+    pk = ACCOUNT#<account_id>  sk = USAGE#<YYYY-MM-DD>  n_<key_id> (Number) per key used that UTC day,
+                                                  ttl (that day 00:00 UTC + 91 days: 90 full days kept)
+                                                  (issue 23: granted authorizations, see usage.py)
 
 Key items sort by key id, which sorts by creation time, so one descending Query lists an
 account newest first. Every write that changes the set of keys is one TransactWriteItems
@@ -22,6 +23,8 @@ whose condition on the account item enforces the plan limit inside DynamoDB; `ve
 counts those writes so a plan change can prove it saw every key. `ttl` (epoch seconds) is
 the table's TTL attribute: expired keys and rolled-out keys are removed by DynamoDB, and the
 authorizer refuses them from that second on without waiting for the removal.
+Usage items sort after every key item and every notice (`USAGE#` > `REVOKED#` > `KEY#`), so
+`load_account` bounds its Query below them and a plan change or a listing never reads one.
 `key_count` counts keys that are not `rolling` (a rolled-out key in its grace period has
 given its slot to its replacement). A tombstone has no key item, so it never counts toward
 the limit and no plan change touches it; the authorizer refuses it with its one GetItem, and a
@@ -39,18 +42,19 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, EndpointConnectionError
 
 from apikeys import clock, container, retries
 from apikeys.audit import AuditEvent
 from apikeys.errors import ServiceUnavailable
+from apikeys.keys import is_key_id
 from apikeys.records import Account, Connection, KeyRecord, Principal, Revocation
 from apikeys.scopes import Scopes, from_attribute, to_attribute
 
@@ -75,6 +79,9 @@ TOMBSTONE_SECONDS = 90 * 86400  # how long a revoked key's digest is still recog
 NOTICE_SECONDS = 30 * 86400  # how long the console shows a leaked or reported key
 USAGE_SK_PREFIX = "USAGE#"  # one item per account per UTC day: each key's count that day (issue 23)
 _USAGE_COUNT_PREFIX = "n_"  # a usage item's count attributes: n_<key_id>
+USAGE_SECONDS = 91 * 86400  # a usage item's ttl after its day's 00:00 UTC: 90 full days readable
+# DynamoDB's refusals of a write that say it was not applied (it may be sent again).
+_THROTTLED = {"ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded"}
 # Transaction cancellations that say "try again" rather than "the condition is false".
 _RETRYABLE_REASONS = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
 _UNAVAILABLE_CODES = {
@@ -506,10 +513,12 @@ class Store:
         return [_NOTICE.read(item) for item in items]
 
     def load_account(self, account_id: str) -> tuple[Account | None, list[KeyRecord]]:
-        """Account item and keys, newest first, in one consistent Query per page."""
+        """Account item and keys, newest first, in one consistent Query per page. The sort key is
+        bounded below `USAGE#`: up to 90 usage items an account never costs a page of this."""
         account: Account | None = None
         keys: list[KeyRecord] = []
-        for item in self._query("pk = :pk", {":pk": _account_pk(account_id)}, forward=False):
+        below_usage = {":pk": _account_pk(account_id), ":usage": USAGE_SK_PREFIX}
+        for item in self._query("pk = :pk AND sk < :usage", below_usage, forward=False):
             sk = item["sk"].get("S", "")
             if sk == ACCOUNT_SK:
                 account = _to_account(account_id, item)
@@ -763,6 +772,39 @@ class Store:
         items = self._query(condition, {":pk": _account_pk(account_id), ":sk": f"KEY#{key_id}"})
         return next((_KEY.read(item) for item in items), None)
 
+    # -- usage, the write side (issue 23; see usage.py) ---------------------------------------
+
+    def add_usage(self, account_id: str, day: date, counts: Mapping[str, int]) -> bool:
+        """Add `counts` (key id -> granted authorizations) to the account's usage item of `day`
+        (UTC), creating it with its ttl: one UpdateItem, sent once (an ADD retried after a lost
+        answer would count twice). True when written; False when DynamoDB certainly did not
+        apply it (throttled, or no connection was made), so the counts may be sent again. Any
+        other failure raises: its outcome is unknown. Only key ids name attributes."""
+        names, values, adds = {"#ttl": "ttl"}, {":ttl": _day_epoch(day) + USAGE_SECONDS}, []
+        for i, (key_id, n) in enumerate(counts.items()):
+            if is_key_id(key_id) and n > 0:
+                names[f"#n{i}"], values[f":n{i}"] = f"{_USAGE_COUNT_PREFIX}{key_id}", n
+                adds.append(f"#n{i} :n{i}")
+        if not adds:
+            return True
+        sk = f"{USAGE_SK_PREFIX}{day.isoformat()}"
+        try:
+            with retries.one_attempt():
+                self.client.update_item(
+                    TableName=self.table,
+                    Key=_typed({"pk": _account_pk(account_id), "sk": sk}),
+                    UpdateExpression=f"SET #ttl = :ttl ADD {', '.join(adds)}",
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=_typed(values),
+                )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in _THROTTLED:
+                return False
+            raise
+        except (EndpointConnectionError, ConnectTimeoutError, retries.DeadlineReached):
+            return False  # never sent
+        return True
+
 
 def _count(value: AttributeValueTypeDef) -> int | None:
     """A usage count as stored (a Number holding a whole number >= 0), else None."""
@@ -775,6 +817,11 @@ def _count(value: AttributeValueTypeDef) -> int | None:
         return None
     whole = number.is_finite() and number == number.to_integral_value() and number >= 0
     return int(number) if whole else None
+
+
+def _day_epoch(day: date) -> int:
+    """00:00 UTC of `day` in epoch seconds."""
+    return (day - date(1970, 1, 1)).days * 86400
 
 
 # == OAuth (issue 21) ======================================================================
