@@ -389,6 +389,69 @@ def warm_latency(fixture: Fixture, sizes: Sizes, *_: Any) -> dict[str, Any]:
     }
 
 
+def usage_write(fixture: Fixture, sizes: Sizes, *_: Any) -> dict[str, Any]:
+    """The request that writes its account's usage count (at most one per account per container
+    per minute; issue 23), against one that writes nothing and a bare GetItem, interleaved; and
+    the design not taken, the same write on a worker thread while the request goes on. What the
+    choice in docs/design.md ("Usage counts") rests on."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from apikeys import usage
+
+    calls = authorizer_calls(fixture)
+    account = fixture.account("main")
+    state = usage._state
+    worker = ThreadPoolExecutor(max_workers=1)
+    real_write = usage._write
+
+    def due() -> None:
+        """The account's minute has passed; its key's last-used has not (that write is another's)."""
+        state.written.pop(account, None)
+        for key_id in list(state.touched):
+            state.touched[key_id] = float("inf")
+
+    def on_request() -> Any:
+        due()
+        return calls["authorizer"]()
+
+    def on_thread() -> Any:
+        due()
+        usage._write = lambda name, days: worker.submit(real_write, name, days)  # type: ignore[assignment]
+        try:
+            return calls["authorizer"]()
+        finally:
+            usage._write = real_write
+
+    def idle() -> None:
+        calls["bare_get_item"]()
+        worker.submit(lambda: None).result()  # the thread's write is over before the next sample
+
+    rounds, warmup = min(sizes.rounds, 1000), min(sizes.warmup, 100)
+    variants = {
+        "count written on the request": on_request,
+        "count written on a thread": on_thread,
+        "nothing due": calls["authorizer"],
+        "bare_get_item": calls["bare_get_item"],
+    }
+    with quiet():
+        samples = interleaved(variants, warmup, rounds, idle=idle)
+        usage.flush()
+    worker.shutdown()
+    state.touched.clear()  # last-used as a container that has just started
+    stats = {name: summary(values) for name, values in samples.items()}
+    bare = stats["bare_get_item"]
+    return {
+        "rounds": rounds,
+        "variants": stats,
+        "p50_ratio": {
+            name: ratio(stats[name]["p50_us"], bare["p50_us"]) for name in variants if name != "bare_get_item"
+        },
+        "p99_ratio": {
+            name: ratio(stats[name]["p99_us"], bare["p99_us"]) for name in variants if name != "bare_get_item"
+        },
+    }
+
+
 def mcp_warm(fixture: Fixture, sizes: Sizes, *_: Any) -> dict[str, Any]:
     """A warm McpFunction `tools/call whoami` against a bare GetItem, interleaved, apart from
     the authorizer's own interleaving so its figures stay comparable from run to run."""
@@ -594,7 +657,7 @@ def peak(result: dict[str, Any]) -> dict[str, Any]:
 
 def call_counts(fixture: Fixture, *_: Any) -> dict[str, Any]:
     """DynamoDB API calls per operation, counted at the client (botocore event hook)."""
-    from apikeys.auth import wait_for_background_updates
+    from apikeys import usage
     from apikeys.store import dynamodb_client
     from tests.helpers.support import CallCounter, LambdaContext, load_function
 
@@ -617,13 +680,22 @@ def call_counts(fixture: Fixture, *_: Any) -> dict[str, Any]:
     (account,) = fixture.fresh_accounts(1)
     results: dict[str, Any] = {}
     with quiet():
-        count("authorizer", valid)  # the first use schedules the once-a-minute last-used write
-        wait_for_background_updates()
+        usage.flush()
+        usage._state.clear()  # as a new container: the account's first grant writes its count at once
+
+        def first(token_event: dict[str, Any]) -> list[str]:
+            counter.reset()
+            count("authorizer", token_event)
+            usage.wait_for_last_used()
+            return list(counter.calls)
+
+        # The read, the day's count (on the request, at most once a minute per account), then
+        # last_used_at (off the request, at most once a minute per key).
+        results["authorize (valid key, first in the minute)"] = (first(valid), ["GetItem", "UpdateItem", "UpdateItem"])
         results["authorize (valid key, request path)"] = (count("authorizer", valid), ["GetItem"])
         results["authorize (tampered key)"] = (count("authorizer", tampered), [])
         results["authorize (malformed key)"] = (count("authorizer", malformed), [])
-        count("authorizer", scoped)
-        wait_for_background_updates()
+        first(scoped)  # the same account: its count waits for the minute; its own last-used
         results["authorize (scoped key, request path)"] = (count("authorizer", scoped), ["GetItem"])
         count("create_key", create_event(account))  # the container learns the account's plan
         results["create (warm container)"] = (count("create_key", create_event(account)), ["TransactWriteItems"])
@@ -640,8 +712,8 @@ def call_counts(fixture: Fixture, *_: Any) -> dict[str, Any]:
             count("get_key", key_event("get_key", account, victim)),
             ["GetItem", "Query"],
         )
-        usage = count("key_usage", key_event("key_usage", account, victim))
-        results["key usage (7 days)"] = (usage, ["Query", "Query"])  # the key, then its days
+        days = count("key_usage", key_event("key_usage", account, victim))
+        results["key usage (7 days)"] = (days, ["Query", "Query"])  # the key, then its days
         results["delete"] = (count("delete_key", delete_event(account, victim)), ["GetItem", "TransactWriteItems"])
         results["whoami"] = (count("whoami", sample_event("whoami")), [])
         # The MCP SDK sets up logging of its own when it loads (a rich handler on the root logger);
@@ -651,7 +723,7 @@ def call_counts(fixture: Fixture, *_: Any) -> dict[str, Any]:
         handlers, level = list(root.handlers), root.level
         results["mcp tools/call whoami"] = (count("mcp", fixture.mcp_event()), [])
         root.handlers[:], root.level = handlers, level
-        wait_for_background_updates()
+        usage.flush()
     counter.close()
     return {
         name: {"calls": calls, "expected": expected, "ok": calls == expected}
@@ -689,6 +761,7 @@ def warm_server(fixture: Fixture, sizes: Sizes) -> None:
 PHASES: dict[str, Callable[[Fixture, Sizes, dict[str, str]], dict[str, Any]]] = {
     "call_counts": call_counts,
     "warm_latency": warm_latency,
+    "usage_write": usage_write,
     "mcp_warm": mcp_warm,
     "create_latency": create_latency,
     "throughput": throughput,
@@ -747,6 +820,11 @@ def verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
             f"≤ {TARGETS['mcp_warm_p50_ratio']}", m["p50_ratio"] <= TARGETS["mcp_warm_p50_ratio"])  # fmt: skip
         row("mcp warm tools/call whoami p99", f"{mcp['p99_us']} µs", f"{bare['p99_us']} µs GetItem", m["p99_ratio"],
             "report", True)  # fmt: skip
+    if u := results.get("usage_write"):
+        bare = u["variants"]["bare_get_item"]
+        for name, got in u["p50_ratio"].items():
+            row(f"authorizer p50, {name}", f"{u['variants'][name]['p50_us']} µs", f"{bare['p50_us']} µs GetItem", got,
+                "report", True)  # fmt: skip
     if c := results.get("create_latency"):
         bare = c["variants"]["bare_get_item"]
         for name, got in c["p50_ratio"].items():

@@ -126,11 +126,11 @@ def db(request: pytest.FixtureRequest) -> Any:
 def api(db: Any, capfd: pytest.CaptureFixture[str]) -> Iterator[Api]:
     """The API called in process, and after the test: no full key it ever showed appears in any
     output. The output is written back, so pytest and the suite-wide hygiene check still see it."""
-    from apikeys.auth import wait_for_background_updates
+    from apikeys.usage import wait_for_last_used
 
     client = Api()
     yield client
-    wait_for_background_updates()
+    wait_for_last_used()
     out, err = capfd.readouterr()
     sys.stdout.write(out)
     sys.stderr.write(err)

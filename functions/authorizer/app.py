@@ -15,7 +15,9 @@ authorization (`{"isAuthorized", "resolverContext", "ttlOverride": 0}`; a refuse
 invocation error, which API Gateway answers with 5xx and AppSync with 401, and never lets
 through. Lean on purpose: no pydantic, no resolver, and no Powertools event data classes
 (importing their package costs ~10 ms of every cold start for two dict lookups and a six-line
-policy; see docs/performance.md). The response shapes are exactly
+policy; see docs/performance.md). Every authorization that lets a request through is counted
+for its key (`usage.record`: in memory, written at most once a minute per account); a denial
+never is. The response shapes are exactly
 Powertools' (tests/unit/test_fast_paths.py compares them), except that the ARN partition is kept.
 """
 
@@ -25,9 +27,10 @@ from apikeys.handler import authorizer_function  # first: its import pauses the 
 
 # isort: split
 import logging
+import re
 from typing import Any
 
-from apikeys import container, scopes
+from apikeys import container, scopes, usage
 from apikeys.auth import MAX_HEADER_BYTES, authorize, bearer_token, has_api_access
 from apikeys.config import Catalogue, get_scope_catalogue
 from apikeys.observability import make_logger
@@ -36,9 +39,12 @@ from apikeys.records import Principal
 logger = make_logger()
 DEBUG = logger.log_level <= logging.DEBUG  # POWERTOOLS_LOG_LEVEL, read once per container
 CATALOGUE = get_scope_catalogue()  # what the policies grant; a name of the module, so tests can swap it
-# A scoped key's route ARNs by (scopes, stage ARN), with the catalogue they were made from: the
-# same few on every request of a key, built once (docs/performance.md).
-_granted: dict[tuple[tuple[str, ...], str], tuple[Catalogue, tuple[str, ...]]] = container.state({})
+# A scoped key's route ARNs by (scopes, stage ARN), with the catalogue they were made from and a
+# pattern matching what they allow: the same few on every request of a key, built once
+# (docs/performance.md).
+_granted: dict[tuple[tuple[str, ...], str], tuple[Catalogue, tuple[str, ...], re.Pattern[str] | None]] = (
+    container.state({})
+)
 
 
 def _context(principal: Principal) -> dict[str, str]:
@@ -89,16 +95,33 @@ def _is_websocket_connect(event: dict[str, Any], method_arn: str) -> bool:
     return connect or method_arn.endswith("/$connect")
 
 
-def _granted_arns(key_scopes: tuple[str, ...], stage_arn: str) -> list[str]:
-    """`scopes.resource_arns`, remembered per container (a swapped catalogue is a miss)."""
+def _stage_arn(method_arn: str) -> str:
+    """arn:partition:execute-api:region:account:api/stage of a (valid) method ARN."""
+    arn = method_arn.split(":")
+    api_id, stage = arn[5].split("/")[:2]
+    return f"arn:{arn[1]}:execute-api:{arn[3]}:{arn[4]}:{api_id}/{stage}"
+
+
+def _granted_routes(key_scopes: tuple[str, ...], stage_arn: str) -> tuple[tuple[str, ...], re.Pattern[str] | None]:
+    """`scopes.resource_arns`, and a pattern of what they allow as API Gateway reads a policy
+    (`*` matches any characters, `/` included), remembered per container; a swapped catalogue
+    is a miss."""
     cached = _granted.get((key_scopes, stage_arn))
     if cached is not None and cached[0] is CATALOGUE:
-        return list(cached[1])
-    arns = scopes.resource_arns(key_scopes, CATALOGUE, stage_arn)
+        return cached[1], cached[2]
+    arns = tuple(scopes.resource_arns(key_scopes, CATALOGUE, stage_arn))
+    pattern = re.compile("|".join(re.escape(arn).replace(r"\*", ".*") for arn in arns)) if arns else None
     if len(_granted) >= 1000:
         _granted.clear()
-    _granted[(key_scopes, stage_arn)] = (CATALOGUE, tuple(arns))
-    return arns
+    _granted[(key_scopes, stage_arn)] = (CATALOGUE, arns, pattern)
+    return arns, pattern
+
+
+def _route_granted(key_scopes: tuple[str, ...], method_arn: str) -> bool:
+    """Whether a scoped key's policy allows this very request: API Gateway answers any other
+    route 403, a denial, which `usage` must not count."""
+    pattern = _granted_routes(key_scopes, _stage_arn(method_arn))[1]
+    return pattern is not None and pattern.fullmatch(method_arn) is not None
 
 
 def allow_policy(
@@ -111,12 +134,10 @@ def allow_policy(
     grant none. A WebSocket API asks only for `$connect` (later messages are not authorized):
     the policy names that ARN, and only a full-access key may open a connection (scopes name
     HTTP routes; a WebSocket has none)."""
-    arn = method_arn.split(":")
-    api_id, stage = arn[5].split("/")[:2]
-    stage_arn = f"arn:{arn[1]}:execute-api:{arn[3]}:{arn[4]}:{api_id}/{stage}"
+    stage_arn = _stage_arn(method_arn)
     resources = [method_arn] if websocket else [f"{stage_arn}/*/*"]
     if principal.scopes is not None and effect == "Allow":
-        granted = [] if websocket else _granted_arns(principal.scopes, stage_arn)
+        granted = [] if websocket else list(_granted_routes(principal.scopes, stage_arn)[0])
         if granted:
             resources = granted
         else:
@@ -212,6 +233,7 @@ def appsync_answer(event: dict[str, Any]) -> dict[str, Any]:
         if not scopes.appsync_allowed(principal.scopes, CATALOGUE, api_id):
             logger.info("denied", extra={"reason": "AppSync outside the key's scopes", "key_id": principal.key_id})
             return {"isAuthorized": False, "ttlOverride": 0}
+    usage.record(principal)
     return {"isAuthorized": True, "resolverContext": _context(principal), "ttlOverride": 0}
 
 
@@ -225,6 +247,7 @@ def authorize_request(event: Any, context: Any) -> dict[str, Any]:
         if principal.scopes is not None and not _http_route_allowed(event, principal.scopes):
             logger.info("denied", extra={"reason": "route outside the key's scopes", "key_id": principal.key_id})
             return {"isAuthorized": False}
+        usage.record(principal)
         return {"isAuthorized": True, "context": _context(principal)}
     if _is_appsync(event):
         return appsync_answer(event)
@@ -240,7 +263,15 @@ def authorize_request(event: Any, context: Any) -> dict[str, Any]:
     if principal is None or method_arn is None:
         raise Exception("Unauthorized")  # noqa: TRY002 - the exact message API Gateway maps to 401
     effect = "Allow" if has_api_access(principal) else "Deny"
-    return allow_policy(method_arn, principal, effect, _is_websocket_connect(event, method_arn))
+    websocket = _is_websocket_connect(event, method_arn)
+    policy = allow_policy(method_arn, principal, effect, websocket)
+    # Counted when this request gets through: a full-access key's policy allows every route of
+    # the stage; a scoped key's only its own (never a WebSocket, whose policy is then a Deny).
+    if effect == "Allow" and (
+        principal.scopes is None or (not websocket and _route_granted(principal.scopes, method_arn))
+    ):
+        usage.record(principal)
+    return policy
 
 
 lambda_handler = authorizer_function(authorize_request)

@@ -29,9 +29,9 @@ from tests.helpers.support import (
 def api(db: Any) -> Iterator[Api]:
     client = Api()
     yield client
-    from apikeys.auth import wait_for_background_updates
+    from apikeys.usage import wait_for_last_used
 
-    wait_for_background_updates()
+    wait_for_last_used()
 
 
 def _set_plan(event: dict[str, Any]) -> dict[str, Any]:

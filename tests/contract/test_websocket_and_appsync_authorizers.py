@@ -121,7 +121,7 @@ def test_appsync_refusals_are_is_authorized_false_never_an_exception(api: Api) -
 def test_websocket_and_appsync_cost_one_get_item_for_a_well_formed_key_and_none_for_a_malformed_one(
     api: Api, calls: CallCounter
 ) -> None:
-    from apikeys.auth import wait_for_background_updates
+    from apikeys.usage import wait_for_last_used
 
     api.set_plan("acct-io", "pro")
     key = api.create("acct-io").body["key"]
@@ -134,7 +134,7 @@ def test_websocket_and_appsync_cost_one_get_item_for_a_well_formed_key_and_none_
     for form, event in enumerate((appsync(unknown), websocket(unknown), appsync(key), websocket(key))):
         calls.reset()
         api.authorize(event)
-        wait_for_background_updates()
+        wait_for_last_used()
         assert calls.calls[:1] == ["GetItem"] and calls.calls.count("GetItem") == 1, form
         assert set(calls.calls) <= {"GetItem", "UpdateItem"}  # the last-used write, off the request path
 

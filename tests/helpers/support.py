@@ -287,7 +287,7 @@ class Api:
 
         Waits for the off-request last-used write before returning: in-process moto is not
         thread-safe, and a test's next call must not race the authorizer's background thread."""
-        from apikeys.auth import wait_for_background_updates
+        from apikeys.usage import wait_for_last_used
 
         try:
             return load_function("authorizer").lambda_handler(event, LambdaContext(function_name="authorizer"))
@@ -296,7 +296,7 @@ class Api:
                 return None
             raise
         finally:
-            wait_for_background_updates()
+            wait_for_last_used()
 
     def bearer(self, key: str) -> dict[str, Any] | None:
         return self.authorize(token_event(f"Bearer {key}"))

@@ -51,6 +51,12 @@ def test_smoke_run_reports_every_figure_and_exact_call_counts(dynamodb_local: Dy
     assert all(v["n"] == results["sizes"]["rounds"] and v["p50_us"] > 0 for v in warm.values())
     assert set(results["cold_start"]["functions"]) == set(FUNCTIONS)
     assert set(results["mcp_warm"]["variants"]) == {"mcp_whoami", "bare_get_item"}
+    assert set(results["usage_write"]["variants"]) == {
+        "count written on the request",
+        "count written on a thread",
+        "nothing due",
+        "bare_get_item",
+    }
     # Every function but the EventBridge publisher (no local emulator), the GitHub endpoint and the
     # OAuth pair (bench/run.py says why) is measured.
     assert {p.parent.name for p in (ROOT / "functions").glob("*/app.py")} - set(FUNCTIONS) == {
@@ -64,6 +70,8 @@ def test_smoke_run_reports_every_figure_and_exact_call_counts(dynamodb_local: Dy
     # The call counts are exact in any mode.
     counts = {name: entry["calls"] for name, entry in results["call_counts"].items()}
     assert counts == {
+        # the day's count (on the request) and last-used (off it): at most once a minute
+        "authorize (valid key, first in the minute)": ["GetItem", "UpdateItem", "UpdateItem"],
         "authorize (valid key, request path)": ["GetItem"],
         "authorize (tampered key)": [],
         "authorize (malformed key)": [],

@@ -109,9 +109,9 @@ def _table() -> str:
 
 
 def _wait_background() -> None:
-    from apikeys.auth import wait_for_background_updates
+    from apikeys.usage import wait_for_last_used
 
-    wait_for_background_updates()
+    wait_for_last_used()
 
 
 def _last_used(key_id: str) -> str | None:

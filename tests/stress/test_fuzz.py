@@ -388,7 +388,7 @@ def test_a_signed_in_request_with_a_junk_body_is_400_and_changes_nothing(moto_db
 
 @pytest.mark.parametrize("function", sorted(lambda_authorizers()))
 def test_authorizer_allows_only_live_keys(moto_db: None, function: str) -> None:
-    from apikeys.auth import wait_for_background_updates
+    from apikeys.usage import wait_for_last_used
 
     api = Api()
     api.set_plan("acct-live", "advanced")
@@ -396,7 +396,7 @@ def test_authorizer_allows_only_live_keys(moto_db: None, function: str) -> None:
     doomed = api.create("acct-live", "doomed").body
     assert api.delete("acct-live", doomed["id"]).status == 204
     principals = {key: api.bearer(key)["context"] for key in live}  # type: ignore[index]
-    wait_for_background_updates()
+    wait_for_last_used()
     flip = {c: (c.swapcase() if c.isalpha() else "A") for c in keys.ALPHABET}
     tokens = st.one_of(
         st.sampled_from(sorted(live)),
@@ -502,7 +502,7 @@ def test_authorizer_allows_only_live_keys(moto_db: None, function: str) -> None:
         outcomes["allowed"] += 1
 
     run()
-    wait_for_background_updates()
+    wait_for_last_used()
     total = sum(outcomes.values())
     assert total >= EXAMPLES and outcomes["allowed"] > 0 and outcomes["denied"] > 0
     figures.add(SECTION, f"{function} (TOKEN, REQUEST, HTTP API 2.0)", total)

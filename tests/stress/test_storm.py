@@ -84,8 +84,8 @@ def check_keys(api: Api, created: list[tuple[str, str, str]], table: str) -> int
 
 @pytest.mark.timeout(240)
 def test_storm_keeps_every_invariant(local_db: str) -> None:
-    from apikeys.auth import wait_for_background_updates
     from apikeys.config import get_settings
+    from apikeys.usage import wait_for_last_used
 
     settings = get_settings()
     table, limits = settings.table_name, settings.plan_limits
@@ -118,7 +118,7 @@ def test_storm_keeps_every_invariant(local_db: str) -> None:
                 totals.update(result["counts"])
                 created.extend(result["created"])
             # Checkpoint: every worker is idle, so the table is quiescent.
-            wait_for_background_updates()
+            wait_for_last_used()
             checks += check_keys(api, created, table)
             checks += check_history(table, limits)
             print(f"checkpoint {phase + 1}: {len(created)} keys created so far, invariants hold")

@@ -39,11 +39,12 @@ def test_a_registered_cache_state_and_reset_hook_are_forgotten_by_one_reset(monk
 
 
 def test_a_reset_forgets_every_per_container_state_of_the_layer(monkeypatch: pytest.MonkeyPatch) -> None:
-    from apikeys import auth, config, handler, keys, logic, scanning
+    from apikeys import config, handler, keys, logic, scanning, usage
 
     settings, catalogue, metrics = config.get_settings(), config.get_scope_catalogue(), handler._metrics()
     logic._remember_plan("acct-a", "pro")
-    auth._last_touched["key_a"] = 1.0
+    usage._state.touched["key_a"] = 1.0
+    usage._state.counts["acct-a"] = {20_000: {"key_a": 3}}
     scanning._keys["id"] = object()  # type: ignore[assignment]
     keys.new_key_id()
     monkeypatch.setenv("TABLE_NAME", "another-table")
@@ -52,7 +53,8 @@ def test_a_reset_forgets_every_per_container_state_of_the_layer(monkeypatch: pyt
 
     assert config.get_settings() is not settings and config.get_settings().table_name == "another-table"
     assert config.get_scope_catalogue() is not catalogue and handler._metrics() is not metrics
-    assert logic._plan_guess == {} and auth._last_touched == {} and scanning._keys == {}
+    assert logic._plan_guess == {} and usage._state.touched == {} and scanning._keys == {}
+    assert usage._state.counts == {} and usage.pending() == 0
     assert keys._last_micros == 0
 
 

@@ -35,6 +35,17 @@ LAST_USED_ONLY = json.dumps(
     },
     sort_keys=True,
 )
+# The day's usage count (issue 23): `ttl` and `n_<key id>` on an account partition, nothing back.
+USAGE_COUNTS = json.dumps(
+    {
+        "ForAllValues:StringLike": {
+            "dynamodb:LeadingKeys": ["ACCOUNT#*"],
+            "dynamodb:Attributes": ["pk", "sk", "ttl", "n_key_*"],
+        },
+        "StringEqualsIfExists": {"dynamodb:ReturnValues": ["NONE"]},
+    },
+    sort_keys=True,
+)
 DIGESTS_ONLY = json.dumps({"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["DIGEST#*"]}}, sort_keys=True)
 ACCOUNTS_ONLY = json.dumps({"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["ACCOUNT#*"]}}, sort_keys=True)
 
@@ -72,7 +83,11 @@ EXPECTED: dict[str, set[tuple[str, str, str | None]]] = {
         *STREAM_READS,
         FAILURES,
     },
-    "AuthorizerFunction": {("dynamodb:GetItem", TABLE, DIGESTS_ONLY), ("dynamodb:UpdateItem", TABLE, LAST_USED_ONLY)},
+    "AuthorizerFunction": {
+        ("dynamodb:GetItem", TABLE, DIGESTS_ONLY),
+        ("dynamodb:UpdateItem", TABLE, LAST_USED_ONLY),
+        ("dynamodb:UpdateItem", TABLE, USAGE_COUNTS),
+    },
     "WhoAmIFunction": set(),
     "ListScopesFunction": set(),
     "McpFunction": _table("Query", "GetItem"),
@@ -163,13 +178,49 @@ def test_stream_consumers_read_only_this_tables_stream(translated: dict[str, Any
         assert {g for g in grants if g[0] in stream_actions} == STREAM_READS
 
 
-def test_authorizer_update_is_limited_to_last_used_at(translated: dict[str, Any]) -> None:
+def test_authorizer_updates_are_limited_to_last_used_at_and_the_usage_counts(translated: dict[str, Any]) -> None:
     _, grants = effective(translated, "AuthorizerFunction")
-    [(_, _, condition)] = [g for g in grants if g[0] == "dynamodb:UpdateItem"]
-    assert condition is not None
-    parsed = json.loads(condition)
-    assert set(parsed["ForAllValues:StringEquals"]["dynamodb:Attributes"]) == {"pk", "sk", "last_used_at"}
-    assert parsed["StringEqualsIfExists"]["dynamodb:ReturnValues"] == ["NONE"]
+    conditions = [json.loads(c) for a, _, c in grants if a == "dynamodb:UpdateItem" and c is not None]
+    assert len(conditions) == len([g for g in grants if g[0] == "dynamodb:UpdateItem"]) == 2
+    last_used, counts = sorted(conditions, key=lambda c: "ForAllValues:StringEquals" not in c)
+    assert set(last_used["ForAllValues:StringEquals"]["dynamodb:Attributes"]) == {"pk", "sk", "last_used_at"}
+    assert set(counts["ForAllValues:StringLike"]["dynamodb:Attributes"]) == {"pk", "sk", "ttl", "n_key_*"}
+    for condition in (last_used, counts):
+        assert condition["StringEqualsIfExists"]["dynamodb:ReturnValues"] == ["NONE"]
+        assert condition["ForAllValues:StringLike"]["dynamodb:LeadingKeys"] == ["ACCOUNT#*"]
+
+
+def test_the_usage_count_write_is_allowed_only_as_an_add_of_counts_on_an_account_partition(
+    translated: dict[str, Any],
+) -> None:
+    """Issue 23: the authorizer's policy grows by the one write usage needs, as translated. The
+    same grant cannot rewrite a key, an account's plan or count, a digest item or the outbox,
+    nor return an item. (It can set `ttl` or an `n_key_*` attribute on any item of an account
+    partition: IAM cannot tell a usage item from a key item of the same partition; see the
+    template's comment.)"""
+    table = get_settings().table_name
+
+    def update(pk: str, sk: str, expression: str, names: dict[str, str], **more: Any) -> dict[str, Any]:
+        key = {"pk": {"S": pk}, "sk": {"S": sk}}
+        return {"TableName": table, "Key": key, "UpdateExpression": expression, "ExpressionAttributeNames": names,
+                **more}  # fmt: skip
+
+    names = {"#ttl": "ttl", "#n0": "n_key_0SXg9cFh1a4Zb0qR7mWt", "#n1": "n_key_0SXg9cFh1a4Zb0qR7mWu"}
+    add = "SET #ttl = :ttl ADD #n0 :n0, #n1 :n1"
+    assert _authorizer_may(translated, "UpdateItem", update("ACCOUNT#acct-a", "USAGE#2026-12-03", add, names))
+    for pk, sk in (("DIGEST#" + "a" * 64, "DIGEST"), ("EVENT#e", "EVENT")):
+        assert not _authorizer_may(translated, "UpdateItem", update(pk, sk, add, names)), pk
+    for expression, more_names in (
+        ("SET #p = :p", {"#p": "plan"}),
+        ("ADD #c :one", {"#c": "key_count"}),
+        ("SET #d = :d", {"#d": "digest"}),
+        ("SET #n0 = :n0, #s = :s", {"#s": "scopes"}),
+        ("ADD #x :n", {"#x": "n_not_a_key"}),
+    ):
+        params = update("ACCOUNT#acct-a", "USAGE#2026-12-03", expression, {**names, **more_names})
+        assert not _authorizer_may(translated, "UpdateItem", params), expression
+    returning = update("ACCOUNT#acct-a", "USAGE#2026-12-03", add, names, ReturnValues="ALL_NEW")
+    assert not _authorizer_may(translated, "UpdateItem", returning)
 
 
 def _authorizer_may(translated: dict[str, Any], action: str, params: dict[str, Any]) -> bool:
@@ -226,6 +277,9 @@ def _allows(condition: str | None, params: dict[str, Any]) -> bool:
             if (operator, key) == ("ForAllValues:StringEquals", "dynamodb:Attributes"):
                 if not _attributes(params) <= set(allowed):
                     return False
+            elif (operator, key) == ("ForAllValues:StringLike", "dynamodb:Attributes"):
+                if not all(any(fnmatch.fnmatchcase(a, p) for p in allowed) for a in _attributes(params)):
+                    return False
             elif (operator, key) == ("ForAllValues:StringLike", "dynamodb:LeadingKeys"):
                 leading = params["Key"]["pk"]["S"]
                 if not any(fnmatch.fnmatchcase(leading, pattern) for pattern in allowed):
@@ -249,7 +303,8 @@ def test_every_call_the_authorizer_makes_is_one_its_translated_role_allows(
 
     _, grants = effective(translated, "AuthorizerFunction")
     api.set_plan("acct-a", "pro")
-    key = api.create("acct-a").body["key"]
+    created = api.create("acct-a").body
+    key = created["key"]
     sent: list[tuple[str, dict[str, Any]]] = []
 
     def record(model: Any, params: dict[str, Any], **_: Any) -> None:
@@ -263,15 +318,19 @@ def test_every_call_the_authorizer_makes_is_one_its_translated_role_allows(
     finally:
         client.meta.events.unregister("before-parameter-build.dynamodb", record)
 
-    assert [name for name, _ in sent] == ["GetItem", "UpdateItem", "GetItem"]
+    # The read, the day's count (on the request: the account's first in this container), last used.
+    assert [name for name, _ in sent] == ["GetItem", "UpdateItem", "UpdateItem", "GetItem"]
     for name, params in sent:
         assert params["TableName"] == get_settings().table_name, name
         conditions = [c for a, r, c in grants if a == f"dynamodb:{name}" and r == TABLE]
         assert conditions, f"{name}: not granted to the authorizer"
         assert any(_allows(c, params) for c in conditions), f"{name} {params} is outside {conditions}"
-    [update] = [params for name, params in sent if name == "UpdateItem"]
-    assert _attributes(update) - set(update["Key"]) <= {"last_used_at"} and "ReturnValues" not in update
-    assert re.fullmatch(r"SET last_used_at = :\w+", update["UpdateExpression"])
+    count, touch = [params for name, params in sent if name == "UpdateItem"]
+    assert _attributes(touch) - set(touch["Key"]) <= {"last_used_at"} and "ReturnValues" not in touch
+    assert re.fullmatch(r"SET last_used_at = :\w+", touch["UpdateExpression"])
+    assert count["Key"]["sk"]["S"].startswith("USAGE#") and "ReturnValues" not in count
+    assert re.fullmatch(r"SET #ttl = :ttl ADD #n0 :n0", count["UpdateExpression"])
+    assert _attributes(count) - set(count["Key"]) == {"ttl", f"n_{created['id']}"}
 
 
 def _requests_as_iam_sees_them(name: str, params: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:

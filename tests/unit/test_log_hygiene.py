@@ -107,9 +107,9 @@ def test_keys_are_redacted_at_debug_with_events_logged(
     whoami = rest_event("GET", "/v1/whoami", None)
     whoami["headers"]["Authorization"] = f"Bearer {key}"
     load_function("whoami").lambda_handler(whoami, LambdaContext())
-    from apikeys.auth import wait_for_background_updates
+    from apikeys.usage import wait_for_last_used
 
-    wait_for_background_updates()
+    wait_for_last_used()
     out, err = capsys.readouterr()
     records = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     lines = [r for r in records if "level" in r]  # (the rest are metrics)

@@ -1,14 +1,16 @@
 """What a warm container remembers between invocations stays bounded: the last-used throttle
-and the plan guesses each start over once they hold 10,000 entries, so a container that sees
-many keys or accounts never grows without limit."""
+and the plan guesses each start over once they hold 10,000 entries, and usage forgets the
+accounts it wrote a minute ago or more, so a container that sees many keys or accounts never
+grows without limit."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from apikeys import auth
+from apikeys import clock, usage
 from apikeys.records import Principal
 
 
@@ -21,12 +23,27 @@ def test_the_last_used_throttle_forgets_every_key_once_it_holds_more_than_10000(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The per-container throttle's memory is bounded: past 10,000 keys it starts over."""
-    monkeypatch.setattr(auth, "_executor", _NoExecutor)
-    monkeypatch.setattr(auth, "_last_touched", {f"key_{i:020d}": 0.0 for i in range(10_000)})
-    auth._record_use("table", Principal("acct-a", "key_a0000000000000000000", "pro"))
-    assert len(auth._last_touched) == 10_001  # at 10,000 it still remembers
-    auth._record_use("table", Principal("acct-a", "key_b0000000000000000000", "pro"))
-    assert auth._last_touched.keys() == {"key_b0000000000000000000"}
+    monkeypatch.setattr(usage, "_executor", _NoExecutor)
+    monkeypatch.setattr(usage, "_write", lambda account, days: None)
+    monkeypatch.setattr(usage._state, "touched", {f"key_{i:020d}": 0.0 for i in range(10_000)})
+    usage.record(Principal("acct-a", "key_a0000000000000000000", "pro"))
+    assert len(usage._state.touched) == 10_001  # at 10,000 it still remembers
+    usage.record(Principal("acct-a", "key_b0000000000000000000", "pro"))
+    assert usage._state.touched.keys() == {"key_b0000000000000000000"}
+
+
+def test_usage_forgets_accounts_written_a_minute_ago_once_it_remembers_more_than_10000(
+    monkeypatch: pytest.MonkeyPatch, set_clock: Callable[[float], None]
+) -> None:
+    """Written a minute ago or more is as good as never written (the next count is written at
+    once either way): past 10,000 accounts those are forgotten, the others kept."""
+    monkeypatch.setattr(usage, "_executor", _NoExecutor)
+    monkeypatch.setattr(usage, "_write", lambda account, days: None)
+    set_clock(1_800_000_000)
+    old = {f"acct-{i}": 1_800_000_000 - 60.0 for i in range(10_000)}
+    monkeypatch.setattr(usage._state, "written", {**old, "acct-recent": 1_800_000_000 - 30.0})
+    usage.record(Principal("acct-a", "key_a0000000000000000000", "pro"))
+    assert usage._state.written == {"acct-recent": 1_800_000_000 - 30.0, "acct-a": clock.now().timestamp()}
 
 
 def test_the_plan_guesses_are_forgotten_once_they_hold_10000_accounts(monkeypatch: pytest.MonkeyPatch) -> None:
