@@ -8,7 +8,7 @@ import re
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -153,10 +153,29 @@ def test_cognito_emulation_refuses_bad_tokens(local_api: ServerProcess, idp: Loc
     assert missing.status == 401 and missing.json == gateway_body("UNAUTHORIZED")
 
 
+def _usage(home: Path, account: str, days: set[str]) -> dict[str, int]:
+    """The account's usage counts over `days` as the local server's table holds them (issue 23)."""
+    import boto3
+
+    server = json.loads((home / "server.json").read_text())
+    client = boto3.client("dynamodb", endpoint_url=server["dynamodb_endpoint"], region_name="us-east-1",
+                          aws_access_key_id="local", aws_secret_access_key="local")  # fmt: skip
+    total: dict[str, int] = {}
+    for day in days:
+        key = {"pk": {"S": f"ACCOUNT#{account}"}, "sk": {"S": f"USAGE#{day}"}}
+        item = client.get_item(TableName=server["table_name"], Key=key, ConsistentRead=True).get("Item", {})
+        for name, value in item.items():
+            if name.startswith("n_"):
+                total[name.removeprefix("n_")] = total.get(name.removeprefix("n_"), 0) + int(value["N"])
+    return total
+
+
 def test_key_authorizer_over_http(local_api: ServerProcess, local_home: Path, idp: LocalIdentityProvider) -> None:
     url = local_api.url
+    days = {datetime.now(UTC).date().isoformat()}  # UTC days of the requests, midnight or not
     acct = with_plan(local_home, "advanced")
-    key = http("POST", f"{url}/keys", idp.mint(acct), {"name": "k"}).json["key"]
+    created = http("POST", f"{url}/keys", idp.mint(acct), {"name": "k"}).json
+    key = created["key"]
     for header in (f"bearer {key}", f"BEARER {key}"):
         reply = http("GET", f"{url}/v1/whoami", headers={"Authorization": header})
         assert reply.status == 200 and reply.json["plan"] == "advanced"
@@ -166,6 +185,10 @@ def test_key_authorizer_over_http(local_api: ServerProcess, local_home: Path, id
         reply = http("GET", f"{url}/v1/whoami", headers={"Authorization": header})
         assert reply.status == 401, value[:12]
         assert reply.json == gateway_body("UNAUTHORIZED") and reply.headers["WWW-Authenticate"] == challenge(url)
+    # The local server writes the counts after every invocation: both grants are in the table
+    # as their responses arrive, the refusals are not (production: once a minute per account).
+    days.add(datetime.now(UTC).date().isoformat())
+    assert _usage(local_home, acct, days) == {created["id"]: 2}
 
     # No Authorization header: API Gateway answers 401 without invoking the authorizer. The
     # authorizer logs its decision before the access-log line of the request it decided.
