@@ -95,9 +95,9 @@ def record(principal: Principal) -> None:
     state = _state
     with _lock:
         days = state.counts.get(account)
+        last = state.written.get(account)
         if days is None:
             days = state.counts[account] = {}
-            last = state.written.get(account)
             if last is not None and now - last < INTERVAL:
                 heapq.heappush(state.due, (last + INTERVAL, account))
         day = int(now // 86400)
@@ -105,7 +105,9 @@ def record(principal: Principal) -> None:
         if keys is None:
             keys = days[day] = {}
         keys[key_id] = keys.get(key_id, 0) + 1
-        writes = _take_due(state, account, now)
+        due = state.due
+        due_now = last is None or now - last >= INTERVAL or (due and due[0][0] <= now)
+        writes = _take_due(state, account, now) if due_now else ()
         touched = state.touched.get(key_id)
         touch = touched is None or now - touched >= INTERVAL
         if touch:
@@ -118,7 +120,7 @@ def record(principal: Principal) -> None:
         _touch(principal, moment)
 
 
-def _take_due(state: _State, account: str, now: float) -> list[tuple[str, Days]]:
+def _take_due(state: _State, account: str, now: float) -> tuple[tuple[str, Days], ...]:
     """Under the lock: the counts to write now (this account's if its minute has passed, and
     the oldest other one that is due), taken out of the pile and marked written."""
     taken: list[str] = []
@@ -133,11 +135,9 @@ def _take_due(state: _State, account: str, now: float) -> list[tuple[str, Days]]
             break
     if len(state.written) > _MEMORY:  # those a minute old are as good as never written
         state.written = {a: t for a, t in state.written.items() if now - t < INTERVAL or a in state.counts}
-    writes = []
     for name in taken:
-        writes.append((name, state.counts.pop(name)))
         state.written[name] = now
-    return writes
+    return tuple((name, state.counts.pop(name)) for name in taken)
 
 
 def _write(account: str, days: Days) -> None:
