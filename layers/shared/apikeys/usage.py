@@ -25,14 +25,15 @@ it is once a minute across containers, best effort, on the worker thread.
   oldest due one).
 - Lost when a container ends (Lambda reclaims an idle container, scales in, deploys): what it
   held, that is, for each account it served, at most what it granted in the 60 s after its
-  last write for that account. A key used less than once a minute loses nothing (each use is
-  written on its own request); a burst loses at most its last minute: a job sending 50
-  requests in 10 s once an hour has the first written at once and the other 49 wait for the
-  container's next request, lost if the container is reclaimed before it.
+  last write for that account. An account whose requests reach a container at least a minute
+  apart loses nothing (each is written on its own request); a burst loses at most its last
+  minute: a job sending 50 requests in 10 s once an hour has the first written at once, and the
+  other 49 wait for the container's next request, lost if the container is reclaimed before it.
 - Lost when a write fails: one DynamoDB refused (throttled, or no connection was made) goes
-  back to the pile for the next write; one whose outcome is unknown (a timeout after sending,
-  a 5xx) is dropped and logged as `usage not written`, never sent twice: at most one minute of
-  that account in that container.
+  back to the pile for the next write (so while DynamoDB refuses, a container holds more than a
+  minute, and the bound above counts from its last write that was applied); one whose outcome
+  is unknown (a timeout after sending, a 5xx) is dropped and logged as `usage not written`,
+  never sent twice: at most one minute of that account in that container.
 - Never counted twice, never counted for a denial. The day is the UTC day of the container's
   clock at the authorization.
 
