@@ -121,7 +121,7 @@ _ATTRIBUTE = st.one_of(
 )
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     st.fixed_dictionaries(
         {},
