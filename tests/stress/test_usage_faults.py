@@ -79,4 +79,6 @@ def test_a_failed_count_write_is_never_retried_and_never_counted_twice(
         assert _count("acct-f", key["id"]) == 2  # not applied here, but it could have been: dropped
     else:
         assert _count("acct-f", key["id"]) == 3  # applied once, its answer lost: not sent again
-    assert [(line["level"], line["account_id"], line["requests"]) for line in lost] == [("WARNING", "acct-f", 1)]
+    assert [(line["level"], line["account_id"], line["day"], line["requests"]) for line in lost] == [
+        ("WARNING", "acct-f", "2027-01-16", 1)
+    ]

@@ -145,13 +145,13 @@ def _write(account: str, days: Days) -> None:
     """One ADD per day. Refused (not applied): back to the pile for the next write. Unknown
     outcome: dropped, never sent twice."""
     for day, counts in days.items():
+        when = _EPOCH + timedelta(days=day)
         try:
-            if _store().add_usage(account, _EPOCH + timedelta(days=day), counts):
+            if _store().add_usage(account, when, counts):
                 continue
         except Exception:  # noqa: BLE001 - best effort: the authorization stands, the loss is logged
-            make_logger().warning(
-                "usage not written", extra={"account_id": account, "day": day, "requests": sum(counts.values())}
-            )
+            extra = {"account_id": account, "day": when.isoformat(), "requests": sum(counts.values())}
+            make_logger().warning("usage not written", extra=extra)
             continue
         _put_back(account, day, counts)
 
