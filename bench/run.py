@@ -347,8 +347,8 @@ def authorizer_calls(fixture: Fixture) -> dict[str, Callable[[], Any]]:
 
 def breakdown_calls(fixture: Fixture, calls: dict[str, Callable[[], Any]]) -> dict[str, Callable[[], Any]]:
     """The layers of the warm path, to show where the overhead over a bare GetItem goes:
-    the store's read alone, the domain check (format, checksum, read, expiry, last-used
-    bookkeeping) without the handler, and a reject with its log line switched off."""
+    the store's read alone, the domain check (format, checksum, read, expiry) without the
+    handler (which adds the policy and the usage count), and a reject with its log line off."""
     from apikeys import auth, keys, store
     from apikeys.observability import make_logger
 
