@@ -59,6 +59,7 @@ FUNCTIONS = (
     "revoke_credentials",
     "list_revocations",
     "key_usage",
+    "expiry_notices",
 )
 PLACEHOLDER_KEY = "ot_PASTE_A_KEY_HERE"
 # The function settings of template.yaml's Globals (the table and endpoint are added at run time).
@@ -252,6 +253,8 @@ class Fixture:
         if function == "set_plan":
             account = self.account("main")
             return [{"account_id": account, "plan": ("agency", "advanced")[i % 2]} for i in range(count)]
+        if function == "expiry_notices":  # a day's run: one index Query per day of the window
+            return [sample_event("expiry_notices")] * count
         if function == "list_scopes":
             return [substitute(sample_event("list_scopes"), "demo-account", self.account("main"))] * count
         if function == "mcp":
