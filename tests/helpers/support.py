@@ -4,6 +4,8 @@ the functions are loaded by the emulator's code (apikeys_local.template), the on
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import sys
 import uuid
@@ -31,8 +33,14 @@ PLAN_LIMITS: dict[str, int] = json.loads(load_template()["Parameters"]["PlanLimi
 
 def table_definition(table_name: str) -> dict[str, Any]:
     """CreateTable arguments built from the template's only AWS::DynamoDB::Table, as the local
-    server builds them, so a drift between the code's key names and the template fails the tests."""
-    return load_stack(ROOT, table_name).create_table_args(table_name)
+    server builds them, so a drift between the code's key names and the template fails the tests.
+    Read once per process (every test makes a table): a copy with the test's table name."""
+    return {**copy.deepcopy(_table_definition()), "TableName": table_name}
+
+
+@functools.cache
+def _table_definition() -> dict[str, Any]:
+    return load_stack(ROOT, "table").create_table_args("table")
 
 
 def load_function(name: str, fresh: bool = False) -> ModuleType:
