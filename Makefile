@@ -89,7 +89,7 @@ bench: deps ## Benchmark on DynamoDB Local (BENCH_ARGS="--smoke" for a quick che
 	$(PY) -m bench.run $(BENCH_ARGS)
 
 # Not part of `make test`: about an hour on one core (docs/testing.md records scores and times).
-mutation: $(VENV)/.deps ## mutmut on keys, auth, plans, logic, store vs the fast tier (MODULES="keys" narrows, WORKERS=2)
+mutation: $(VENV)/.deps ## mutmut on keys, auth, plans, logic, store, scanning, scopes, fn_authorizer, fn_mcp vs the fast tier (MODULES="keys" narrows, WORKERS=2)
 	scripts/mutation.sh
 
 clean: ## Remove the virtualenvs, node_modules and local state

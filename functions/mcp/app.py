@@ -236,19 +236,6 @@ _HTTP_CODES = {406: "not_acceptable", 413: "payload_too_large", 415: "unsupporte
 app, lambda_handler = rest_function(catalogue=True)
 
 
-@app.post(
-    PATH,
-    summary="MCP server (Streamable HTTP, stateless, JSON responses) for MCP clients",
-    description="One JSON-RPC message per POST (`initialize`, `server/discover`, `tools/list`, `tools/call`, ...). "
-    "Send `Accept: application/json, text/event-stream`. Tools: whoami, list_api_keys, get_api_key, "
-    "get_api_key_usage.",
-    **documented(
-        200,
-        "The JSON-RPC response (a tool failure is a result with isError: true)",
-        JsonRpcResponse,
-        body=JsonRpcMessage,
-    ),
-)
 def mcp() -> Any:
     event = app.current_event.raw_event
     if key_caller(event) is None:
@@ -266,6 +253,23 @@ def mcp() -> Any:
         code, message = _HTTP_CODES.get(status, "request_refused"), body or f"The MCP request was refused ({status})."
         return json_response(status, {"error": {"code": code, "message": message}})
     return Response(status, body=body, headers={**headers, **_NO_STORE})
+
+
+# Registered by a call, not a decorator, as the 405 routes below: mutmut (`make mutation`)
+# mutates only undecorated functions.
+app.post(
+    PATH,
+    summary="MCP server (Streamable HTTP, stateless, JSON responses) for MCP clients",
+    description="One JSON-RPC message per POST (`initialize`, `server/discover`, `tools/list`, `tools/call`, ...). "
+    "Send `Accept: application/json, text/event-stream`. Tools: whoami, list_api_keys, get_api_key, "
+    "get_api_key_usage.",
+    **documented(
+        200,
+        "The JSON-RPC response (a tool failure is a result with isError: true)",
+        JsonRpcResponse,
+        body=JsonRpcMessage,
+    ),
+)(mcp)
 
 
 def _text(result: dict[str, Any]) -> str:

@@ -44,11 +44,14 @@ def _table_definition() -> dict[str, Any]:
 
 
 def load_function(name: str, fresh: bool = False) -> ModuleType:
-    """Import functions/<name>/app.py under a unique module name, as its own Lambda would."""
+    """Import functions/<name>/app.py under a unique module name, as its own Lambda would.
+    In `make mutation`'s staged copy a handler under test sits at src/fn_<name>.py (mutmut
+    names mutants by path, and the trampolines check the module's name): that copy is loaded."""
     module_name = f"fn_{name}"
     if not fresh and module_name in sys.modules:
         return sys.modules[module_name]
-    return load_module(FUNCTIONS / name / "app.py", module_name)
+    staged = ROOT / "src" / f"{module_name}.py"
+    return load_module(staged if staged.is_file() else FUNCTIONS / name / "app.py", module_name)
 
 
 @dataclass
