@@ -214,3 +214,57 @@ def test_local_gateway_matches_policies_as_api_gateway_does(monkeypatch: pytest.
         ]
     }
     assert policy_allows(deny_wins, f"{STAGE}/GET/a") is False
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ([], 'scopes: must not be empty; omit it or use ["*"] for full access.'),
+        (["whoami", "whoami"], "scopes: must not repeat a scope."),
+        (["*", "whoami"], 'scopes: "*" (full access) cannot be combined with other scopes.'),
+        (["x" * 80], f"scopes: unknown scope {'x' * 70!r}."),
+    ],
+)
+def test_invalid_request_scopes_say_what_is_wrong(bad: list[str], message: str) -> None:
+    with pytest.raises(InvalidRequest) as raised:
+        scopes.normalize(bad, get_scope_catalogue())
+    assert raised.value.message == f"{message} Valid scopes: *, whoami, mcp, keys:read."
+
+
+def test_a_stored_scopes_attribute_is_read_back_and_its_absence_is_full_access() -> None:
+    assert scopes.from_attribute(None) is None
+    assert scopes.from_attribute("whoami keys:read") == ("whoami", "keys:read")
+    assert scopes.to_attribute(None) is None
+    assert scopes.to_attribute(("whoami", "keys:read")) == "whoami keys:read"
+    assert scopes.context_value(None) == "*"
+
+
+def test_a_wildcard_segment_before_a_trailing_wildcard_matches_any_segment() -> None:
+    catalogue = parse_scope_catalogue('{"reports": ["GET /v1/*/reports/*"]}')
+    assert scopes.route_allowed(("reports",), catalogue, "GET", "/v1/acme/reports/2024")
+    assert not scopes.route_allowed(("reports",), catalogue, "GET", "/v1/acme/orders/2024")
+    assert not scopes.route_allowed(("reports",), catalogue, "GET", "/v1/acme/reports")
+
+
+def test_a_path_without_its_leading_slash_matches_no_route() -> None:
+    catalogue = parse_scope_catalogue('{"all": ["* /*"]}')
+    assert scopes.route_allowed(("all",), catalogue, "GET", "/v1")
+    assert not scopes.route_allowed(("all",), catalogue, "GET", "v1")
+
+
+@pytest.mark.parametrize(
+    ("raw", "stage", "canonical"),
+    [
+        ("/", None, "/"),
+        ("/prod", "prod", "/"),  # the stage's own root
+        ("/prod/", "prod", "/"),
+        ("/prod/v1/whoami", "prod", "/v1/whoami"),
+        ("/$default/v1/whoami", "$default", "/$default/v1/whoami"),  # $default is no path prefix
+        ("/a%20b", None, "/a b"),  # a space is no control character
+        ("/a%1Fb", None, None),
+        ("/a%7Fb", None, None),  # DEL is one
+        ("/a%7Eb", None, "/a~b"),
+    ],
+)
+def test_default_route_paths_are_made_canonical(raw: str, stage: str | None, canonical: str | None) -> None:
+    assert scopes.canonical_path(raw, stage) == canonical
