@@ -12,7 +12,16 @@ import pytest
 
 from apikeys.config import get_settings
 from tests.helpers.invariants import snapshot
-from tests.helpers.support import METHOD_ARN, ROOT, Api, CallCounter, http_api_event, load_function, token_event
+from tests.helpers.support import (
+    METHOD_ARN,
+    ROOT,
+    Api,
+    CallCounter,
+    fresh_container,
+    http_api_event,
+    load_function,
+    token_event,
+)
 
 STAGE = "arn:aws:execute-api:us-east-1:123456789012:abc123/v1"
 VALID = "Valid scopes: *, whoami, mcp, keys:read."
@@ -197,11 +206,14 @@ def _default_route(key: str, raw_path: str, stage: str = "$default", method: str
 
 
 def _scoped_keys(api: Api, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str, str]:
-    monkeypatch.setenv("KEY_SCOPES", json.dumps(CANONICAL_CATALOGUE))
     from apikeys.config import parse_scope_catalogue
 
-    catalogue = parse_scope_catalogue(json.dumps(CANONICAL_CATALOGUE))
-    monkeypatch.setattr(load_function("authorizer"), "CATALOGUE", catalogue)
+    # Loaded first: an authorizer first imported under this KEY_SCOPES would keep its catalogue as
+    # the CATALOGUE monkeypatch restores, for every later test of the process.
+    authorizer = load_function("authorizer")
+    monkeypatch.setenv("KEY_SCOPES", json.dumps(CANONICAL_CATALOGUE))
+    fresh_container()  # the layer reads KEY_SCOPES again, as a new container would
+    monkeypatch.setattr(authorizer, "CATALOGUE", parse_scope_catalogue(json.dumps(CANONICAL_CATALOGUE)))
     api.set_plan("acct-a", "pro")
     v1 = api.create("acct-a", "v1", scopes=["v1"]).body["key"]
     whoami = api.create("acct-a", "whoami", scopes=["whoami"]).body["key"]

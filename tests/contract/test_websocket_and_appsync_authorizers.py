@@ -173,7 +173,7 @@ def test_a_scoped_key_reaches_appsync_only_when_its_scopes_grant_it(api: Api, mo
     """A scope grants AppSync only by an `APPSYNC /<api id>` (or `APPSYNC /*`) route; a `*`
     method or a capability grants nothing there, and the scopes still reach resolvers."""
     from apikeys.config import parse_scope_catalogue
-    from tests.helpers.support import load_function
+    from tests.helpers.support import fresh_container, load_function
 
     catalogue = {
         "whoami": ["GET /v1/whoami"],
@@ -183,8 +183,10 @@ def test_a_scoped_key_reaches_appsync_only_when_its_scopes_grant_it(api: Api, mo
         "other-graphql": ["APPSYNC /otherapi"],
         "any-graphql": ["APPSYNC /*"],
     }
+    authorizer = load_function("authorizer")  # before KEY_SCOPES: see tests/contract/test_scopes.py
     monkeypatch.setenv("KEY_SCOPES", json.dumps(catalogue))
-    monkeypatch.setattr(load_function("authorizer"), "CATALOGUE", parse_scope_catalogue(json.dumps(catalogue)))
+    fresh_container()
+    monkeypatch.setattr(authorizer, "CATALOGUE", parse_scope_catalogue(json.dumps(catalogue)))
     api.set_plan("acct-gql", "agency")
     refused = {"isAuthorized": False, "ttlOverride": 0}
     for scopes in (["keys:read"], ["whoami"], ["anything"], ["other-graphql"], ["whoami", "keys:read"]):
