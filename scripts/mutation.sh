@@ -10,7 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-stage=.mutation
+stage=${STAGE:-.mutation}  # STAGE=/elsewhere: a second run beside this one (WORKERS=1 each)
+results=${RESULTS:-$root/.mutation-results.txt}
 modules=${MODULES:-keys auth plans logic store scanning scopes fn_authorizer fn_mcp}
 workers=${WORKERS:-1}
 mutmut=${MUTMUT:-$root/.venv/bin/mutmut}  # MUTMUT=…: a worktree without its own .venv
@@ -44,14 +45,14 @@ for module in $modules; do
   "$mutmut" run --max-children "$workers" "$(name "$module").*" || true
   echo "== $(name "$module") took $(( $(date +%s) - start )) s"
 done
-"$mutmut" results --all true > "$root/.mutation-results.txt" || true
+"$mutmut" results --all true > "$results" || true
 # Score per module: killed / (killed + survived + timeout + no tests). A timeout is not counted
 # as a kill: check it by hand (docs/testing.md says how) before calling it one.
 for module in $modules; do
-  grep -F "$(name "$module").x" "$root/.mutation-results.txt" | awk -v m="$module" -F': ' '
+  grep -F "$(name "$module").x" "$results" | awk -v m="$module" -F': ' '
     { n[$2]++ } END {
       total = n["killed"] + n["survived"] + n["timeout"] + n["no tests"]
       printf "%-13s killed %d, survived %d, timeout %d, no tests %d: %.1f %%\n",
         m, n["killed"], n["survived"], n["timeout"], n["no tests"], total ? 100 * n["killed"] / total : 0 }'
 done
-echo "results: .mutation-results.txt (survivors: \`cd $stage && $mutmut show <name>\`)"
+echo "results: $results (survivors: \`cd $stage && $mutmut show <name>\`)"
