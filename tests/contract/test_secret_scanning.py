@@ -4,6 +4,7 @@ server; test keys are created at run time, never written to fixtures."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -12,6 +13,8 @@ from collections.abc import Callable
 
 import boto3
 import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from apikeys import keys
 from tests.helpers.github_keys import GitHubKeys, finding, report
@@ -41,7 +44,9 @@ def test_a_signed_report_revokes_a_live_key_at_once(api: Api, github: GitHubKeys
     [event] = _events("ApiKeyRevoked")
     assert event["reason"] == "leaked" and event["url"] == url and event["source"] == "content"
     assert (event["key_id"], event["key_name"], event["account_id"]) == (created["id"], "Deploy", "acct-a")
+    assert event["actor"] == "github-secret-scanning" and len(event["request_id"]) == 36  # API Gateway's request id
     assert created["key"] not in json.dumps(event)
+    assert github.accepts == ["application/json"]
     [notice] = api.revocations("acct-a").body["revocations"]
     assert (notice["name"], notice["reason"], notice["url"], notice["source"]) == ("Deploy", "leaked", url, "content")
 
@@ -230,3 +235,85 @@ def test_the_key_fetch_does_not_follow_a_redirect_to_another_host(api: Api, gith
         assert api.bearer(created["key"]) is not None
     finally:
         other.close()
+
+
+def test_a_redirect_on_the_same_host_is_followed(api: Api, github: GitHubKeys) -> None:
+    api.set_plan("acct-a", "pro")
+    created = api.create("acct-a").body
+    body = report(finding(created["key"]))
+    github.redirect_to = github.url + "?moved=1"
+    assert api.secret_scanning(body, github.sign(body)).status == 200
+    assert github.requests == 2 and api.bearer(created["key"]) is None
+
+
+def test_keys_other_than_p256_in_the_list_are_skipped(api: Api, github: GitHubKeys) -> None:
+    """GitHub signs with P-256 only: an RSA or a P-384 key in the list is ignored, the rest kept."""
+    p384 = ec.generate_private_key(ec.SECP384R1())
+    others = {"a" * 64: rsa.generate_private_key(public_exponent=65537, key_size=2048), "b" * 64: p384}
+    for identifier, private in others.items():
+        pem = private.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        github.extra.append({"key_identifier": identifier, "key": pem.decode()})
+    body = report(finding("ot_nothing"))
+    signature = base64.b64encode(p384.sign(body, ec.ECDSA(hashes.SHA256()))).decode()
+    reply = api.secret_scanning(
+        body, {"Github-Public-Key-Identifier": "b" * 64, "Github-Public-Key-Signature": signature}
+    )
+    assert reply.status == 401 and reply.body["error"]["message"] == "Unknown public key identifier."
+    assert api.secret_scanning(body, github.sign(body)).status == 200  # the P-256 key of that same fetch
+    assert github.requests == 1
+
+
+@pytest.mark.parametrize(("extra", "status"), [(0, 200), (1, 503)])
+def test_a_key_list_longer_than_its_limit_is_refused(api: Api, github: GitHubKeys, extra: int, status: int) -> None:
+    """Read up to MAX_KEYS_DOCUMENT_BYTES: a list one byte longer is cut, so it is not JSON."""
+    from apikeys import scanning
+
+    document = json.dumps(github.document()).encode()
+    github.raw = document[:-1] + b" " * (scanning.MAX_KEYS_DOCUMENT_BYTES + extra - len(document)) + b"}"
+    body = report(finding("ot_nothing"))
+    reply = api.secret_scanning(body, github.sign(body))
+    assert reply.status == status
+    if status == 503:
+        assert reply.body["error"]["message"] == "Could not fetch the secret scanning public keys. Please retry."
+
+
+def test_a_key_host_slower_than_the_fetch_timeout_is_a_503(
+    api: Api, github: GitHubKeys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from apikeys import scanning
+
+    monkeypatch.setattr(scanning, "FETCH_TIMEOUT_SECONDS", 0.05)
+    github.delay = 0.5
+    body = report(finding("ot_nothing"))
+    assert api.secret_scanning(body, github.sign(body)).status == 503
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("file:///etc/passwd", "Secret scanning is misconfigured. Please retry later."),
+        ("https://127.0.0.1:1/keys", "Could not fetch the secret scanning public keys. Please retry."),  # tried
+    ],
+)
+def test_a_key_list_address_must_be_http_or_https(
+    api: Api, github: GitHubKeys, monkeypatch: pytest.MonkeyPatch, url: str, message: str
+) -> None:
+    monkeypatch.setenv("SECRET_SCANNING_KEYS_URL", url)
+    body = report(finding("ot_nothing"))
+    reply = api.secret_scanning(body, github.sign(body))
+    assert reply.status == 503 and reply.body["error"]["message"] == message
+
+
+def test_each_distinct_token_is_labelled_once_in_the_order_reported(api: Api, github: GitHubKeys) -> None:
+    """A duplicate anywhere in the report is skipped, not the end of it; a finding without a type
+    is labelled with an empty one; a token that is not UTF-8 text (a lone surrogate) is hashed as sent."""
+    body = b'[{"token": "ot_a"}, {"token": "ot_a", "type": "x"}, {"token": "ot_\\ud800", "type": "t"}]'
+    reply = api.secret_scanning(body, github.sign(body))
+    assert reply.status == 200
+    lone = hashlib.sha256("ot_\ud800".encode("utf-8", "surrogatepass")).hexdigest()
+    assert reply.body == [
+        {"token_hash": _sha("ot_a"), "token_type": "", "label": "false_positive"},
+        {"token_hash": lone, "token_type": "t", "label": "false_positive"},
+    ]

@@ -8,6 +8,7 @@ import base64
 import hashlib
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -22,14 +23,20 @@ class GitHubKeys:
         self.served: list[str] = []  # names of the keys currently published
         self.requests = 0
         self.fail = False
-        self.redirect_to: str | None = None  # answer 302 to this URL instead of the keys
+        self.redirect_to: str | None = None  # answer 302 to this URL, from any other URL, instead of the keys
+        self.extra: list[dict[str, Any]] = []  # entries served after the generated keys' (other kinds of key)
+        self.raw: bytes | None = None  # served instead of the document
+        self.delay = 0.0  # seconds before the answer
+        self.accepts: list[str | None] = []  # each request's Accept header
         self.add("key-1")
         keys = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 keys.requests += 1
-                if keys.redirect_to is not None:
+                keys.accepts.append(self.headers.get("Accept"))
+                time.sleep(keys.delay)
+                if keys.redirect_to is not None and keys.redirect_to != f"http://{self.headers['Host']}{self.path}":
                     self.send_response(302)
                     self.send_header("Location", keys.redirect_to)
                     self.send_header("Content-Length", "0")
@@ -39,7 +46,7 @@ class GitHubKeys:
                     self.send_response(500)
                     self.end_headers()
                     return
-                body = json.dumps(keys.document()).encode()
+                body = keys.raw if keys.raw is not None else json.dumps(keys.document()).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -81,7 +88,7 @@ class GitHubKeys:
             entries.append(
                 {"key_identifier": self.ids[name], "key": pem.decode(), "is_current": name == self.served[-1]}
             )
-        return {"public_keys": entries}
+        return {"public_keys": entries + self.extra}
 
     def private_pem(self, name: str = "key-1") -> str:
         """The signing key, for a signer in another process (the console's browser test)."""

@@ -1,7 +1,7 @@
-"""What a warm container remembers between invocations stays bounded: the last-used throttle
-and the plan guesses each start over once they hold 10,000 entries, and usage forgets the
-accounts it wrote a minute ago or more, so a container that sees many keys or accounts never
-grows without limit."""
+"""What a warm container remembers between invocations stays bounded: the last-used throttle,
+the plan guesses and secret scanning's unknown key identifiers each start over once they hold
+10,000 entries, and usage forgets the accounts it wrote a minute ago or more, so a container that
+sees many keys, accounts or identifiers never grows without limit."""
 
 from __future__ import annotations
 
@@ -55,3 +55,31 @@ def test_the_plan_guesses_are_forgotten_once_they_hold_10000_accounts(monkeypatc
     assert len(logic._plan_guess) == 10_000
     logic._remember_plan("acct-b", "advanced")
     assert logic._plan_guess == {"acct-b": "advanced"}
+
+
+def test_unknown_key_identifiers_are_forgotten_once_they_hold_10000_or_once_a_fetch_lists_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Secret scanning remembers identifiers GitHub did not list, at most 10,000 of them; one that
+    a later fetch lists is forgotten at once."""
+    from datetime import UTC, datetime
+
+    from apikeys import scanning
+    from apikeys.errors import ServiceUnavailable, Unauthorized
+
+    now = datetime(2027, 3, 1, tzinfo=UTC)
+    monkeypatch.setattr(clock, "now", lambda: now)
+    monkeypatch.setattr(scanning, "_last_fetch", {"attempt": now, "listed": now})  # no fetch now
+    monkeypatch.setattr(scanning, "_unknown", {f"{i:064x}": now for i in range(9_999)})
+    with pytest.raises(ServiceUnavailable):
+        scanning._key("a" * 64)
+    assert len(scanning._unknown) == 10_000  # at 10,000 it still remembers
+    with pytest.raises(ServiceUnavailable):
+        scanning._key("b" * 64)
+    assert scanning._unknown == {"b" * 64: now}
+
+    monkeypatch.setattr(scanning, "_last_fetch", {})
+    monkeypatch.setattr(scanning, "_fetch_keys", lambda: {"b" * 64: object()})
+    with pytest.raises(Unauthorized):
+        scanning._key("c" * 64)
+    assert scanning._unknown == {"c" * 64: now}
