@@ -202,7 +202,7 @@ def test_identity_comes_from_the_authorizer_never_from_the_payload(api: Api, own
 def test_get_and_delete_answer_405(owner: dict[str, Any], method: str) -> None:
     status, headers, body = invoke(mcp_event(None, owner["context"], method=method))
     assert status == 405 and headers["allow"] == "POST"
-    assert body["error"]["code"] == "method_not_allowed"
+    assert body == {"error": {"code": "method_not_allowed", "message": "Only POST is supported on /mcp."}}
 
 
 @pytest.mark.parametrize("version", ERAS)
@@ -266,3 +266,58 @@ def test_discover_and_initialize_both_answer(owner: dict[str, Any]) -> None:
     }
     status, _, reply = invoke(mcp_event(init, owner["context"], LEGACY))
     assert status == 200 and reply["result"]["protocolVersion"] == LEGACY
+
+
+def test_a_new_container_describes_its_server_and_tools_and_answers_each(api: Api, owner: dict[str, Any]) -> None:
+    """What the server is built with at a cold start, read back from a container started here:
+    its name and instructions, each tool's name, title, dedented description, read-only hints and
+    arguments, and each tool's scope check and answer."""
+    load_function("mcp", fresh=True)
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": LEGACY, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+    }
+    result = invoke(mcp_event(init, owner["context"], LEGACY))[2]["result"]
+    assert result["serverInfo"]["name"] == "apikeys"
+    assert result["instructions"] == (
+        "Tools for the account that owns the API key this client connected with: who the key is, "
+        "and the account's API keys (masked; full keys are never shown)."
+    )
+    body, headers = rpc("tools/list", {}, LEGACY)
+    tools = {
+        tool["name"]: tool
+        for tool in invoke(mcp_event(body, owner["context"], LEGACY, **headers))[2]["result"]["tools"]
+    }
+    expected = {
+        "whoami": ("Who am I", "Identify the API key this MCP client is connected with", set()),
+        "list_api_keys": ("List API keys", "List every API key of the connected account", set()),
+        "get_api_key": ("Get an API key", "Get one API key of the connected account by its id", {"key_id"}),
+    }
+    assert tools.keys() == expected.keys()
+    for name, (title, opening, arguments) in expected.items():
+        tool = tools[name]
+        assert tool["title"] == title and tool["description"].startswith(opening), tool
+        assert "\n " not in tool["description"]  # dedented
+        assert set(tool["inputSchema"]["properties"]) == arguments
+        assert tool["annotations"] == {
+            "readOnlyHint": True,
+            "destructiveHint": False,
+            "idempotentHint": True,
+            "openWorldHint": False,
+        }
+    context = owner["context"]
+    assert call_tool(context, "list_api_keys", LEGACY)["structuredContent"] == api.list("acct-a").body
+    got = call_tool(context, "get_api_key", LEGACY, key_id=owner["other"]["id"])
+    assert got["structuredContent"] == api.get("acct-a", owner["other"]["id"]).body
+    assert text(call_tool(context, "get_api_key", LEGACY, key_id=5)) == (
+        "Invalid arguments for get_api_key: key_id must be a string (see the tool's inputSchema)."
+    )
+    only_mcp = {**context, "scopes": "mcp"}
+    for name, arguments in (("list_api_keys", {}), ("get_api_key", {"key_id": owner["key"]["id"]})):
+        assert text(call_tool(only_mcp, name, LEGACY, **arguments)) == (
+            f"Error executing tool {name}: Missing scope keys:read: {name} needs an API key with the keys:read scope "
+            "(or full access). "
+            "This key has: mcp."
+        )
