@@ -210,8 +210,8 @@ def test_http_refusals_of_the_sdk_get_the_error_shape(owner: dict[str, Any], ver
     body, headers = rpc("tools/list", {}, version)
     status, _, reply = invoke(mcp_event(body, owner["context"], version, Accept="text/html", **headers))
     assert status == 406
-    if version == MODERN:  # a bare 406 from the SDK: the error shape of every route
-        assert reply["error"]["code"] == "not_acceptable" and reply["error"]["message"]
+    if version == MODERN:  # a bare 406 from the SDK, without a body: the error shape of every route
+        assert reply == {"error": {"code": "not_acceptable", "message": "The MCP request was refused (406)."}}
     else:  # the handshake-era transport already answers a JSON-RPC error, kept as its clients expect
         assert reply["jsonrpc"] == "2.0" and reply["error"]["code"] == -32600
 
@@ -264,8 +264,10 @@ def test_discover_and_initialize_both_answer(owner: dict[str, Any]) -> None:
         "method": "initialize",
         "params": {"protocolVersion": LEGACY, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
     }
-    status, _, reply = invoke(mcp_event(init, owner["context"], LEGACY))
+    status, headers_out, reply = invoke(mcp_event(init, owner["context"], LEGACY))
     assert status == 200 and reply["result"]["protocolVersion"] == LEGACY
+    # The SDK's own headers, and never cached.
+    assert headers_out["content-type"] == "application/json" and headers_out["cache-control"] == "no-store"
 
 
 def test_a_new_container_describes_its_server_and_tools_and_answers_each(api: Api, owner: dict[str, Any]) -> None:

@@ -71,6 +71,10 @@ def test_the_sdks_http_refusals_are_readable(owner: dict[str, Any], version: str
     assert status in (400, 415), reply
     message = reply["error"]["message"]
     assert "content-type" in message.lower() or "media type" in message.lower(), message
+    # No Content-Type at all: the SDK's bare 400, whose status has no code of its own.
+    headers["Content-Type"] = ""
+    status, _, reply = invoke(mcp_event(json.dumps(body), owner["context"], version, **headers))
+    assert (status, reply) == (400, {"error": {"code": "request_refused", "message": "Invalid Content-Type header"}})
 
 
 BAD_ARGUMENTS = [
