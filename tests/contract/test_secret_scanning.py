@@ -59,7 +59,11 @@ def test_one_byte_changed_is_401_and_the_key_still_works(api: Api, github: GitHu
     tampered = body.replace(b"content", b"contenT")
     before = snapshot(os.environ["TABLE_NAME"])
     reply = api.secret_scanning(tampered, headers)
-    assert reply.status == 401 and reply.body["error"]["code"] == "unauthorized"
+    assert reply.status == 401 and reply.body["error"] == {"code": "unauthorized", "message": "Bad signature."}
+    # The right signature with a character outside base64 in it is no signature (not decoded leniently).
+    signature = headers["Github-Public-Key-Signature"]
+    lenient = {**headers, "Github-Public-Key-Signature": signature[:8] + "*" + signature[8:]}
+    assert api.secret_scanning(body, lenient).body["error"]["message"] == "Bad signature."
     assert snapshot(os.environ["TABLE_NAME"]) == before
     assert api.bearer(created["key"]) is not None
 
@@ -277,6 +281,21 @@ def test_a_key_list_longer_than_its_limit_is_refused(api: Api, github: GitHubKey
     assert reply.status == status
     if status == 503:
         assert reply.body["error"]["message"] == "Could not fetch the secret scanning public keys. Please retry."
+
+
+def test_no_more_of_the_key_list_is_read_than_its_limit(
+    api: Api, github: GitHubKeys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A host that announces more and never sends it does not hold the fetch: one byte past the
+    limit is all that is read (a list of exactly the limit, then a byte more, is judged)."""
+    from apikeys import scanning
+
+    monkeypatch.setattr(scanning, "FETCH_TIMEOUT_SECONDS", 0.05)
+    document = json.dumps(github.document()).encode()
+    github.raw = document + b" " * (scanning.MAX_KEYS_DOCUMENT_BYTES + 1 - len(document))
+    github.announced_extra, github.stall = 1_000_000, 0.5
+    body = report(finding("ot_nothing"))
+    assert api.secret_scanning(body, github.sign(body)).status == 200
 
 
 def test_a_key_host_slower_than_the_fetch_timeout_is_a_503(

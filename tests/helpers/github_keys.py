@@ -27,6 +27,8 @@ class GitHubKeys:
         self.extra: list[dict[str, Any]] = []  # entries served after the generated keys' (other kinds of key)
         self.raw: bytes | None = None  # served instead of the document
         self.delay = 0.0  # seconds before the answer
+        self.announced_extra = 0  # bytes the Content-Length announces beyond the body
+        self.stall = 0.0  # seconds the connection stays open after the body
         self.accepts: list[str | None] = []  # each request's Accept header
         self.add("key-1")
         keys = self
@@ -49,9 +51,11 @@ class GitHubKeys:
                 body = keys.raw if keys.raw is not None else json.dumps(keys.document()).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Content-Length", str(len(body) + keys.announced_extra))
                 self.end_headers()
                 self.wfile.write(body)
+                self.wfile.flush()
+                time.sleep(keys.stall)
 
             def log_message(self, *_: Any) -> None:
                 return
