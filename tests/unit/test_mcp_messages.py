@@ -5,6 +5,7 @@ scopes the key has, and an unexpected error as a message that names no internals
 from __future__ import annotations
 
 import logging
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -36,6 +37,22 @@ def test_each_bad_argument_is_named_once_with_what_it_must_be() -> None:
         "Invalid arguments for get_api_key: key_id must be a string; arguments is not valid"
         " (see the tool's inputSchema)."
     )
+
+
+def test_a_tool_whose_arguments_are_unknown_names_none_of_them() -> None:
+    server = load_function("mcp").ApiKeysServer("test")
+    message = server._argument_message("other_tool", _validation_error({"key_id": 5, "limit": 1}))
+    assert message == "Invalid arguments for other_tool: arguments must be a string (see the tool's inputSchema)."
+
+
+def test_a_tool_call_without_the_authorizers_context_is_refused() -> None:
+    """mcp() refuses such a request before the SDK sees it; the tools check again."""
+    mcp = load_function("mcp")
+    for request in (object(), SimpleNamespace(scope={}), SimpleNamespace(scope={"aws.event": {}})):
+        ctx = SimpleNamespace(request_context=SimpleNamespace(request=request))
+        with pytest.raises(mcp.ToolError) as raised:
+            mcp._caller(ctx)
+        assert str(raised.value) == "unauthorized: a valid API key is required."
 
 
 def test_a_missing_scope_names_the_scopes_the_key_has() -> None:
