@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from apikeys import keys
+from apikeys.auth import MAX_HEADER_BYTES
 from apikeys_local.gateway import policy_allows
 from tests.helpers.support import ROOT, Api, CallCounter
 
@@ -86,7 +87,8 @@ def test_appsync_answers_its_own_shape_with_the_rest_context(api: Api) -> None:
     key = created["key"]
     rest_context = api.bearer(key)["context"]  # type: ignore[index]
     assert rest_context == {"account_id": "acct-gql", "key_id": created["id"], "plan": "advanced", "scopes": "*"}
-    for form, token in enumerate((key, f"Bearer {key}", f"bearer\t{key}", f" {key} ")):
+    at_the_limit = key + " " * (MAX_HEADER_BYTES - len(key))  # as long as a header may be
+    for form, token in enumerate((key, f"Bearer {key}", f"bearer\t{key}", f" {key} ", at_the_limit)):
         assert api.authorize(appsync(token)) == {
             "isAuthorized": True,
             "resolverContext": rest_context,
@@ -100,7 +102,10 @@ def test_appsync_refusals_are_is_authorized_false_never_an_exception(api: Api) -
     key = created["key"]
     refused = {"isAuthorized": False, "ttlOverride": 0}
     tampered = key[:-1] + ("A" if key[-1] != "A" else "B")  # one checksum character changed
-    bad = ("", "Bearer", tampered, f"Basic {key}", f"Bearer {key} x", f"{key} {key}", "ot_é", 9000 * "a")
+    # Only spaces and tabs are trimmed from a bare token: a newline is not, nor any other character.
+    over = key + " " * (MAX_HEADER_BYTES + 1 - len(key))
+    bad = ("", "Bearer", tampered, f"Basic {key}", f"Bearer {key} x", f"{key} {key}", "ot_é", 9000 * "a", over)
+    bad += (f"{key}\n", f"X{key}", f"{key}X")
     for form, token in enumerate(bad):
         assert api.authorize(appsync(token)) == refused, form
     missing = appsync(key)

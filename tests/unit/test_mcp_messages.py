@@ -1,9 +1,11 @@
-"""What McpFunction's tools say when they refuse, without I/O: a bad argument named (or, if the
-tool does not declare it, called "arguments") with what it must be, a missing scope with the
-scopes the key has, and an unexpected error as a message that names no internals, logged."""
+"""What McpFunction says when it refuses, without I/O: a bad argument named (or, if the tool does
+not declare it, called "arguments") with what it must be, a missing scope with the scopes the key
+has, an unexpected error as a message that names no internals, logged, and the SDK's own refusals
+read as text whatever Mangum hands over."""
 
 from __future__ import annotations
 
+import base64
 import logging
 from types import SimpleNamespace
 from typing import Any
@@ -76,3 +78,21 @@ def test_an_unexpected_error_in_a_tool_is_logged_and_named_no_further(caplog: py
         mcp._domain_call(broken)
     assert str(raised.value) == "internal error: Something went wrong on our side. Please retry later."
     assert [r.getMessage() for r in caplog.records if r.exc_info] == ["unhandled error in an MCP tool"]
+
+
+@pytest.mark.parametrize(
+    ("result", "text"),
+    [
+        ({"body": "Not Acceptable", "isBase64Encoded": False}, "Not Acceptable"),
+        (
+            {"body": base64.b64encode(b"Invalid Content-Type header").decode(), "isBase64Encoded": True},
+            "Invalid Content-Type header",
+        ),
+        ({"body": base64.b64encode(b"caf\xe9").decode(), "isBase64Encoded": True}, "caf\ufffd"),  # not UTF-8
+        ({"body": "QUJD!", "isBase64Encoded": True}, ""),  # not base64: nothing is guessed
+        ({"body": b"raw", "isBase64Encoded": False}, ""),  # not text
+        ({"isBase64Encoded": True}, ""),
+    ],
+)
+def test_the_sdks_body_is_read_as_text_whatever_mangum_hands_over(result: dict[str, Any], text: str) -> None:
+    assert load_function("mcp")._text(result) == text
