@@ -259,6 +259,11 @@ def test_authorizer_event_shapes_and_schemes(api: Api) -> None:
     two = request_event({"Authorization": f"Bearer {key}"})
     two["multiValueHeaders"]["Authorization"].append("Bearer ot_other")
     assert api.authorize(two) is None
+    # A value that is not text, in either map, is no header (a 401), never an error.
+    for value in (7, [f"Bearer {key}"]):
+        not_text = request_event({"Authorization": f"Bearer {key}"})
+        not_text["headers"]["Authorization"], not_text["multiValueHeaders"]["Authorization"] = value, [value]
+        assert api.authorize(not_text) is None
 
 
 def test_malformed_and_tampered_keys_cost_zero_dynamodb_calls(api: Api, calls: CallCounter) -> None:

@@ -161,14 +161,22 @@ def test_a_store_failure_fails_closed_on_websocket_and_appsync(api: Api, monkeyp
             api.authorize(event)
 
 
-def test_a_scoped_key_of_the_default_catalogue_is_refused_on_appsync(api: Api) -> None:
+def test_a_scoped_key_of_the_default_catalogue_is_refused_on_appsync(
+    api: Api, capfd: pytest.CaptureFixture[str]
+) -> None:
     """Issue 22 item 4: AppSync has no policy to narrow, so a scoped key must not reach more there
-    than on REST. The default catalogue grants no AppSync route: every scoped key is refused."""
+    than on REST. The default catalogue grants no AppSync route: every scoped key is refused,
+    each refusal with its INFO line."""
     api.set_plan("acct-gql", "agency")
     refused = {"isAuthorized": False, "ttlOverride": 0}
     for scopes in (["keys:read"], ["whoami"], ["mcp"], ["whoami", "mcp", "keys:read"]):
-        key = api.create("acct-gql", scopes=scopes).body["key"]
+        created = api.create("acct-gql", scopes=scopes).body
+        key = created["key"]
+        capfd.readouterr()
         assert api.authorize(appsync(key)) == refused, scopes
+        [line] = [json.loads(line) for line in capfd.readouterr().out.splitlines()]
+        assert (line["level"], line["message"]) == ("INFO", "denied")
+        assert (line["reason"], line["key_id"]) == ("AppSync outside the key's scopes", created["id"])
         assert api.authorize(appsync(f"Bearer {key}")) == refused, scopes
     full = api.create("acct-gql").body["key"]
     assert api.authorize(appsync(full))["isAuthorized"] is True  # type: ignore[index]

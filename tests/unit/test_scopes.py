@@ -182,6 +182,24 @@ def test_http_api_uses_the_route_key_or_for_default_the_request() -> None:
     assert not allowed(_http_event("$default", "GET", "/mcp"), ("mcp",))
     assert not allowed({"routeKey": "$default"}, ("mcp",))
     assert not allowed({"routeKey": None}, ("whoami",))
+    # A route key is METHOD, one space, path: anything else is outside every scope.
+    assert not allowed(_http_event("GET  /v1/whoami"), ("whoami",))
+    assert not allowed(_http_event("GET /v1/whoami extra"), ("whoami",))
+
+
+def test_a_default_route_request_without_a_method_path_or_readable_stage_is_outside_every_scope(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    authorizer = load_function("authorizer")
+    monkeypatch.setattr(authorizer, "CATALOGUE", parse_scope_catalogue('{"any": ["* /v1/*"]}'))
+    event = _http_event("$default", raw_path="/v1/x")
+    event["requestContext"]["stage"] = "$default"
+    assert authorizer._http_route_allowed(event, ("any",))
+    for broken in ({"http": {}}, {"http": {"method": "GET"}, "stage": 5}):
+        assert not authorizer._http_route_allowed(
+            {**event, "requestContext": {"stage": "$default", **broken}}, ("any",)
+        )
+    assert not authorizer._http_route_allowed({**event, "rawPath": None}, ("any",))
 
 
 def test_local_gateway_matches_policies_as_api_gateway_does(monkeypatch: pytest.MonkeyPatch) -> None:
