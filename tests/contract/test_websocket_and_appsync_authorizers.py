@@ -48,7 +48,12 @@ def test_websocket_connect_is_allowed_by_a_policy_that_covers_connect(api: Api) 
     (statement,) = answer["policyDocument"]["Statement"]
     assert statement["Effect"] == "Allow" and statement["Action"] == "execute-api:Invoke"
     assert policy_allows(answer["policyDocument"], event["methodArn"]) is True
-    # Detected from eventType alone too, whatever the route's name in the ARN.
+    # Detected from the ARN alone, whatever the event type says...
+    by_arn = websocket(created["key"])
+    by_arn["requestContext"].pop("eventType")
+    (statement,) = api.authorize(by_arn)["policyDocument"]["Statement"]  # type: ignore[index]
+    assert statement["Resource"] == [by_arn["methodArn"]]
+    # ...and from eventType alone too, whatever the route's name in the ARN.
     event["methodArn"] = event["methodArn"].replace("$connect", "$default")
     assert policy_allows(api.authorize(event)["policyDocument"], event["methodArn"]) is True  # type: ignore[index]
 
