@@ -118,7 +118,11 @@ def test_a_reported_key_is_revoked_with_its_event(api: Api, outbox: Outbox) -> N
     assert outbox.new() == [("ApiKeyRevoked", {**revoked, "actor": "public-report", "request_id": REQUEST_ID})]
 
 
-def test_a_ttl_removal_writes_expired_or_grace_period_ended_as_the_system(api: Api, outbox: Outbox) -> None:
+def test_a_ttl_removal_writes_expired_or_grace_period_ended_as_the_system(
+    api: Api, outbox: Outbox, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Exactly once, however often the stream delivers it: the event, and the slot given back
+    (an expired key's; a rolled-out key gave its own at the roll)."""
     expiry = load_function("key_expiry").lambda_handler
     api.set_plan("acct-a", "pro")
     expiring = api.create("acct-a", "Trial", expires_in_days=1).body
@@ -127,12 +131,24 @@ def test_a_ttl_removal_writes_expired_or_grace_period_ended_as_the_system(api: A
     outbox.new()
 
     records = [ttl_removes("acct-a", expiring["id"]), ttl_removes("acct-a", old["id"])]
+    assert api.list("acct-a").body["key_count"] == 2
+    capfd.readouterr()
     assert expiry({"Records": records}, LambdaContext()) == {"batchItemFailures": []}
     system = {"account_id": "acct-a", "actor": "system", "request_id": ""}
     assert sorted(outbox.new(), key=lambda event: event[1]["key_name"]) == [
         ("ApiKeyExpired", {**system, "key_id": old["id"], "key_name": "Prod", "reason": "grace_period_ended"}),
         ("ApiKeyExpired", {**system, "key_id": expiring["id"], "key_name": "Trial", "reason": "expired"}),
     ]
+    assert api.list("acct-a").body["key_count"] == 1
+
+    def first_deliveries() -> list[bool]:
+        lines = [json.loads(line) for line in capfd.readouterr().out.splitlines() if line.startswith("{")]
+        return [line["first_delivery"] for line in lines if line.get("message") == "expired key removed"]
+
+    assert first_deliveries() == [True, True]
+    assert expiry({"Records": records}, LambdaContext()) == {"batchItemFailures": []}  # delivered again
+    assert first_deliveries() == [False, False]
+    assert outbox.new() == [] and api.list("acct-a").body["key_count"] == 1
 
 
 def test_a_key_near_its_expiry_is_warned_by_the_daily_run_as_the_system(

@@ -95,3 +95,19 @@ def test_dynamodb_and_eventbridge_calls_go_out_with_one_retry_budget(aws: Refusi
     assert len(aws.sends("dynamodb")) == len(aws.sends("events")) == retries.CALL_ATTEMPTS
     budget = ("standard", retries.CALL_ATTEMPTS, retries.CONNECT_TIMEOUT, retries.READ_TIMEOUT)
     assert aws.configs == {"dynamodb": {budget}, "events": {budget}}
+
+
+def test_only_errors_a_later_request_may_not_meet_are_a_503() -> None:
+    """Throttling, 5xx and connection errors are worth a retry later (503); a refused request
+    (a ValidationException) or a bug is a 500, whatever its type."""
+    from botocore.exceptions import ClientError, EndpointConnectionError
+
+    from apikeys.store import _is_transient
+
+    def refused(code: str) -> ClientError:
+        return ClientError({"Error": {"Code": code, "Message": ""}}, "PutItem")
+
+    assert _is_transient(refused("ThrottlingException")) and _is_transient(refused("InternalServerError"))
+    assert _is_transient(EndpointConnectionError(endpoint_url="https://dynamodb"))
+    assert not _is_transient(refused("ValidationException"))
+    assert not _is_transient(ValueError("a bug"))
