@@ -259,6 +259,11 @@ def test_authorizer_event_shapes_and_schemes(api: Api) -> None:
     two = request_event({"Authorization": f"Bearer {key}"})
     two["multiValueHeaders"]["Authorization"].append("Bearer ot_other")
     assert api.authorize(two) is None
+    # A method ARN that names no API, stage and method is refused (401) before any I/O.
+    for arn in ("arn:aws:execute-api:us-east-1:123456789012", "arn:aws:execute-api:us-east-1:123456789012:abc123/v1"):
+        event = token_event(f"Bearer {key}")
+        event["methodArn"] = arn
+        assert api.authorize(event) is None, arn
     # A value that is not text, in either map, is no header (a 401), never an error.
     for value in (7, [f"Bearer {key}"]):
         not_text = request_event({"Authorization": f"Bearer {key}"})
