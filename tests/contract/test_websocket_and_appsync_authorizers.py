@@ -223,3 +223,18 @@ def test_a_scoped_key_reaches_appsync_only_when_its_scopes_grant_it(api: Api, mo
             assert statement["Effect"] == "Deny"
     full = api.create("acct-gql").body["key"]
     assert api.authorize(appsync(full))["isAuthorized"] is True  # type: ignore[index]
+
+
+def test_an_event_is_appsyncs_only_without_a_type_with_a_token_and_an_api_id(api: Api) -> None:
+    """API Gateway's events have a `type`; AppSync's has none, but a token and an API id. Anything
+    else is answered as API Gateway's: a policy, or Unauthorized."""
+    from tests.helpers.support import token_event
+
+    api.set_plan("acct-gql", "pro")
+    key = api.create("acct-gql").body["key"]
+    rest = token_event(f"Bearer {key}")
+    rest["requestContext"] = {"apiId": "gql1234abcdexample"}
+    assert api.authorize(rest)["policyDocument"]["Statement"][0]["Effect"] == "Allow"  # type: ignore[index]
+    no_token = appsync(key)
+    del no_token["authorizationToken"]
+    assert api.authorize(no_token) is None
