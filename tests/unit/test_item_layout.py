@@ -61,6 +61,22 @@ def test_a_key_item_without_optional_attributes_and_a_rolled_out_one() -> None:
     assert store.key_from_stream_image(rolled) == ("acct", store._KEY.read(rolled))
 
 
+def test_a_stream_image_of_any_other_item_is_neither_a_key_nor_an_event() -> None:
+    """The stream consumers see every item type, and images without a string key too."""
+    key = store._key_item("acct", BARE)
+    others: list[dict[str, Any]] = [
+        {},
+        {"pk": {"N": "1"}, "sk": {"N": "2"}},
+        {"pk": key["pk"]},  # no sort key
+        {"pk": key["pk"], "sk": {"S": "META"}},  # the account's own item
+        {"pk": {"S": "DIGEST#" + DIGEST}, "sk": key["sk"]},
+    ]
+    for image in others:
+        assert store.key_from_stream_image(image) is None, image
+        assert store.event_from_stream_image(image) is None, image
+    assert store.key_from_stream_image({"sk": key["sk"]}) is None
+
+
 @pytest.mark.parametrize(("key", "plan"), [(FULL, "pro"), (BARE, "")])
 def test_a_digest_item_is_the_authorizers_principal(key: KeyRecord, plan: str) -> None:
     item = store._digest_item("acct", key, plan)
