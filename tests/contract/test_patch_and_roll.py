@@ -90,3 +90,18 @@ def test_a_roll_that_read_before_a_patch_gives_the_new_key_what_the_patch_set(
     assert patches[0].status == 200
     assert again.status == 201 and again.body["scopes"] == ["whoami"]
     assert _scopes_of(api, again.body["key"]) == "whoami"
+
+
+def test_a_roll_without_grace_leaves_the_old_digest_as_a_rolled_tombstone(api: Api, key: dict[str, Any]) -> None:
+    """The old key is refused at once and its digest item says why: `rolled`, not a leak."""
+    import os
+
+    import boto3
+
+    from apikeys import keys
+
+    assert api.roll(ACCT, key["id"], grace=0).status == 201
+    digest_key = {"pk": {"S": f"DIGEST#{keys.digest(key['key'])}"}, "sk": {"S": "DIGEST"}}
+    item = boto3.client("dynamodb").get_item(TableName=os.environ["TABLE_NAME"], Key=digest_key)["Item"]
+    assert (item["revoked"], item["reason"], item["key_id"]) == ({"BOOL": True}, {"S": "rolled"}, {"S": key["id"]})
+    assert api.bearer(key["key"]) is None
