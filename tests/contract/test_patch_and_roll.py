@@ -104,4 +104,5 @@ def test_a_roll_without_grace_leaves_the_old_digest_as_a_rolled_tombstone(api: A
     digest_key = {"pk": {"S": f"DIGEST#{keys.digest(key['key'])}"}, "sk": {"S": "DIGEST"}}
     item = boto3.client("dynamodb").get_item(TableName=os.environ["TABLE_NAME"], Key=digest_key)["Item"]
     assert (item["revoked"], item["reason"], item["key_id"]) == ({"BOOL": True}, {"S": "rolled"}, {"S": key["id"]})
+    assert item["revoked_at"]["S"].endswith("Z")  # when, as every timestamp of the table
     assert api.bearer(key["key"]) is None
