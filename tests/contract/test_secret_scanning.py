@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from apikeys import keys
 from tests.helpers.github_keys import GitHubKeys, finding, report
 from tests.helpers.invariants import check_table, snapshot
-from tests.helpers.support import Api
+from tests.helpers.support import Api, CallCounter
 
 
 def _sha(token: str) -> str:
@@ -336,3 +336,14 @@ def test_each_distinct_token_is_labelled_once_in_the_order_reported(api: Api, gi
         {"token_hash": _sha("ot_a"), "token_type": "", "label": "false_positive"},
         {"token_hash": lone, "token_type": "t", "label": "false_positive"},
     ]
+
+
+def test_a_key_reported_again_costs_one_read(api: Api, github: GitHubKeys, calls: CallCounter) -> None:
+    """Its digest item is a tombstone by then, which says it was ours: nothing more is read."""
+    api.set_plan("acct-a", "pro")
+    created = api.create("acct-a").body
+    body = report(finding(created["key"]))
+    assert api.secret_scanning(body, github.sign(body)).status == 200
+    calls.reset()
+    again = api.secret_scanning(body, github.sign(body))
+    assert again.body[0]["label"] == "true_positive" and calls.calls == ["GetItem"]
