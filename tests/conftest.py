@@ -14,7 +14,7 @@ import os
 import sys
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +168,18 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.section("hardening figures")
         for line in lines:
             terminalreporter.write_line(line)
+
+
+@pytest.fixture
+def set_clock(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], None]:
+    """Pin the service's clock to an exact epoch second (expiry is decided to the second)."""
+    moment = [clock.now()]
+    monkeypatch.setattr(clock, "now", lambda: moment[0])
+
+    def to(epoch: float) -> None:
+        moment[0] = datetime.fromtimestamp(epoch, UTC)
+
+    return to
 
 
 @pytest.fixture

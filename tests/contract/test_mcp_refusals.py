@@ -91,16 +91,24 @@ BAD_ARGUMENTS = [
 def test_argument_errors_name_the_argument_and_echo_nothing(
     owner: dict[str, Any], version: str, case: str, arguments: dict[str, Any], fault: str
 ) -> None:
-    body, headers = rpc("tools/call", {"name": "get_api_key", "arguments": arguments}, version)
+    _assert_argument_error(owner, version, "get_api_key", arguments, fault, ("sekrit", "12345"))
+
+
+def _assert_argument_error(
+    owner: dict[str, Any], version: str, tool: str, arguments: dict[str, Any], fault: str, secrets: tuple[str, ...]
+) -> None:
+    """The tool call is a tool error (HTTP 200) naming the argument's fault, and the reply echoes
+    neither what was sent (`secrets`) nor pydantic's internals."""
+    body, headers = rpc("tools/call", {"name": tool, "arguments": arguments}, version)
     status, _, reply = invoke(mcp_event(body, owner["context"], version, **headers))
     assert status == 200
     result = reply["result"]
     assert result["isError"] is True
     assert [block["text"] for block in result["content"]] == [
-        f"Invalid arguments for get_api_key: {fault} (see the tool's inputSchema)."
+        f"Invalid arguments for {tool}: {fault} (see the tool's inputSchema)."
     ]
     everything = json.dumps(reply)
-    for echoed in ("sekrit", "12345", "input_value", "pydantic"):
+    for echoed in (*secrets, "input_value", "pydantic"):
         assert echoed not in everything, echoed
 
 
@@ -121,14 +129,4 @@ def test_usage_days_errors_name_days_and_echo_nothing(
     owner: dict[str, Any], version: str, case: str, days: Any, fault: str
 ) -> None:
     arguments = {"key_id": owner["key"]["id"], "days": days}
-    body, headers = rpc("tools/call", {"name": "get_api_key_usage", "arguments": arguments}, version)
-    status, _, reply = invoke(mcp_event(body, owner["context"], version, **headers))
-    assert status == 200
-    result = reply["result"]
-    assert result["isError"] is True
-    assert [block["text"] for block in result["content"]] == [
-        f"Invalid arguments for get_api_key_usage: {fault} (see the tool's inputSchema)."
-    ]
-    everything = json.dumps(reply)
-    for echoed in ("12345", "input_value", "pydantic"):
-        assert echoed not in everything, echoed
+    _assert_argument_error(owner, version, "get_api_key_usage", arguments, fault, ("12345",))

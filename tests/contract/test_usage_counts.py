@@ -32,18 +32,6 @@ MIDNIGHT = 1_800_057_600  # 2027-01-16T00:00:00Z
 EVENTS = ROOT / "events"
 
 
-@pytest.fixture
-def at(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], None]:
-    """Pin the service's clock to an epoch second."""
-    moment = [clock.now()]
-    monkeypatch.setattr(clock, "now", lambda: moment[0])
-
-    def to(epoch: float) -> None:
-        moment[0] = datetime.fromtimestamp(epoch, UTC)
-
-    return to
-
-
 def counts(account: str, day: str) -> dict[str, int]:
     """The usage item of `account` and `day` as stored: key id -> requests (read raw: the
     read side is another module's)."""
@@ -140,37 +128,39 @@ def test_denials_are_not_counted(api: Api, monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_one_read_per_authorization_and_one_count_write_per_account_a_minute(
-    api: Api, calls: CallCounter, at: Callable[[float], None]
+    api: Api, calls: CallCounter, set_clock: Callable[[float], None]
 ) -> None:
     """The first grant of an account in a container writes at once; the next minute's grants
     wait, whichever key they are for, and go out together with the first grant after it."""
-    at(MIDNIGHT + 3600)
+    set_clock(MIDNIGHT + 3600)
     api.set_plan("acct-a", "pro")
     keys_ = [api.create("acct-a", f"k{i}").body for i in range(3)]
     calls.reset()
     grants = [(0, 0), (1, 0), (30, 0), (59.999, 1), (59.999, 2)]
     for seconds, which in grants:
-        at(MIDNIGHT + 3600 + seconds)
+        set_clock(MIDNIGHT + 3600 + seconds)
         assert api.bearer(keys_[which]["key"]) is not None
     reads, writes = calls.calls.count("GetItem"), [c for c in calls.calls if c != "GetItem"]
     assert reads == 5 and writes == ["UpdateItem"] * 4  # one count write, each key's first last-used
     assert counts("acct-a", "2027-01-16") == {keys_[0]["id"]: 1} and usage.pending() == 4
 
     calls.reset()
-    at(MIDNIGHT + 3600 + 60)
+    set_clock(MIDNIGHT + 3600 + 60)
     assert api.bearer(keys_[0]["key"]) is not None
     assert calls.calls == ["GetItem", "UpdateItem", "UpdateItem"]  # the counts, then key 0's last-used
     assert counts("acct-a", "2027-01-16") == {keys_[0]["id"]: 4, keys_[1]["id"]: 1, keys_[2]["id"]: 1}
     assert usage.pending() == 0
 
 
-def test_counts_are_per_utc_day_across_midnight_and_kept_90_full_days(api: Api, at: Callable[[float], None]) -> None:
+def test_counts_are_per_utc_day_across_midnight_and_kept_90_full_days(
+    api: Api, set_clock: Callable[[float], None]
+) -> None:
     """Counted on the UTC day of the authorization, even when written after midnight; each day's
     item has that day's 00:00 UTC + 91 days as its ttl, so the oldest of 90 days is still there."""
     api.set_plan("acct-a", "pro")
     key = api.create("acct-a").body
     for seconds in (-30, -20, -1, 0, 15):  # 23:59:30 ... 00:00:15
-        at(MIDNIGHT + seconds)
+        set_clock(MIDNIGHT + seconds)
         assert api.bearer(key["key"]) is not None
     usage.flush()
     assert counts("acct-a", "2027-01-15") == {key["id"]: 3}
@@ -187,7 +177,7 @@ def test_counts_are_per_utc_day_across_midnight_and_kept_90_full_days(api: Api, 
 
 
 def test_a_reclaimed_container_loses_at_most_what_it_counted_in_the_minute_after_its_last_write(
-    api: Api, at: Callable[[float], None]
+    api: Api, set_clock: Callable[[float], None]
 ) -> None:
     """The loss bound, shown: a container that ends (fresh_container: its memory is gone) holds
     only grants from the 60 s after its last write for the account. A key used once a minute or
@@ -197,7 +187,7 @@ def test_a_reclaimed_container_loses_at_most_what_it_counted_in_the_minute_after
     start = MIDNIGHT + 7200
     # A burst: written at once, then 9 grants inside the minute.
     for seconds in (0, 1, 2, 5, 10, 20, 30, 40, 50, 59.9):
-        at(start + seconds)
+        set_clock(start + seconds)
         assert api.bearer(key["key"]) is not None
     assert usage.pending() == 9  # everything counted after the write, all within its minute
     fresh_container()  # reclaimed: the 9 are lost, nothing else
@@ -205,7 +195,7 @@ def test_a_reclaimed_container_loses_at_most_what_it_counted_in_the_minute_after
 
     # Once a minute: every use written on its own request, nothing held when the container ends.
     for minute in range(1, 4):
-        at(start + 60 * minute)
+        set_clock(start + 60 * minute)
         assert api.bearer(key["key"]) is not None
         assert usage.pending() == 0
     fresh_container()
@@ -213,14 +203,16 @@ def test_a_reclaimed_container_loses_at_most_what_it_counted_in_the_minute_after
 
     # A burst, then one more grant at least 60 s after the write: nothing held.
     for seconds in (0, 1, 2, 30, 60):
-        at(start + 600 + seconds)
+        set_clock(start + 600 + seconds)
         assert api.bearer(key["key"]) is not None
     assert usage.pending() == 0
     fresh_container()
     assert counts("acct-a", "2027-01-16") == {key["id"]: 9}
 
 
-def test_a_quiet_accounts_counts_go_out_with_another_accounts_grant(api: Api, at: Callable[[float], None]) -> None:
+def test_a_quiet_accounts_counts_go_out_with_another_accounts_grant(
+    api: Api, set_clock: Callable[[float], None]
+) -> None:
     """A container that stays busy writes what an account that went quiet left behind: each
     grant also writes the oldest other account whose minute has passed."""
     for account in ("acct-a", "acct-b"):
@@ -228,7 +220,7 @@ def test_a_quiet_accounts_counts_go_out_with_another_accounts_grant(api: Api, at
     a, b = api.create("acct-a").body, api.create("acct-b").body
     start = MIDNIGHT + 10_800
     for seconds, key in ((0, a), (5, a), (6, a), (61, b)):
-        at(start + seconds)
+        set_clock(start + seconds)
         assert api.bearer(key["key"]) is not None
     assert counts("acct-a", "2027-01-16") == {a["id"]: 3} and usage.pending() == 0
 

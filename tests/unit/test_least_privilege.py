@@ -9,6 +9,8 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -292,19 +294,12 @@ def _allows(condition: str | None, params: dict[str, Any]) -> bool:
     return True
 
 
-@pytest.mark.engines("moto")
-def test_every_call_the_authorizer_makes_is_one_its_translated_role_allows(
-    api: Api, translated: dict[str, Any]
-) -> None:
-    """The authorizer run in process, its DynamoDB requests recorded: each names an action its
-    role grants, on this table, within the grant's condition. Its one write, the last-used
-    update, sets `last_used_at` only and asks for nothing back."""
+@contextmanager
+def _sent_requests() -> Iterator[list[tuple[str, dict[str, Any]]]]:
+    """(operation, parameters) of every DynamoDB request the container's client makes meanwhile,
+    as the caller wrote them (before botocore serializes them)."""
     from apikeys.store import dynamodb_client
 
-    _, grants = effective(translated, "AuthorizerFunction")
-    api.set_plan("acct-a", "pro")
-    created = api.create("acct-a").body
-    key = created["key"]
     sent: list[tuple[str, dict[str, Any]]] = []
 
     def record(model: Any, params: dict[str, Any], **_: Any) -> None:
@@ -313,10 +308,25 @@ def test_every_call_the_authorizer_makes_is_one_its_translated_role_allows(
     client = dynamodb_client()
     client.meta.events.register("before-parameter-build.dynamodb", record)
     try:
-        assert api.bearer(key) is not None  # waits for the last-used write off the request path
-        assert api.bearer(keys.generate("ot_")) is None  # well formed, unknown
+        yield sent
     finally:
         client.meta.events.unregister("before-parameter-build.dynamodb", record)
+
+
+@pytest.mark.engines("moto")
+def test_every_call_the_authorizer_makes_is_one_its_translated_role_allows(
+    api: Api, translated: dict[str, Any]
+) -> None:
+    """The authorizer run in process, its DynamoDB requests recorded: each names an action its
+    role grants, on this table, within the grant's condition. Its two writes set only what they
+    own (the day's usage count, `last_used_at`) and ask for nothing back."""
+    _, grants = effective(translated, "AuthorizerFunction")
+    api.set_plan("acct-a", "pro")
+    created = api.create("acct-a").body
+    key = created["key"]
+    with _sent_requests() as sent:
+        assert api.bearer(key) is not None  # waits for the last-used write off the request path
+        assert api.bearer(keys.generate("ot_")) is None  # well formed, unknown
 
     # The read, the day's count (on the request: the account's first in this container), last used.
     assert [name for name, _ in sent] == ["GetItem", "UpdateItem", "UpdateItem", "GetItem"]
@@ -355,23 +365,13 @@ def test_every_call_the_expiry_notices_make_is_one_their_translated_role_allows(
 ) -> None:
     """ExpiryNoticesFunction run in process on a day it warns a key: every DynamoDB request (each
     item of its transaction on its own, as IAM evaluates them) is within its grants."""
-    from apikeys.store import dynamodb_client
     from tests.helpers.support import LambdaContext, load_function
 
     _, grants = effective(translated, "ExpiryNoticesFunction")
     api.set_plan("acct-a", "pro")
     assert api.create("acct-a", "Trial", expires_in_days=7).status == 201
-    sent: list[tuple[str, dict[str, Any]]] = []
-
-    def record(model: Any, params: dict[str, Any], **_: Any) -> None:
-        sent.append((model.name, params))
-
-    client = dynamodb_client()
-    client.meta.events.register("before-parameter-build.dynamodb", record)
-    try:
+    with _sent_requests() as sent:
         assert load_function("expiry_notices").lambda_handler({}, LambdaContext())["sent"] == 1
-    finally:
-        client.meta.events.unregister("before-parameter-build.dynamodb", record)
 
     assert {name for name, _ in sent} == {"Query", "GetItem", "TransactWriteItems"}
     for name, params in sent:

@@ -470,15 +470,28 @@ class Store:
                 raise
             raise ServiceUnavailable(_UNAVAILABLE) from None
 
-    def _query(self, condition: str, values: Mapping[str, object], forward: bool = True) -> Iterator[Item]:
-        """Every item a consistent Query finds, page after page."""
+    def _query(
+        self,
+        condition: str,
+        values: Mapping[str, object],
+        forward: bool = True,
+        index: str | None = None,
+        names: Mapping[str, str] | None = None,
+    ) -> Iterator[Item]:
+        """Every item a Query finds, page after page: consistent on the table; on a global
+        secondary `index` eventually consistent, the only read an index offers."""
         kwargs: QueryInputTypeDef = {
             "TableName": self.table,
             "KeyConditionExpression": condition,
             "ExpressionAttributeValues": _typed(values),
-            "ConsistentRead": True,
             "ScanIndexForward": forward,
         }
+        if index is None:
+            kwargs["ConsistentRead"] = True
+        else:
+            kwargs["IndexName"] = index
+        if names:
+            kwargs["ExpressionAttributeNames"] = dict(names)
         while True:
             with _unavailable_on_transient_errors():
                 page = self.client.query(**kwargs)
@@ -1089,21 +1102,9 @@ class NoticeStore(Store):
     def keys_expiring_on(self, day: str) -> Iterator[tuple[str, str]]:
         """(account_id, key_id) of every key item the index holds for `day`, page after page.
         The index is eventually consistent: the caller reads each key before warning."""
-        kwargs: QueryInputTypeDef = {
-            "TableName": self.table,
-            "IndexName": EXPIRES_ON_INDEX,
-            "KeyConditionExpression": "#day = :day",
-            "ExpressionAttributeNames": {"#day": EXPIRES_ON},
-            "ExpressionAttributeValues": _typed({":day": day}),
-        }
-        while True:
-            with _unavailable_on_transient_errors():
-                page = self.client.query(**kwargs)
-            for item in page.get("Items", []):
-                yield item["pk"]["S"].removeprefix("ACCOUNT#"), item["sk"]["S"].removeprefix("KEY#")
-            if "LastEvaluatedKey" not in page:
-                return
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        items = self._query("#day = :day", {":day": day}, index=EXPIRES_ON_INDEX, names={"#day": EXPIRES_ON})
+        for item in items:
+            yield item["pk"]["S"].removeprefix("ACCOUNT#"), item["sk"]["S"].removeprefix("KEY#")
 
     def notice_sent(self, account_id: str, key: KeyRecord, notice_days: int) -> bool:
         """Whether this notice's marker exists: a run checks before it writes, so a key already

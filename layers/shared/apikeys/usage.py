@@ -183,11 +183,11 @@ os.register_at_fork(after_in_child=_executor.cache_clear)
 def _touch(principal: Principal, moment: datetime) -> Future[None]:
     """last_used_at off the request path; the store's condition makes it once a minute per key
     across containers."""
-    table = get_settings().table_name
+    store = _store()
 
     def touch() -> None:
         try:
-            Store(table).touch_last_used(
+            store.touch_last_used(
                 principal.account_id, principal.key_id, clock.iso(moment), clock.iso(moment - LAST_USED_EVERY)
             )
         except Exception:  # noqa: BLE001 - best effort by contract; a failure only loses a timestamp
