@@ -202,3 +202,24 @@ def test_a_code_issued_before_created_by_was_recorded_names_the_users_sub(api: A
     assert grant is not None and grant.created_by == "user-sub-1"
     api.secrets.append(oauth.exchange_code(code, grant, None).access_token)
     assert [k["created_by"] for k in api.list("acct-a").body["keys"]] == ["user-sub-1"]
+
+
+def test_a_refresh_token_read_by_two_before_either_rolls_ends_the_connection(api: Api) -> None:
+    """The race of tests/stress/test_oauth_races.py, in its losing order: both requests read
+    the token unused, one rolls the key, the other then finds the key already rolled. That is
+    a token presented twice, so the second ends the connection rather than only refusing."""
+    api.set_plan("acct-a", "pro")
+    request_id, _ = _consent(_client(api))
+    code = _approve(request_id)
+    grant = oauth.load_code(code)
+    assert grant is not None
+    first = oauth.exchange_code(code, grant, None)
+    api.secrets.append(first.access_token)
+    winner, loser = oauth.load_refresh(first.refresh_token), oauth.load_refresh(first.refresh_token)
+    assert winner is not None and loser is not None
+    api.secrets.append(oauth.refresh(winner, None).access_token)
+    with pytest.raises(oauth.OAuthError) as refused:
+        oauth.refresh(loser, None)
+    assert refused.value.error == "invalid_grant"
+    listing = api.list("acct-a").body
+    assert listing["key_count"] == 0 and listing["keys"] == []

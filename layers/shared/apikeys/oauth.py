@@ -501,6 +501,7 @@ def refresh(grant: RefreshGrant, resource: str | None, request_id: str = "") -> 
         old = next((r for r in records if r.key_id == grant.key_id), None)
         now = int(clock.now().timestamp())
         if account is None or old is None or old.rolling or old.connection is None:
+            _end_if_spent(grant)  # rolled by a request that read the token when we did
             raise OAuthError("invalid_grant", "refresh token does not exist")
         stale = [
             r for r in records if r.rolling and r.connection is not None and r.connection.grant_id == grant.grant_id
@@ -533,11 +534,18 @@ def refresh(grant: RefreshGrant, resource: str | None, request_id: str = "") -> 
             account, old, record, grace, stale, grant.token_digest, digest(refresh_token), refresh_item, event
         ):
             return Tokens(secret, refresh_token, ttl, list(old.scopes or ()))
-        if (db.get_refresh(grant.token_digest) or {}).get("used"):
-            # Another request used this token meanwhile: reuse, the connection ends.
-            end_connection(grant.account_id, grant.grant_id, client_caller(grant.client_id))
+        if _end_if_spent(grant):
             raise OAuthError("invalid_grant", "refresh token does not exist")
     raise OAuthError("temporarily_unavailable", "The account is changing; retry.")
+
+
+def _end_if_spent(grant: RefreshGrant) -> bool:
+    """Another request used this token since we read it: it was presented twice, so the
+    connection ends, whichever of the two is the thief."""
+    if not (store().get_refresh(grant.token_digest) or {}).get("used"):
+        return False
+    end_connection(grant.account_id, grant.grant_id, client_caller(grant.client_id))
+    return True
 
 
 @dataclass(frozen=True)
