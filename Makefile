@@ -66,8 +66,11 @@ fmt: $(VENV)/.deps ## ruff format and autofix
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# Two pytest-xdist workers, a test file each at a time (`loadfile`): a module's one server or
+# browser stays shared by its tests, and the suite's waits (a real grace period, servers
+# starting) overlap with the other worker's work.
 test: deps lint scan ## Everything CI runs (`.ci/run`): lint, scanners and every test tier
-	$(call PYTEST)
+	$(call PYTEST,-n 2 --dist loadfile)
 
 # Test tiers (tests/<tier>/, marked by tests/conftest.py). Only `unit` skips `deps`: it needs no
 # Java, npm or Chromium, and includes the moto run of the contract suite.

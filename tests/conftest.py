@@ -161,6 +161,18 @@ def local_api(local_home: Any) -> Iterator[Any]:
     assert server.stop() == 0, server.output()[-4000:]
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A pytest-xdist worker hands its figures to the controller, which prints them."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["figures"] = {section: dict(counts) for section, counts in figures.FIGURES.items()}
+
+
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """pytest-xdist's hook, on the controller: a worker finished; keep its figures."""
+    figures.merge(getattr(node, "workeroutput", {}).get("figures", {}))
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """Print what the hardening tests measured, so every run's output records the figures."""
     lines = figures.render()

@@ -13,6 +13,12 @@ def add(section: str, label: str, amount: int = 1) -> None:
     FIGURES[section][label] += amount
 
 
+def merge(other: dict[str, dict[str, int]]) -> None:
+    """Add a pytest-xdist worker's figures (its `workeroutput`) to this process's."""
+    for section, counts in other.items():
+        FIGURES[section].update(counts)
+
+
 def render() -> list[str]:
     lines: list[str] = []
     for section in sorted(FIGURES):

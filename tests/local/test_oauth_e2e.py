@@ -62,7 +62,7 @@ class Browser:
         if self.process.poll() is None:
             assert self.process.stdin is not None
             self.process.stdin.write(json.dumps({"cmd": "quit"}) + "\n")
-            self.process.stdin.flush()
+            self.process.stdin.close()  # an open stdin keeps node's event loop, and the process, alive
             try:
                 self.process.wait(30)
             except subprocess.TimeoutExpired:
