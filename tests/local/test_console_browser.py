@@ -28,6 +28,42 @@ SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser") or "chromium"
 
 
+class Browser:
+    """The module's one headless Chromium: console.mjs reading a scenario per stdin line."""
+
+    def __init__(self, server: ServerProcess, github: GitHubKeys) -> None:
+        node = shutil.which("node")
+        assert node, "node is required"
+        env = {
+            **os.environ,
+            "CONSOLE_URL": server.url,
+            "SCREENSHOT_DIR": str(SCREENSHOTS),
+            "CHROMIUM": CHROMIUM,
+            "GITHUB_KEY_ID": github.identifier("key-1"),
+            "GITHUB_KEY_PEM": github.private_pem(),
+        }
+        self.process = subprocess.Popen(
+            [node, str(SCRIPT)], cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+
+    def run(self, scenario: str, account: str, env: dict[str, str]) -> dict[str, Any]:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(json.dumps({"scenario": scenario, "account": account, "env": env}) + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        assert line, f"the browser process ended (exit {self.process.poll()})"
+        facts: dict[str, Any] = json.loads(line)
+        return facts
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()  # console.mjs closes the browser at the end of its input
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
 @pytest.fixture(scope="module")
 def console(tmp_path_factory: pytest.TempPathFactory, github_server: GitHubKeys) -> Iterator[ServerProcess]:
     assert Path(CHROMIUM).is_file(), "Chromium is missing: `make test` installs it (scripts/ensure-chromium.sh)"
@@ -37,29 +73,18 @@ def console(tmp_path_factory: pytest.TempPathFactory, github_server: GitHubKeys)
     server = start_server(home, args=overrides)
     server.github = github_server  # type: ignore[attr-defined]
     server.home = home  # type: ignore[attr-defined]
+    browser = Browser(server, github_server)
+    server.browser = browser  # type: ignore[attr-defined]
     yield server
+    browser.close()
     server.stop()
 
 
 def run(console: ServerProcess, scenario: str, account: str | None = None, **extra: str) -> dict[str, Any]:
-    env = {
-        **os.environ,
-        **extra,
-        "CONSOLE_URL": console.url,
-        "ACCOUNT": account or f"browser-{scenario}-{uuid.uuid4().hex[:8]}",
-        "SCREENSHOT_DIR": str(SCREENSHOTS),
-        "CHROMIUM": CHROMIUM,
-        "GITHUB_KEY_ID": console.github.identifier("key-1"),  # type: ignore[attr-defined]
-        "GITHUB_KEY_PEM": console.github.private_pem(),  # type: ignore[attr-defined]
-    }
-    node = shutil.which("node")
-    assert node, "node is required"
-    done = subprocess.run(
-        [node, str(SCRIPT), scenario], cwd=ROOT, env=env, capture_output=True, text=True, timeout=240, check=False
-    )
-    lines = done.stdout.strip().splitlines()
-    assert done.returncode == 0, f"scenario {scenario} failed:\n{done.stderr}\n{done.stdout[-3000:]}"
-    facts = json.loads(lines[-1])
+    """One scenario of console.mjs in the module's browser, on a fresh account: its facts."""
+    browser: Browser = console.browser  # type: ignore[attr-defined]
+    facts = browser.run(scenario, account or f"browser-{scenario}-{uuid.uuid4().hex[:8]}", extra)
+    assert facts["error"] is None, f"scenario {scenario} failed:\n{facts['error']}"
     assert facts["page_errors"] == []
     return facts
 

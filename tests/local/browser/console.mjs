@@ -1,22 +1,25 @@
-// Browser scenarios for the Settings → API Keys page, run by tests/local/test_console_browser.py:
-//   node tests/local/browser/console.mjs <scenario>
-// env: CONSOLE_URL (the local server), ACCOUNT (a fresh account), SCREENSHOT_DIR, CHROMIUM.
+// Browser scenarios for the Settings → API Keys page, run by tests/local/test_console_browser.py.
+// One headless Chromium serves the whole module: each stdin line is a JSON command
+//   {"scenario": <name>, "account": <a fresh account>, "env": {<extra variables>}}
+// run in a fresh browser context (no cookies or storage carried over), answered by one JSON line
+// of facts on stdout. By hand, one scenario: `ACCOUNT=… node console.mjs <scenario>`.
+// env: CONSOLE_URL (the local server), SCREENSHOT_DIR, CHROMIUM.
 // playwright-core drives Debian's chromium; every request goes to 127.0.0.1 (the Cognito
 // scenario answers the hosted-UI URLs inside the browser, as AWS cannot run here).
 // Prints one JSON line of facts for pytest to assert on; exits 1 on a failed step.
 import assert from "node:assert/strict";
 import { createHash, createSign } from "node:crypto";
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
 import { chromium } from "playwright-core";
 
 const BASE = process.env.CONSOLE_URL;
-const ACCOUNT = process.env.ACCOUNT;
+let ACCOUNT = process.env.ACCOUNT; // each command names its own
 const SHOTS = process.env.SCREENSHOT_DIR;
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const KEY_PATTERN = /^ot_[A-Za-z0-9]{38}$/;
-const facts = {};
+let facts = {}; // what the running scenario reports
 
 async function shot(page, name) {
   await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true, animations: "disabled" });
@@ -609,44 +612,57 @@ const scenarios = {
 
 // ------------------------------------------------------------------------- run
 
-const scenario = scenarios[process.argv[2]];
-if (!scenario || !BASE || !ACCOUNT || !SHOTS) {
-  console.error(`usage: CONSOLE_URL=… ACCOUNT=… SCREENSHOT_DIR=… node console.mjs <${Object.keys(scenarios).join("|")}>`);
+if (!BASE || !SHOTS || (process.argv[2] && !scenarios[process.argv[2]])) {
+  console.error(`usage: CONSOLE_URL=… SCREENSHOT_DIR=… node console.mjs [<${Object.keys(scenarios).join("|")}>]`);
   process.exit(2);
 }
 await mkdir(SHOTS, { recursive: true });
-const profile = await mkdtemp(join(tmpdir(), "console-chromium-"));
-const context = await chromium.launchPersistentContext(profile, {
+const browser = await chromium.launch({
   executablePath: CHROMIUM,
   headless: true, // Playwright adds --headless
   args: [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
     "--disable-component-update", "--disable-sync",
   ],
-  viewport: { width: 1280, height: 800 },
-  permissions: ["clipboard-read", "clipboard-write"],
-  locale: "en-US",
-  timezoneId: "UTC",
-  // The local server's CSP allows only its own origin, as the page needs locally; a deployed
-  // page's CSP adds the Cognito domain (README). The Cognito scenario stands in for that.
-  bypassCSP: process.argv[2] === "cognito",
 });
-context.setDefaultTimeout(20000);
-const page = context.pages()[0] || (await context.newPage());
-const consoleErrors = [];
-page.on("pageerror", (err) => consoleErrors.push(String(err)));
-let failed = null;
-try {
-  await scenario(page);
-} catch (err) {
-  failed = err;
-  await shot(page, `failed-${process.argv[2]}`).catch(() => {});
+
+/** One scenario in a context of its own; its facts, with the page's errors and any failure. */
+async function run(name) {
+  facts = {};
+  const context = await browser.newContext({
+    viewport: { width: 1280, height: 800 },
+    permissions: ["clipboard-read", "clipboard-write"],
+    locale: "en-US",
+    timezoneId: "UTC",
+    // The local server's CSP allows only its own origin, as the page needs locally; a deployed
+    // page's CSP adds the Cognito domain (README). The Cognito scenario stands in for that.
+    bypassCSP: name === "cognito",
+  });
+  context.setDefaultTimeout(20000);
+  const page = await context.newPage();
+  const pageErrors = [];
+  page.on("pageerror", (err) => pageErrors.push(String(err)));
+  let error = null;
+  try {
+    await scenarios[name](page);
+  } catch (err) {
+    error = String(err.stack || err);
+    await shot(page, `failed-${name}`).catch(() => {});
+  }
+  await context.close();
+  return { ...facts, page_errors: pageErrors, error };
 }
-await context.close();
-await rm(profile, { recursive: true, force: true });
-facts.page_errors = consoleErrors;
-console.log(JSON.stringify(facts));
-if (failed) {
-  console.error(failed.stack || String(failed));
-  process.exit(1);
+
+if (process.argv[2]) {
+  const answer = await run(process.argv[2]);
+  console.log(JSON.stringify(answer));
+  await browser.close();
+  process.exit(answer.error ? 1 : 0);
 }
+for await (const line of createInterface({ input: process.stdin })) {
+  const command = JSON.parse(line);
+  ACCOUNT = command.account;
+  Object.assign(process.env, command.env || {});
+  console.log(JSON.stringify(await run(command.scenario)));
+}
+await browser.close();
