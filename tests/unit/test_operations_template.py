@@ -24,6 +24,7 @@ MANAGEMENT = {
     "RollKeyFunction",
     "ListScopesFunction",
     "ListRevocationsFunction",
+    "KeyUsageFunction",
 }
 TABLE_OPERATIONS = {"GetItem", "Query", "UpdateItem", "TransactWriteItems"}
 
@@ -73,6 +74,7 @@ SINGLE: dict[str, tuple[str, str, dict[str, Any], str, Any]] = {
         1,
     ),
     "AuditPublishFailuresAlarm": ("ApiKeys", "AuditPublishFailed", {"service": "apikeys"}, "Sum", 5),
+    "KeyUsageErrorsAlarm": ("AWS/Lambda", "Errors", {"FunctionName": {"Ref": "KeyUsageFunction"}}, "Sum", 3),
     "ExpiryNoticesFailuresAlarm": (
         "AWS/SQS",
         "ApproximateNumberOfMessagesVisible",
@@ -120,7 +122,7 @@ def _math(alarm: dict[str, Any]) -> list[tuple[str, str, dict[str, Any], str]]:
 def test_every_alarm_says_what_it_means_and_notifies_the_topic(translated: dict[str, Any]) -> None:
     alarms = _alarms(translated)
     anchors = {_slug(h) for h in re.findall(r"^#+ (.+)$", (ROOT / "docs/operations.md").read_text(), re.M)}
-    assert len(alarms) == 17
+    assert len(alarms) == 18
     for name, alarm in alarms.items():
         description = alarm["AlarmDescription"]
         assert "\n" not in description and len(description) <= 1024, name
@@ -153,6 +155,7 @@ def test_every_function_of_the_stack_is_in_a_throttles_alarm_and_management_ones
     ]
     assert sorted(throttled) == sorted(functions)  # each once, none missing (a new function must join one)
     errors = {dims["FunctionName"]["Ref"] for *_, dims, _ in _math(alarms["ManagementErrorsAlarm"])}
+    errors.add(next(d["Value"]["Ref"] for d in alarms["KeyUsageErrorsAlarm"]["Dimensions"]))
     assert errors == MANAGEMENT and functions >= MANAGEMENT
     for alarm in alarms.values():
         assert len([q for q in alarm.get("Metrics", []) if "MetricStat" in q]) <= 10  # CloudWatch's hard limit
