@@ -47,6 +47,18 @@ def _approve(request_id: str, account: str = "acct-a") -> str:
     return query_of(oauth.decide(request_id, account, USER, True))["code"]
 
 
+def _connect(api: Api) -> oauth.Tokens:
+    """acct-a (Pro) connects ChatGPT: the tokens of the code's exchange."""
+    api.set_plan("acct-a", "pro")
+    request_id, _ = _consent(_client(api))
+    code = _approve(request_id)
+    grant = oauth.load_code(code)
+    assert grant is not None
+    tokens = oauth.exchange_code(code, grant, None)
+    api.secrets.append(tokens.access_token)
+    return tokens
+
+
 def _items() -> list[dict[str, Any]]:
     table = os.environ["TABLE_NAME"]
     return boto3.client("dynamodb").scan(TableName=table, ConsistentRead=True)["Items"]  # type: ignore[no-any-return]
@@ -147,13 +159,7 @@ def test_a_deny_answers_the_client_and_the_request_is_spent(api: Api) -> None:
 def test_a_refresh_after_expires_in_still_rolls_the_key_until_the_leeway_ends(
     api: Api, travel: Callable[[float], None]
 ) -> None:
-    api.set_plan("acct-a", "pro")
-    request_id, _ = _consent(_client(api))
-    code = _approve(request_id)
-    grant = oauth.load_code(code)
-    assert grant is not None
-    first = oauth.exchange_code(code, grant, None)
-    api.secrets.append(first.access_token)
+    first = _connect(api)
     travel(first.expires_in + 60)  # the client noticed its token expired a minute ago
     refresh = oauth.load_refresh(first.refresh_token)
     assert refresh is not None
@@ -208,13 +214,7 @@ def test_a_refresh_token_read_by_two_before_either_rolls_ends_the_connection(api
     """The race of tests/stress/test_oauth_races.py, in its losing order: both requests read
     the token unused, one rolls the key, the other then finds the key already rolled. That is
     a token presented twice, so the second ends the connection rather than only refusing."""
-    api.set_plan("acct-a", "pro")
-    request_id, _ = _consent(_client(api))
-    code = _approve(request_id)
-    grant = oauth.load_code(code)
-    assert grant is not None
-    first = oauth.exchange_code(code, grant, None)
-    api.secrets.append(first.access_token)
+    first = _connect(api)
     winner, loser = oauth.load_refresh(first.refresh_token), oauth.load_refresh(first.refresh_token)
     assert winner is not None and loser is not None
     api.secrets.append(oauth.refresh(winner, None).access_token)
