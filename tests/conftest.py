@@ -45,6 +45,26 @@ for var in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_PROFILE"):
     os.environ.pop(var, None)
 
 
+def _share_botocore_data_loader() -> None:
+    """One botocore data loader for every session of the test process. moto gives each test a
+    new default session, and each new session parsed endpoints.json and the service models
+    again: 94 ms per moto table fixture, 17.5 ms with the shared loader (the fast tier makes
+    hundreds). botocore already shares a loader's parsed, read-only data between the clients of
+    one session; this shares it between sessions. The code under test is unchanged."""
+    import botocore.loaders
+    import botocore.session
+
+    loader = botocore.loaders.create_loader()
+
+    def register(session: botocore.session.Session) -> None:
+        session._components.lazy_register_component("data_loader", lambda: loader)  # type: ignore[attr-defined]
+
+    botocore.session.Session._register_data_loader = register  # type: ignore[attr-defined]
+
+
+_share_botocore_data_loader()
+
+
 TESTS = Path(__file__).resolve().parent
 TIERS = ("unit", "contract", "local", "stress")
 ENGINES = ("moto", "dynamodb_local")
