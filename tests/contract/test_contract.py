@@ -312,6 +312,15 @@ def test_denials_are_logged_and_allows_only_at_debug(api: Api, capfd: pytest.Cap
     lines = [json.loads(line) for line in capfd.readouterr().out.splitlines()]
     assert [(line["level"], line["message"]) for line in lines] == [("INFO", "denied")]
     assert lines[0]["function_request_id"] and lines[0]["function_name"] == "authorizer"
+    assert lines[0]["reason"] == "missing, malformed, unknown or revoked key"
+    # A live key of an account whose plan allows no keys: its own reason, and the account.
+    from tests.contract.test_downgrades import _set_plan
+
+    _set_plan({"account_id": "acct-a", "plan": None})
+    capfd.readouterr()
+    assert api.bearer(key)["policyDocument"]["Statement"][0]["Effect"] == "Deny"  # type: ignore[index]
+    [line] = [json.loads(line) for line in capfd.readouterr().out.splitlines() if '"denied"' in line]
+    assert (line["message"], line["reason"], line["account_id"]) == ("denied", "plan allows no keys", "acct-a")
 
 
 def test_unknown_well_formed_key_is_denied_after_one_read(api: Api, calls: CallCounter) -> None:
