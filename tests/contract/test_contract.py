@@ -259,11 +259,17 @@ def test_authorizer_event_shapes_and_schemes(api: Api) -> None:
     two = request_event({"Authorization": f"Bearer {key}"})
     two["multiValueHeaders"]["Authorization"].append("Bearer ot_other")
     assert api.authorize(two) is None
-    # A method ARN that names no API, stage and method is refused (401) before any I/O.
+    # A method ARN that names no API, stage and method is refused (401), and so is an event that
+    # is not an object or a TOKEN event whose token is not text.
     for arn in ("arn:aws:execute-api:us-east-1:123456789012", "arn:aws:execute-api:us-east-1:123456789012:abc123/v1"):
         event = token_event(f"Bearer {key}")
         event["methodArn"] = arn
         assert api.authorize(event) is None, arn
+    for not_an_event in (None, "Bearer", [token_event(f"Bearer {key}")]):
+        assert api.authorize(not_an_event) is None  # type: ignore[arg-type]
+    not_text = token_event(f"Bearer {key}")
+    not_text["authorizationToken"] = [f"Bearer {key}"]
+    assert api.authorize(not_text) is None
     # A value that is not text, in either map, is no header (a 401), never an error.
     for value in (7, [f"Bearer {key}"]):
         not_text = request_event({"Authorization": f"Bearer {key}"})
@@ -321,6 +327,14 @@ def test_denials_are_logged_and_allows_only_at_debug(api: Api, capfd: pytest.Cap
     assert api.bearer(key)["policyDocument"]["Statement"][0]["Effect"] == "Deny"  # type: ignore[index]
     [line] = [json.loads(line) for line in capfd.readouterr().out.splitlines() if '"denied"' in line]
     assert (line["message"], line["reason"], line["account_id"]) == ("denied", "plan allows no keys", "acct-a")
+
+
+def test_a_malformed_method_arn_is_refused_before_any_io(api: Api, calls: CallCounter) -> None:
+    api.set_plan("acct-a", "pro")
+    event = token_event(f"Bearer {api.create('acct-a').body['key']}")
+    event["methodArn"] = "arn:aws:execute-api:us-east-1:123456789012:abc123/v1"
+    calls.reset()
+    assert api.authorize(event) is None and calls.calls == []
 
 
 def test_unknown_well_formed_key_is_denied_after_one_read(api: Api, calls: CallCounter) -> None:
