@@ -223,3 +223,62 @@ def test_a_refresh_token_read_by_two_before_either_rolls_ends_the_connection(api
     assert refused.value.error == "invalid_grant"
     listing = api.list("acct-a").body
     assert listing["key_count"] == 0 and listing["keys"] == []
+
+
+def _connect(api: Api, resource: str | None = None) -> oauth.Tokens:
+    request_id, _ = _consent(_client(api))
+    code = _approve(request_id)
+    grant = oauth.load_code(code)
+    assert grant is not None
+    tokens = oauth.exchange_code(code, grant, resource)
+    api.secrets += [tokens.access_token, tokens.refresh_token]
+    return tokens
+
+
+def test_an_account_the_table_does_not_hold_yet_connects_on_the_default_plan(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user's first key may be a connection's: its account is created with it, on DEFAULT_PLAN."""
+    from tests.helpers.support import fresh_container
+
+    monkeypatch.setenv("DEFAULT_PLAN", "pro")
+    fresh_container()
+    tokens = _connect(api)
+    assert api.list("acct-a").body["key_count"] == 1
+    answer = api.bearer(tokens.access_token)
+    assert answer is not None and answer["context"]["account_id"] == "acct-a" and answer["context"]["plan"] == "pro"
+
+
+def test_each_refresh_hands_over_a_working_key_and_a_refresh_token_for_the_next(
+    api: Api, travel: Callable[[float], None]
+) -> None:
+    """Two refreshes in a row: each new key works as the account's on its plan, each new refresh
+    token keeps the resource the first was issued for, the key still in its grace at the next
+    refresh is removed then (its digest marked `rolled`), and a rolled-out key stops when its
+    grace ends."""
+    from apikeys import keys
+
+    api.set_plan("acct-a", "pro")
+    first = _connect(api, f"{BASE}/mcp")
+    grant = oauth.load_refresh(first.refresh_token)
+    assert grant is not None and grant.resource == f"{BASE}/mcp"
+    with pytest.raises(oauth.OAuthError) as refused:
+        oauth.refresh(grant, f"{BASE}/other")
+    assert refused.value.error == "invalid_target"
+    second = oauth.refresh(grant, f"{BASE}/mcp/")
+    api.secrets += [second.access_token, second.refresh_token]
+    for token in (first.access_token, second.access_token):  # the first in its grace
+        answer = api.bearer(token)
+        assert answer is not None and (answer["context"]["account_id"], answer["context"]["plan"]) == ("acct-a", "pro")
+    grant = oauth.load_refresh(second.refresh_token)
+    assert grant is not None and grant.resource == f"{BASE}/mcp"
+    third = oauth.refresh(grant, None)
+    api.secrets += [third.access_token, third.refresh_token]
+    digest_key = {"pk": {"S": f"DIGEST#{keys.digest(first.access_token)}"}, "sk": {"S": "DIGEST"}}
+    item = boto3.client("dynamodb").get_item(TableName=os.environ["TABLE_NAME"], Key=digest_key)["Item"]
+    assert (item["revoked"], item["reason"]) == ({"BOOL": True}, {"S": "rolled"})
+    assert api.bearer(first.access_token) is None
+    assert api.bearer(second.access_token) is not None  # in its grace
+    travel(oauth.REFRESH_GRACE_SECONDS + 1)
+    assert api.bearer(second.access_token) is None
+    assert api.bearer(third.access_token) is not None
