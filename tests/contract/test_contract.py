@@ -16,6 +16,7 @@ from tests.helpers.support import (
     CallCounter,
     counting_calls,
     http_api_event,
+    load_function,
     request_event,
     token_event,
 )
@@ -327,6 +328,28 @@ def test_denials_are_logged_and_allows_only_at_debug(api: Api, capfd: pytest.Cap
     assert api.bearer(key)["policyDocument"]["Statement"][0]["Effect"] == "Deny"  # type: ignore[index]
     [line] = [json.loads(line) for line in capfd.readouterr().out.splitlines() if '"denied"' in line]
     assert (line["message"], line["reason"], line["account_id"]) == ("denied", "plan allows no keys", "acct-a")
+
+
+def test_at_debug_an_allowed_request_is_logged_with_its_account_and_key(
+    api: Api, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """POWERTOOLS_LOG_LEVEL=DEBUG (read once per container): each allowed request is a line too."""
+    import json
+
+    api.set_plan("acct-a", "pro")
+    created = api.create("acct-a").body
+    authorizer = load_function("authorizer")
+    monkeypatch.setattr(authorizer, "DEBUG", True)
+    level = authorizer.logger.log_level
+    authorizer.logger.setLevel("DEBUG")
+    try:
+        capfd.readouterr()
+        assert api.bearer(created["key"]) is not None
+        lines = [json.loads(line) for line in capfd.readouterr().out.splitlines()]
+    finally:
+        authorizer.logger.setLevel(level)
+    allowed = [(line["message"], line["account_id"], line["key_id"]) for line in lines if line["level"] == "DEBUG"]
+    assert allowed == [("allowed", "acct-a", created["id"])]
 
 
 def test_a_malformed_method_arn_is_refused_before_any_io(api: Api, calls: CallCounter) -> None:
