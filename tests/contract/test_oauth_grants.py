@@ -282,3 +282,71 @@ def test_each_refresh_hands_over_a_working_key_and_a_refresh_token_for_the_next(
     travel(oauth.REFRESH_GRACE_SECONDS + 1)
     assert api.bearer(second.access_token) is None
     assert api.bearer(third.access_token) is not None
+
+
+def _code(api: Api) -> tuple[str, oauth.CodeGrant]:
+    request_id, _ = _consent(_client(api))
+    code = _approve(request_id)
+    grant = oauth.load_code(code)
+    assert grant is not None
+    return code, grant
+
+
+def test_a_key_made_between_the_exchanges_read_and_its_write_is_read_again_and_both_kept(api: Api) -> None:
+    """The exchange's transaction is conditioned on the account as read: another key created in
+    between cancels it, and the exchange reads again and creates its key next to that one."""
+    from tests.helpers.interleave import before_each_write
+
+    api.set_plan("acct-a", "pro")
+    code, grant = _code(api)
+    with before_each_write(lambda: api.secrets.append(api.create("acct-a", "Console").body["key"])) as ran:
+        tokens = oauth.exchange_code(code, grant, None)
+    api.secrets += [tokens.access_token, tokens.refresh_token]
+    assert ran == [1]
+    assert sorted(k["name"] for k in api.list("acct-a").body["keys"]) == ["ChatGPT", "Console"]
+    assert api.bearer(tokens.access_token) is not None
+
+
+def test_a_code_exchanged_by_another_request_between_read_and_write_is_refused_as_used(api: Api) -> None:
+    from tests.helpers.interleave import before_each_write
+
+    api.set_plan("acct-a", "pro")
+    code, grant = _code(api)
+    won: list[oauth.Tokens] = []
+    with (
+        before_each_write(lambda: won.append(oauth.exchange_code(code, grant, None))),
+        pytest.raises(oauth.OAuthError) as refused,
+    ):
+        oauth.exchange_code(code, grant, None)
+    api.secrets += [won[0].access_token, won[0].refresh_token]
+    assert (refused.value.error, refused.value.description) == ("invalid_grant", "authorization code does not exist")
+    assert api.list("acct-a").body["key_count"] == 1
+
+
+def test_a_new_connection_key_that_collides_with_a_stored_one_fails_and_writes_nothing(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Random 256-bit keys never collide; if one did, the exchange fails loudly, not as the
+    account's or the code's fault, and nothing is written."""
+    from apikeys import keys
+
+    api.set_plan("acct-a", "pro")
+    existing = api.create("acct-a", "Console").body["key"]
+    api.secrets.append(existing)
+    code, grant = _code(api)
+    monkeypatch.setattr(keys, "generate", lambda prefix: existing)
+    with pytest.raises(RuntimeError, match=r"^key id or digest collision$"):
+        oauth.exchange_code(code, grant, None)
+    assert api.list("acct-a").body["key_count"] == 1
+    assert oauth.load_code(code) is not None
+
+
+def test_a_consent_request_is_refused_from_the_second_it_expires(api: Api, set_clock: Callable[[float], None]) -> None:
+    api.set_plan("acct-a", "pro")
+    set_clock(1_800_000_000)
+    request_id, _ = _consent(_client(api))
+    set_clock(1_800_000_000 + oauth.CONSENT_SECONDS - 1)
+    assert oauth.consent(request_id, "acct-a").key_name == "ChatGPT"
+    set_clock(1_800_000_000 + oauth.CONSENT_SECONDS)
+    with pytest.raises(NotFound):
+        oauth.consent(request_id, "acct-a")
