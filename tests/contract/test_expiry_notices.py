@@ -16,7 +16,7 @@ from apikeys import clock, container, retries
 from apikeys.config import get_settings
 from apikeys.store import NoticeStore
 from tests.helpers.invariants import check_table
-from tests.helpers.support import Api, LambdaContext, load_function
+from tests.helpers.support import Api, CallCounter, LambdaContext, load_function
 
 START = datetime(2027, 3, 1, 12, 0, 0, 250_000, tzinfo=UTC)
 DAY = 86400
@@ -165,6 +165,18 @@ def test_a_key_rolled_after_the_run_read_it_gets_no_notice(api: Api, calendar: C
     event = audit.event(audit.KEY_EXPIRING, audit.Caller(), "acct-a", key_id=key["id"], key_name="Raced")
     assert db.put_expiry_notice("acct-a", record, 7, event) is False
     assert warnings() == []
+
+
+def test_a_key_already_warned_costs_a_repeated_run_a_read_and_no_write(
+    api: Api, calendar: Calendar, calls: CallCounter
+) -> None:
+    """The run reads the notice's marker before it writes: the day's second run finds it."""
+    api.set_plan("acct-a", "pro")
+    api.create("acct-a", "Warned", expires_in_days=7)
+    assert calendar.run()["sent"] == 1
+    calls.reset()
+    assert calendar.run()["sent"] == 0
+    assert "GetItem" in calls.calls and "TransactWriteItems" not in calls.calls
 
 
 def test_two_runs_that_both_read_a_key_before_either_wrote_warn_it_once(
