@@ -251,9 +251,12 @@ def test_a_scoped_keys_routes_are_built_once_per_key_and_stage(monkeypatch: pyte
     authorizer, counted = _scoped_authorizer(monkeypatch, '{"orders": ["GET /v1/orders/*", "POST /v1/orders"]}')
     built: list[str] = []
     real = scopes.resource_arns
-    monkeypatch.setattr(
-        scopes, "resource_arns", lambda names, catalogue, stage: built.append(stage) or real(names, catalogue, stage)
-    )
+
+    def resource_arns(names: tuple[str, ...], catalogue: Any, stage: str) -> list[str]:
+        built.append(stage)
+        return real(names, catalogue, stage)
+
+    monkeypatch.setattr(scopes, "resource_arns", resource_arns)
     api = "arn:aws:execute-api:us-east-1:123456789012:abc123"
     for arn in (
         f"{api}/v1/GET/v1/orders/7",

@@ -293,3 +293,33 @@ def test_oauth_items_a_client_a_consent_request_its_code_and_a_refresh_token(
     }  # fmt: skip
     assert "resource" not in stored("REFRESH", "u" * 64)
     assert db.get_refresh("u" * 64) == {**refresh, "ttl": NOW + 99, "resource": None, "used": False}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Thing:
+    name: str
+    count: int = 7
+    label: str | None = "default"
+    until: int | None = None
+
+
+def test_a_codec_renames_attributes_and_reads_a_missing_or_invalid_one_as_absent_or_the_default() -> None:
+    """Every item type above is one `_Codec`, built once when store.py is imported; this one is
+    built here, so a change to how a codec is built shows: positional attributes under the
+    field's name, keywords as attribute=field; a missing attribute read as `absent` gives, else
+    as the field's default, else None; one failing its `valid` check read as missing."""
+    codec = store._Codec(
+        _Thing,
+        "name",
+        "count",
+        absent={"label": "unset"},
+        valid={"count": lambda v: isinstance(v, int) and v >= 0},
+        tag="label",
+        ttl="until",
+    )
+    key = {"pk": {"S": "THING#a"}, "sk": {"S": "THING"}}
+    item = codec.item(_Thing("a", 3, "x", 99), key)
+    assert item == {**key, "name": {"S": "a"}, "count": {"N": "3"}, "tag": {"S": "x"}, "ttl": {"N": "99"}}
+    assert codec.read(item) == _Thing("a", 3, "x", 99)
+    assert codec.read({"name": {"S": "b"}}) == _Thing("b", 7, "unset", None)
+    assert codec.read({"name": {"S": "c"}, "count": {"N": "-1"}}) == _Thing("c", 7, "unset", None)
