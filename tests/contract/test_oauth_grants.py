@@ -350,3 +350,23 @@ def test_a_consent_request_is_refused_from_the_second_it_expires(api: Api, set_c
     set_clock(1_800_000_000 + oauth.CONSENT_SECONDS)
     with pytest.raises(NotFound):
         oauth.consent(request_id, "acct-a")
+
+
+def test_a_refresh_whose_new_key_collides_with_a_stored_one_writes_nothing(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from apikeys import keys
+
+    api.set_plan("acct-a", "pro")
+    first = _connect(api)
+    console = api.create("acct-a", "Console").body
+    grant = oauth.load_refresh(first.refresh_token)
+    assert grant is not None
+    with monkeypatch.context() as patched:
+        patched.setattr(keys, "generate", lambda prefix: console["key"])
+        with pytest.raises(oauth.OAuthError) as refused:
+            oauth.refresh(grant, None)
+    assert refused.value.error == "temporarily_unavailable"
+    answer = api.bearer(console["key"])
+    assert answer is not None and answer["context"]["key_id"] == console["id"]
+    assert oauth.load_refresh(first.refresh_token) is not None  # not spent: the client may retry
