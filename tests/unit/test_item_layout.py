@@ -224,6 +224,9 @@ def test_a_usage_item_one_number_per_key_and_its_days_ttl(moto_db: None) -> None
         f"n_{k2}": {"N": "1"},
         "ttl": {"N": str(1_800_057_600 + 91 * 86400)},  # 2027-01-16T00:00:00Z + 91 days
     }
+    assert db.add_usage("acct", date(2027, 1, 17), {k1: 0})  # nothing to count: no write, no item
+    key["sk"] = {"S": "USAGE#2027-01-17"}
+    assert "Item" not in boto3.client("dynamodb").get_item(TableName=table, Key=key, ConsistentRead=True)
 
 
 def test_oauth_items_a_client_a_consent_request_its_code_and_a_refresh_token(
