@@ -111,3 +111,36 @@ def test_only_errors_a_later_request_may_not_meet_are_a_503() -> None:
     assert _is_transient(EndpointConnectionError(endpoint_url="https://dynamodb"))
     assert not _is_transient(refused("ValidationException"))
     assert not _is_transient(ValueError("a bug"))
+
+
+@pytest.mark.parametrize(
+    ("code", "written"),
+    [
+        ("ThrottlingException", False),
+        ("ProvisionedThroughputExceededException", False),
+        ("RequestLimitExceeded", False),
+        ("ValidationException", None),
+    ],
+)
+def test_a_throttled_usage_write_is_reported_unwritten_and_any_other_refusal_raises(
+    code: str, written: bool | None
+) -> None:
+    """A throttled ADD was certainly not applied, so its counts may be sent again (False); any
+    other refusal's outcome is unknown, and raises (the counts are then dropped, not doubled)."""
+    from datetime import date
+
+    from botocore.exceptions import ClientError
+
+    from apikeys.store import Store
+
+    class Refusing:
+        def update_item(self, **_: Any) -> None:
+            raise ClientError({"Error": {"Code": code, "Message": "injected"}}, "UpdateItem")
+
+    db = Store("t", Refusing())  # type: ignore[arg-type]
+    counts = {"key_0SXg9cFh1a4Zb0qR7mWt": 1}
+    if written is None:
+        with pytest.raises(ClientError):
+            db.add_usage("acct", date(2027, 1, 16), counts)
+    else:
+        assert db.add_usage("acct", date(2027, 1, 16), counts) is written
