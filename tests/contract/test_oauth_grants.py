@@ -323,18 +323,22 @@ def test_a_code_exchanged_by_another_request_between_read_and_write_is_refused_a
     assert api.list("acct-a").body["key_count"] == 1
 
 
+@pytest.mark.parametrize("same", ["key", "id"])
 def test_a_new_connection_key_that_collides_with_a_stored_one_fails_and_writes_nothing(
-    api: Api, monkeypatch: pytest.MonkeyPatch
+    api: Api, monkeypatch: pytest.MonkeyPatch, same: str
 ) -> None:
-    """Random 256-bit keys never collide; if one did, the exchange fails loudly, not as the
-    account's or the code's fault, and nothing is written."""
+    """Random 256-bit keys never collide, nor do key ids (microseconds, increasing in each
+    container); if one did, the exchange fails loudly, not as the account's or the code's
+    fault, and nothing is written."""
     from apikeys import keys
 
     api.set_plan("acct-a", "pro")
-    existing = api.create("acct-a", "Console").body["key"]
-    api.secrets.append(existing)
+    existing = api.create("acct-a", "Console").body
     code, grant = _code(api)
-    monkeypatch.setattr(keys, "generate", lambda prefix: existing)
+    if same == "key":
+        monkeypatch.setattr(keys, "generate", lambda prefix: existing["key"])
+    else:
+        monkeypatch.setattr(keys, "new_key_id", lambda: existing["id"])
     with pytest.raises(RuntimeError, match=r"^key id or digest collision$"):
         oauth.exchange_code(code, grant, None)
     assert api.list("acct-a").body["key_count"] == 1
@@ -352,8 +356,9 @@ def test_a_consent_request_is_refused_from_the_second_it_expires(api: Api, set_c
         oauth.consent(request_id, "acct-a")
 
 
+@pytest.mark.parametrize("same", ["key", "id"])
 def test_a_refresh_whose_new_key_collides_with_a_stored_one_writes_nothing(
-    api: Api, monkeypatch: pytest.MonkeyPatch
+    api: Api, monkeypatch: pytest.MonkeyPatch, same: str
 ) -> None:
     from apikeys import keys
 
@@ -363,7 +368,10 @@ def test_a_refresh_whose_new_key_collides_with_a_stored_one_writes_nothing(
     grant = oauth.load_refresh(first.refresh_token)
     assert grant is not None
     with monkeypatch.context() as patched:
-        patched.setattr(keys, "generate", lambda prefix: console["key"])
+        if same == "key":
+            patched.setattr(keys, "generate", lambda prefix: console["key"])
+        else:
+            patched.setattr(keys, "new_key_id", lambda: console["id"])
         with pytest.raises(oauth.OAuthError) as refused:
             oauth.refresh(grant, None)
     assert refused.value.error == "temporarily_unavailable"

@@ -108,16 +108,20 @@ def test_a_roll_without_grace_leaves_the_old_digest_as_a_rolled_tombstone(api: A
     assert api.bearer(key["key"]) is None
 
 
+@pytest.mark.parametrize("same", ["key", "id"])
 def test_a_roll_whose_new_key_collides_with_a_stored_one_writes_nothing(
-    api: Api, key: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    api: Api, key: dict[str, Any], monkeypatch: pytest.MonkeyPatch, same: str
 ) -> None:
-    """Random 256-bit keys never collide; if one did, the roll would fail rather than take over
-    the other key's digest item."""
+    """Random 256-bit keys never collide, nor do key ids (microseconds, increasing in each
+    container); if one did, the roll would fail rather than take over the other key's items."""
     from apikeys import keys
 
     other = api.create(ACCT, "other").body
     with monkeypatch.context() as patched:
-        patched.setattr(keys, "generate", lambda prefix: other["key"])
+        if same == "key":
+            patched.setattr(keys, "generate", lambda prefix: other["key"])
+        else:
+            patched.setattr(keys, "new_key_id", lambda: other["id"])
         assert api.roll(ACCT, key["id"]).status == 503
     for live in (key, other):
         answer = api.bearer(live["key"])
