@@ -114,30 +114,37 @@ def test_only_errors_a_later_request_may_not_meet_are_a_503() -> None:
 
 
 @pytest.mark.parametrize(
-    ("code", "written"),
+    ("error", "written"),
     [
         ("ThrottlingException", False),
         ("ProvisionedThroughputExceededException", False),
         ("RequestLimitExceeded", False),
+        ("EndpointConnectionError", False),
+        ("ConnectTimeoutError", False),
         ("ValidationException", None),
     ],
 )
-def test_a_throttled_usage_write_is_reported_unwritten_and_any_other_refusal_raises(
-    code: str, written: bool | None
+def test_a_usage_write_never_applied_is_reported_unwritten_and_any_other_failure_raises(
+    error: str, written: bool | None
 ) -> None:
-    """A throttled ADD was certainly not applied, so its counts may be sent again (False); any
-    other refusal's outcome is unknown, and raises (the counts are then dropped, not doubled)."""
+    """A throttled ADD, or one that never reached DynamoDB, was certainly not applied: its counts
+    may be sent again (False). Any other failure's outcome is unknown, and raises (the counts
+    are then dropped, not doubled)."""
     from datetime import date
 
-    from botocore.exceptions import ClientError
+    from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError
 
     from apikeys.store import Store
 
-    class Refusing:
+    class Failing:
         def update_item(self, **_: Any) -> None:
-            raise ClientError({"Error": {"Code": code, "Message": "injected"}}, "UpdateItem")
+            if error == "EndpointConnectionError":
+                raise EndpointConnectionError(endpoint_url="https://dynamodb.invalid")
+            if error == "ConnectTimeoutError":
+                raise ConnectTimeoutError(endpoint_url="https://dynamodb.invalid")
+            raise ClientError({"Error": {"Code": error, "Message": "injected"}}, "UpdateItem")
 
-    db = Store("t", Refusing())  # type: ignore[arg-type]
+    db = Store("t", Failing())  # type: ignore[arg-type]
     counts = {"key_0SXg9cFh1a4Zb0qR7mWt": 1}
     if written is None:
         with pytest.raises(ClientError):
