@@ -151,6 +151,23 @@ def test_the_spelled_out_read_knows_every_attribute_the_codec_maps() -> None:
     assert store._read_principal(item) == principal == store._PRINCIPAL.read(item)
 
 
+def test_the_spelled_out_read_takes_every_digest_item_the_store_writes_without_the_codec(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The shortcut is the path of every authorization: a digest item as the store writes it,
+    with or without expiry and scopes, never falls back to the codec's slower read."""
+    full = Principal("acct-a", "key_0SXg9cFh1a4Zb0qR7mWt", "pro", 1_900_000_000, ("whoami", "mcp"))
+    bare = Principal("acct-a", "key_0SXg9cFh1a4Zb0qR7mWu", "pro")
+    items = [store._PRINCIPAL.item(p, store._digest_key(c * 64), created_at="x") for p, c in ((full, "a"), (bare, "b"))]
+
+    class NoCodec:
+        def read(self, item: Any) -> None:
+            raise AssertionError("fell back to the codec")
+
+    monkeypatch.setattr(store, "_PRINCIPAL", NoCodec())
+    assert [store._read_principal(item) for item in items] == [full, bare]
+
+
 def _lines(handler: Any, contexts: list[LambdaContext]) -> list[dict[str, Any]]:
     out, real = io.StringIO(), sys.stdout
     sys.stdout = out
