@@ -47,15 +47,17 @@ def _approve(request_id: str, account: str = "acct-a") -> str:
     return query_of(oauth.decide(request_id, account, USER, True))["code"]
 
 
-def _connect(api: Api) -> oauth.Tokens:
-    """acct-a (Pro) connects ChatGPT: the tokens of the code's exchange."""
-    api.set_plan("acct-a", "pro")
+def _connect(api: Api, resource: str | None = None, plan: str | None = "pro") -> oauth.Tokens:
+    """acct-a (on `plan`, or as the table finds it if None) connects ChatGPT: the tokens of the
+    code's exchange."""
+    if plan is not None:
+        api.set_plan("acct-a", plan)
     request_id, _ = _consent(_client(api))
     code = _approve(request_id)
     grant = oauth.load_code(code)
     assert grant is not None
-    tokens = oauth.exchange_code(code, grant, None)
-    api.secrets.append(tokens.access_token)
+    tokens = oauth.exchange_code(code, grant, resource)
+    api.secrets += [tokens.access_token, tokens.refresh_token]
     return tokens
 
 
@@ -225,16 +227,6 @@ def test_a_refresh_token_read_by_two_before_either_rolls_ends_the_connection(api
     assert listing["key_count"] == 0 and listing["keys"] == []
 
 
-def _connect(api: Api, resource: str | None = None) -> oauth.Tokens:
-    request_id, _ = _consent(_client(api))
-    code = _approve(request_id)
-    grant = oauth.load_code(code)
-    assert grant is not None
-    tokens = oauth.exchange_code(code, grant, resource)
-    api.secrets += [tokens.access_token, tokens.refresh_token]
-    return tokens
-
-
 def test_an_account_the_table_does_not_hold_yet_connects_on_the_default_plan(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -243,7 +235,7 @@ def test_an_account_the_table_does_not_hold_yet_connects_on_the_default_plan(
 
     monkeypatch.setenv("DEFAULT_PLAN", "pro")
     fresh_container()
-    tokens = _connect(api)
+    tokens = _connect(api, plan=None)
     assert api.list("acct-a").body["key_count"] == 1
     answer = api.bearer(tokens.access_token)
     assert answer is not None and answer["context"]["account_id"] == "acct-a" and answer["context"]["plan"] == "pro"
