@@ -16,6 +16,7 @@ from tests.helpers.support import (
     CallCounter,
     counting_calls,
     http_api_event,
+    load_function,
     request_event,
     token_event,
 )
@@ -259,11 +260,17 @@ def test_authorizer_event_shapes_and_schemes(api: Api) -> None:
     two = request_event({"Authorization": f"Bearer {key}"})
     two["multiValueHeaders"]["Authorization"].append("Bearer ot_other")
     assert api.authorize(two) is None
-    # A method ARN that names no API, stage and method is refused (401) before any I/O.
+    # A method ARN that names no API, stage and method is refused (401), and so is an event that
+    # is not an object or a TOKEN event whose token is not text.
     for arn in ("arn:aws:execute-api:us-east-1:123456789012", "arn:aws:execute-api:us-east-1:123456789012:abc123/v1"):
         event = token_event(f"Bearer {key}")
         event["methodArn"] = arn
         assert api.authorize(event) is None, arn
+    for not_an_event in (None, "Bearer", [token_event(f"Bearer {key}")]):
+        assert api.authorize(not_an_event) is None  # type: ignore[arg-type]
+    not_text = token_event(f"Bearer {key}")
+    not_text["authorizationToken"] = [f"Bearer {key}"]
+    assert api.authorize(not_text) is None
     # A value that is not text, in either map, is no header (a 401), never an error.
     for value in (7, [f"Bearer {key}"]):
         not_text = request_event({"Authorization": f"Bearer {key}"})
@@ -312,6 +319,45 @@ def test_denials_are_logged_and_allows_only_at_debug(api: Api, capfd: pytest.Cap
     lines = [json.loads(line) for line in capfd.readouterr().out.splitlines()]
     assert [(line["level"], line["message"]) for line in lines] == [("INFO", "denied")]
     assert lines[0]["function_request_id"] and lines[0]["function_name"] == "authorizer"
+    assert lines[0]["reason"] == "missing, malformed, unknown or revoked key"
+    # A live key of an account whose plan allows no keys: its own reason, and the account.
+    from tests.contract.test_downgrades import _set_plan
+
+    _set_plan({"account_id": "acct-a", "plan": None})
+    capfd.readouterr()
+    assert api.bearer(key)["policyDocument"]["Statement"][0]["Effect"] == "Deny"  # type: ignore[index]
+    [line] = [json.loads(line) for line in capfd.readouterr().out.splitlines() if '"denied"' in line]
+    assert (line["message"], line["reason"], line["account_id"]) == ("denied", "plan allows no keys", "acct-a")
+
+
+def test_at_debug_an_allowed_request_is_logged_with_its_account_and_key(
+    api: Api, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """POWERTOOLS_LOG_LEVEL=DEBUG (read once per container): each allowed request is a line too."""
+    import json
+
+    api.set_plan("acct-a", "pro")
+    created = api.create("acct-a").body
+    authorizer = load_function("authorizer")
+    monkeypatch.setattr(authorizer, "DEBUG", True)
+    level = authorizer.logger.log_level
+    authorizer.logger.setLevel("DEBUG")
+    try:
+        capfd.readouterr()
+        assert api.bearer(created["key"]) is not None
+        lines = [json.loads(line) for line in capfd.readouterr().out.splitlines()]
+    finally:
+        authorizer.logger.setLevel(level)
+    allowed = [(line["message"], line["account_id"], line["key_id"]) for line in lines if line["level"] == "DEBUG"]
+    assert allowed == [("allowed", "acct-a", created["id"])]
+
+
+def test_a_malformed_method_arn_is_refused_before_any_io(api: Api, calls: CallCounter) -> None:
+    api.set_plan("acct-a", "pro")
+    event = token_event(f"Bearer {api.create('acct-a').body['key']}")
+    event["methodArn"] = "arn:aws:execute-api:us-east-1:123456789012:abc123/v1"
+    calls.reset()
+    assert api.authorize(event) is None and calls.calls == []
 
 
 def test_unknown_well_formed_key_is_denied_after_one_read(api: Api, calls: CallCounter) -> None:

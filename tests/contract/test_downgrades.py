@@ -7,7 +7,7 @@ means no API access: the authorizer answers an explicit Deny, and the keys are k
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -151,3 +151,28 @@ def test_set_plan_requires_the_plan_field(api: Api) -> None:
     with pytest.raises(InvalidRequest, match="plan is required"):
         _set_plan({"account_id": "acct-keep"})
     assert api.list("acct-keep").body["plan"] == "pro"
+
+
+def test_a_plan_change_leaves_the_digest_items_of_expired_keys_to_ttl(
+    api: Api, set_clock: Callable[[float], None]
+) -> None:
+    """An expired key is refused whatever plan its digest item carries, and TTL removes the item
+    (maybe in the middle of the change): the change writes only the live keys' digest items. A
+    key is expired from its expiry's very second."""
+    import boto3
+
+    from apikeys import keys
+
+    set_clock(1_800_000_000)
+    api.set_plan("acct-a", "pro")
+    live = api.create("acct-a", "live").body
+    expired = api.create("acct-a", "expired", expires_in_days=1).body
+    set_clock(1_800_000_000 + 86400)
+    assert _set_plan({"account_id": "acct-a", "plan": "advanced"})["plan"] == "advanced"
+
+    def plan_of(key: str) -> str:
+        digest = {"pk": {"S": f"DIGEST#{keys.digest(key)}"}, "sk": {"S": "DIGEST"}}
+        item = boto3.client("dynamodb").get_item(TableName=get_settings().table_name, Key=digest)["Item"]
+        return str(item["plan"]["S"])
+
+    assert (plan_of(live["key"]), plan_of(expired["key"])) == ("advanced", "pro")

@@ -200,3 +200,25 @@ def test_a_delete_that_loses_every_race_is_404_and_removes_nothing(api: Api) -> 
     assert answered[0] == 3  # retries.DELETE_ATTEMPTS
     assert (reply.status, reply.body) == (404, {"error": _not_found(key["id"])})
     assert api.bearer(key["key"]) is not None
+
+
+def test_a_plan_change_that_loses_every_race_tries_ten_times_or_until_out_of_time_then_is_unavailable(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each attempt re-reads the account and its keys; billing sees a failed invocation (it
+    retries), and no digest item is left on another plan than the account's."""
+    from apikeys import retries
+    from apikeys.errors import ServiceUnavailable
+
+    api.set_plan("acct-a", "pro")
+    key = api.create("acct-a", "CI").body
+    change = {"account_id": "acct-a", "plan": "advanced"}
+    with conditions_always_fail() as answered, pytest.raises(ServiceUnavailable, match=r"^Too many concurrent"):
+        load_function("set_plan").lambda_handler(change, LambdaContext())
+    assert answered[0] == retries.SET_PLAN_ATTEMPTS == 10
+    monkeypatch.setattr(retries, "retrying", lambda delay=0.0: False)  # the invocation's time is up
+    with conditions_always_fail() as answered, pytest.raises(ServiceUnavailable, match=r"^Too many concurrent"):
+        load_function("set_plan").lambda_handler(change, LambdaContext())
+    assert answered[0] == 1
+    assert api.list("acct-a").body["plan"] == "pro"
+    assert api.bearer(key["key"])["context"]["plan"] == "pro"  # type: ignore[index]

@@ -16,7 +16,7 @@ from apikeys import clock, container, retries
 from apikeys.config import get_settings
 from apikeys.store import NoticeStore
 from tests.helpers.invariants import check_table
-from tests.helpers.support import Api, LambdaContext, load_function
+from tests.helpers.support import Api, CallCounter, LambdaContext, load_function
 
 START = datetime(2027, 3, 1, 12, 0, 0, 250_000, tzinfo=UTC)
 DAY = 86400
@@ -167,6 +167,18 @@ def test_a_key_rolled_after_the_run_read_it_gets_no_notice(api: Api, calendar: C
     assert warnings() == []
 
 
+def test_a_key_already_warned_costs_a_repeated_run_a_read_and_no_write(
+    api: Api, calendar: Calendar, calls: CallCounter
+) -> None:
+    """The run reads the notice's marker before it writes: the day's second run finds it."""
+    api.set_plan("acct-a", "pro")
+    api.create("acct-a", "Warned", expires_in_days=7)
+    assert calendar.run()["sent"] == 1
+    calls.reset()
+    assert calendar.run()["sent"] == 0
+    assert "GetItem" in calls.calls and "TransactWriteItems" not in calls.calls
+
+
 def test_two_runs_that_both_read_a_key_before_either_wrote_warn_it_once(
     api: Api, calendar: Calendar, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -210,3 +222,68 @@ def test_a_run_cut_short_by_its_deadline_fails_and_its_rerun_sends_only_the_rest
     deadline_after(10**9)
     assert calendar.run() == {"day": "2027-03-01", "checked": 5, "sent": 3}
     assert sorted(w["key_id"] for w in warnings()) == sorted(k["id"] for k in made)
+
+
+def _written_before_the_index(table: str) -> list[dict[str, Any]]:
+    """The key items, as the one-off backfill finds them: without `expires_on` (removed here, as
+    items written before issue 24 never had it), in the order a Scan returns them."""
+    db = boto3.client("dynamodb")
+    items = [i for i in db.scan(TableName=table, ConsistentRead=True)["Items"] if i["sk"]["S"].startswith("KEY#")]
+    for item in items:
+        db.update_item(TableName=table, Key={"pk": item["pk"], "sk": item["sk"]}, UpdateExpression="REMOVE expires_on")
+    return [i for i in db.scan(TableName=table, ConsistentRead=True)["Items"] if i["sk"]["S"].startswith("KEY#")]
+
+
+def _expires_on(table: str, item: dict[str, Any]) -> str | None:
+    key = {"pk": item["pk"], "sk": item["sk"]}
+    found = boto3.client("dynamodb").get_item(TableName=table, Key=key, ConsistentRead=True)["Item"]
+    return found["expires_on"]["S"] if "expires_on" in found else None
+
+
+def _set_ttl(table: str, item: dict[str, Any], ttl: int) -> None:
+    key = {"pk": item["pk"], "sk": item["sk"]}
+    boto3.client("dynamodb").update_item(
+        TableName=table, Key=key, UpdateExpression="SET #t = :t", ExpressionAttributeNames={"#t": "ttl"},
+        ExpressionAttributeValues={":t": {"N": str(ttl)}},
+    )  # fmt: skip
+
+
+def test_the_backfill_skips_a_key_expiring_this_second_and_adds_the_keys_after_it(api: Api, calendar: Calendar) -> None:
+    api.set_plan("acct-a", "pro")
+    for name in ("One", "Two", "Three"):
+        api.create("acct-a", name, expires_in_days=30)
+    table = get_settings().table_name
+    first, *rest = _written_before_the_index(table)
+    now = int(calendar.now.timestamp())
+    _set_ttl(table, first, now)  # expires this very second: no notice is due it any more
+    assert NoticeStore(table).backfill_expiry_days(now) == 2
+    assert [_expires_on(table, item) for item in (first, *rest)] == [None, "2027-03-31", "2027-03-31"]
+
+
+def test_the_backfill_reads_every_page_and_leaves_a_key_renewed_since_its_scan_alone(
+    api: Api, calendar: Calendar
+) -> None:
+    """Its Scan read a page at a time (one item each here), and a key whose expiry changed
+    between the Scan and the Update is not added with the day it no longer expires on."""
+    api.set_plan("acct-a", "pro")
+    for name in ("One", "Two", "Three"):
+        api.create("acct-a", name, expires_in_days=30)
+    table = get_settings().table_name
+    items = _written_before_the_index(table)
+    renewed = items[1]
+    client = boto3.client("dynamodb")
+
+    class OnePageAtATime:
+        """The store's client, with a page of one item and the renewal slipped in before the Update."""
+
+        def scan(self, **kwargs: Any) -> Any:
+            return client.scan(**kwargs, Limit=1)
+
+        def update_item(self, **kwargs: Any) -> Any:
+            if kwargs["Key"] == {"pk": renewed["pk"], "sk": renewed["sk"]}:
+                _set_ttl(table, renewed, int(calendar.now.timestamp()) + 60 * DAY)
+            return client.update_item(**kwargs)
+
+    notices = NoticeStore(table, OnePageAtATime())  # type: ignore[arg-type]
+    assert notices.backfill_expiry_days(int(calendar.now.timestamp())) == 2
+    assert [_expires_on(table, item) for item in items] == ["2027-03-31", None, "2027-03-31"]

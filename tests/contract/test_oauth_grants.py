@@ -47,15 +47,17 @@ def _approve(request_id: str, account: str = "acct-a") -> str:
     return query_of(oauth.decide(request_id, account, USER, True))["code"]
 
 
-def _connect(api: Api) -> oauth.Tokens:
-    """acct-a (Pro) connects ChatGPT: the tokens of the code's exchange."""
-    api.set_plan("acct-a", "pro")
+def _connect(api: Api, resource: str | None = None, plan: str | None = "pro") -> oauth.Tokens:
+    """acct-a (on `plan`, or as the table finds it if None) connects ChatGPT: the tokens of the
+    code's exchange."""
+    if plan is not None:
+        api.set_plan("acct-a", plan)
     request_id, _ = _consent(_client(api))
     code = _approve(request_id)
     grant = oauth.load_code(code)
     assert grant is not None
-    tokens = oauth.exchange_code(code, grant, None)
-    api.secrets.append(tokens.access_token)
+    tokens = oauth.exchange_code(code, grant, resource)
+    api.secrets += [tokens.access_token, tokens.refresh_token]
     return tokens
 
 
@@ -223,3 +225,148 @@ def test_a_refresh_token_read_by_two_before_either_rolls_ends_the_connection(api
     assert refused.value.error == "invalid_grant"
     listing = api.list("acct-a").body
     assert listing["key_count"] == 0 and listing["keys"] == []
+
+
+def test_an_account_the_table_does_not_hold_yet_connects_on_the_default_plan(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user's first key may be a connection's: its account is created with it, on DEFAULT_PLAN."""
+    from tests.helpers.support import fresh_container
+
+    monkeypatch.setenv("DEFAULT_PLAN", "pro")
+    fresh_container()
+    tokens = _connect(api, plan=None)
+    assert api.list("acct-a").body["key_count"] == 1
+    answer = api.bearer(tokens.access_token)
+    assert answer is not None and answer["context"]["account_id"] == "acct-a" and answer["context"]["plan"] == "pro"
+
+
+def test_each_refresh_hands_over_a_working_key_and_a_refresh_token_for_the_next(
+    api: Api, travel: Callable[[float], None]
+) -> None:
+    """Two refreshes in a row: each new key works as the account's on its plan, each new refresh
+    token keeps the resource the first was issued for, the key still in its grace at the next
+    refresh is removed then (its digest marked `rolled`), and a rolled-out key stops when its
+    grace ends."""
+    from apikeys import keys
+
+    api.set_plan("acct-a", "pro")
+    first = _connect(api, f"{BASE}/mcp")
+    grant = oauth.load_refresh(first.refresh_token)
+    assert grant is not None and grant.resource == f"{BASE}/mcp"
+    with pytest.raises(oauth.OAuthError) as refused:
+        oauth.refresh(grant, f"{BASE}/other")
+    assert refused.value.error == "invalid_target"
+    second = oauth.refresh(grant, f"{BASE}/mcp/")
+    api.secrets += [second.access_token, second.refresh_token]
+    for token in (first.access_token, second.access_token):  # the first in its grace
+        answer = api.bearer(token)
+        assert answer is not None and (answer["context"]["account_id"], answer["context"]["plan"]) == ("acct-a", "pro")
+    grant = oauth.load_refresh(second.refresh_token)
+    assert grant is not None and grant.resource == f"{BASE}/mcp"
+    third = oauth.refresh(grant, None)
+    api.secrets += [third.access_token, third.refresh_token]
+    digest_key = {"pk": {"S": f"DIGEST#{keys.digest(first.access_token)}"}, "sk": {"S": "DIGEST"}}
+    item = boto3.client("dynamodb").get_item(TableName=os.environ["TABLE_NAME"], Key=digest_key)["Item"]
+    assert (item["revoked"], item["reason"]) == ({"BOOL": True}, {"S": "rolled"})
+    assert api.bearer(first.access_token) is None
+    assert api.bearer(second.access_token) is not None  # in its grace
+    travel(oauth.REFRESH_GRACE_SECONDS + 1)
+    assert api.bearer(second.access_token) is None
+    assert api.bearer(third.access_token) is not None
+
+
+def _code(api: Api) -> tuple[str, oauth.CodeGrant]:
+    request_id, _ = _consent(_client(api))
+    code = _approve(request_id)
+    grant = oauth.load_code(code)
+    assert grant is not None
+    return code, grant
+
+
+def test_a_key_made_between_the_exchanges_read_and_its_write_is_read_again_and_both_kept(api: Api) -> None:
+    """The exchange's transaction is conditioned on the account as read: another key created in
+    between cancels it, and the exchange reads again and creates its key next to that one."""
+    from tests.helpers.interleave import before_each_write
+
+    api.set_plan("acct-a", "pro")
+    code, grant = _code(api)
+    with before_each_write(lambda: api.secrets.append(api.create("acct-a", "Console").body["key"])) as ran:
+        tokens = oauth.exchange_code(code, grant, None)
+    api.secrets += [tokens.access_token, tokens.refresh_token]
+    assert ran == [1]
+    assert sorted(k["name"] for k in api.list("acct-a").body["keys"]) == ["ChatGPT", "Console"]
+    assert api.bearer(tokens.access_token) is not None
+
+
+def test_a_code_exchanged_by_another_request_between_read_and_write_is_refused_as_used(api: Api) -> None:
+    from tests.helpers.interleave import before_each_write
+
+    api.set_plan("acct-a", "pro")
+    code, grant = _code(api)
+    won: list[oauth.Tokens] = []
+    with (
+        before_each_write(lambda: won.append(oauth.exchange_code(code, grant, None))),
+        pytest.raises(oauth.OAuthError) as refused,
+    ):
+        oauth.exchange_code(code, grant, None)
+    api.secrets += [won[0].access_token, won[0].refresh_token]
+    assert (refused.value.error, refused.value.description) == ("invalid_grant", "authorization code does not exist")
+    assert api.list("acct-a").body["key_count"] == 1
+
+
+@pytest.mark.parametrize("same", ["key", "id"])
+def test_a_new_connection_key_that_collides_with_a_stored_one_fails_and_writes_nothing(
+    api: Api, monkeypatch: pytest.MonkeyPatch, same: str
+) -> None:
+    """Random 256-bit keys never collide, nor do key ids (microseconds, increasing in each
+    container); if one did, the exchange fails loudly, not as the account's or the code's
+    fault, and nothing is written."""
+    from apikeys import keys
+
+    api.set_plan("acct-a", "pro")
+    existing = api.create("acct-a", "Console").body
+    code, grant = _code(api)
+    if same == "key":
+        monkeypatch.setattr(keys, "generate", lambda prefix: existing["key"])
+    else:
+        monkeypatch.setattr(keys, "new_key_id", lambda: existing["id"])
+    with pytest.raises(RuntimeError, match=r"^key id or digest collision$"):
+        oauth.exchange_code(code, grant, None)
+    assert api.list("acct-a").body["key_count"] == 1
+    assert oauth.load_code(code) is not None
+
+
+def test_a_consent_request_is_refused_from_the_second_it_expires(api: Api, set_clock: Callable[[float], None]) -> None:
+    api.set_plan("acct-a", "pro")
+    set_clock(1_800_000_000)
+    request_id, _ = _consent(_client(api))
+    set_clock(1_800_000_000 + oauth.CONSENT_SECONDS - 1)
+    assert oauth.consent(request_id, "acct-a").key_name == "ChatGPT"
+    set_clock(1_800_000_000 + oauth.CONSENT_SECONDS)
+    with pytest.raises(NotFound):
+        oauth.consent(request_id, "acct-a")
+
+
+@pytest.mark.parametrize("same", ["key", "id"])
+def test_a_refresh_whose_new_key_collides_with_a_stored_one_writes_nothing(
+    api: Api, monkeypatch: pytest.MonkeyPatch, same: str
+) -> None:
+    from apikeys import keys
+
+    api.set_plan("acct-a", "pro")
+    first = _connect(api)
+    console = api.create("acct-a", "Console").body
+    grant = oauth.load_refresh(first.refresh_token)
+    assert grant is not None
+    with monkeypatch.context() as patched:
+        if same == "key":
+            patched.setattr(keys, "generate", lambda prefix: console["key"])
+        else:
+            patched.setattr(keys, "new_key_id", lambda: console["id"])
+        with pytest.raises(oauth.OAuthError) as refused:
+            oauth.refresh(grant, None)
+    assert refused.value.error == "temporarily_unavailable"
+    answer = api.bearer(console["key"])
+    assert answer is not None and answer["context"]["key_id"] == console["id"]
+    assert oauth.load_refresh(first.refresh_token) is not None  # not spent: the client may retry

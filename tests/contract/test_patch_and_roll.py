@@ -106,3 +106,24 @@ def test_a_roll_without_grace_leaves_the_old_digest_as_a_rolled_tombstone(api: A
     assert (item["revoked"], item["reason"], item["key_id"]) == ({"BOOL": True}, {"S": "rolled"}, {"S": key["id"]})
     assert item["revoked_at"]["S"].endswith("Z")  # when, as every timestamp of the table
     assert api.bearer(key["key"]) is None
+
+
+@pytest.mark.parametrize("same", ["key", "id"])
+def test_a_roll_whose_new_key_collides_with_a_stored_one_writes_nothing(
+    api: Api, key: dict[str, Any], monkeypatch: pytest.MonkeyPatch, same: str
+) -> None:
+    """Random 256-bit keys never collide, nor do key ids (microseconds, increasing in each
+    container); if one did, the roll would fail rather than take over the other key's items."""
+    from apikeys import keys
+
+    other = api.create(ACCT, "other").body
+    with monkeypatch.context() as patched:
+        if same == "key":
+            patched.setattr(keys, "generate", lambda prefix: other["key"])
+        else:
+            patched.setattr(keys, "new_key_id", lambda: other["id"])
+        assert api.roll(ACCT, key["id"]).status == 503
+    for live in (key, other):
+        answer = api.bearer(live["key"])
+        assert answer is not None and answer["context"]["key_id"] == live["id"]
+    assert api.get(ACCT, key["id"]).body["status"] == "active"

@@ -105,14 +105,19 @@ def test_rest_policy_of_each_default_scope(api: Api) -> None:
     assert _statement(api.authorize(request))["Resource"] == [f"{STAGE}/POST/mcp"]
 
 
-def test_http_api_refuses_routes_outside_the_scopes(api: Api) -> None:
+def test_http_api_refuses_routes_outside_the_scopes(api: Api, capfd: pytest.CaptureFixture[str]) -> None:
     api.set_plan("acct-a", "pro")
-    whoami = api.create("acct-a", scopes=["whoami"]).body["key"]
+    created = api.create("acct-a", scopes=["whoami"]).body
+    whoami = created["key"]
     capability = api.create("acct-a", scopes=["keys:read", "mcp"]).body["key"]
     allowed = _http(api, whoami, "GET /v1/whoami")
     assert allowed is not None and allowed["isAuthorized"] is True
     assert allowed["context"]["scopes"] == "whoami"
+    capfd.readouterr()
     assert _http(api, whoami, "POST /mcp") == {"isAuthorized": False}
+    [line] = [json.loads(line) for line in capfd.readouterr().out.splitlines() if line.startswith("{")]
+    assert (line["level"], line["message"]) == ("INFO", "denied")  # with why, and which key
+    assert (line["reason"], line["key_id"]) == ("route outside the key's scopes", created["id"])
     assert _http(api, capability, "GET /v1/whoami") == {"isAuthorized": False}
     answer = _http(api, capability, "POST /mcp")
     assert answer is not None and answer["isAuthorized"] and answer["context"]["scopes"] == "mcp keys:read"

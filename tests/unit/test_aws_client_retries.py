@@ -111,3 +111,43 @@ def test_only_errors_a_later_request_may_not_meet_are_a_503() -> None:
     assert _is_transient(EndpointConnectionError(endpoint_url="https://dynamodb"))
     assert not _is_transient(refused("ValidationException"))
     assert not _is_transient(ValueError("a bug"))
+
+
+@pytest.mark.parametrize(
+    ("error", "written"),
+    [
+        ("ThrottlingException", False),
+        ("ProvisionedThroughputExceededException", False),
+        ("RequestLimitExceeded", False),
+        ("EndpointConnectionError", False),
+        ("ConnectTimeoutError", False),
+        ("ValidationException", None),
+    ],
+)
+def test_a_usage_write_never_applied_is_reported_unwritten_and_any_other_failure_raises(
+    error: str, written: bool | None
+) -> None:
+    """A throttled ADD, or one that never reached DynamoDB, was certainly not applied: its counts
+    may be sent again (False). Any other failure's outcome is unknown, and raises (the counts
+    are then dropped, not doubled)."""
+    from datetime import date
+
+    from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError
+
+    from apikeys.store import Store
+
+    class Failing:
+        def update_item(self, **_: Any) -> None:
+            if error == "EndpointConnectionError":
+                raise EndpointConnectionError(endpoint_url="https://dynamodb.invalid")
+            if error == "ConnectTimeoutError":
+                raise ConnectTimeoutError(endpoint_url="https://dynamodb.invalid")
+            raise ClientError({"Error": {"Code": error, "Message": "injected"}}, "UpdateItem")
+
+    db = Store("t", Failing())  # type: ignore[arg-type]
+    counts = {"key_0SXg9cFh1a4Zb0qR7mWt": 1}
+    if written is None:
+        with pytest.raises(ClientError):
+            db.add_usage("acct", date(2027, 1, 16), counts)
+    else:
+        assert db.add_usage("acct", date(2027, 1, 16), counts) is written

@@ -1,7 +1,8 @@
 """The authorizer's hand-made fast paths give exactly what the slower originals gave:
 the policy Powertools would build, a redaction that skips work still removes every key, the
 digest item read as the codec reads it, the log lines Powertools' `inject_lambda_context` would
-write, and a scoped key's remembered policy the one its catalogue gives."""
+write, a scoped key's remembered policy the one its catalogue gives, built once per key and
+stage, and the grants counted those API Gateway lets through."""
 
 from __future__ import annotations
 
@@ -150,6 +151,23 @@ def test_the_spelled_out_read_knows_every_attribute_the_codec_maps() -> None:
     assert store._read_principal(item) == principal == store._PRINCIPAL.read(item)
 
 
+def test_the_spelled_out_read_takes_every_digest_item_the_store_writes_without_the_codec(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The shortcut is the path of every authorization: a digest item as the store writes it,
+    with or without expiry and scopes, never falls back to the codec's slower read."""
+    full = Principal("acct-a", "key_0SXg9cFh1a4Zb0qR7mWt", "pro", 1_900_000_000, ("whoami", "mcp"))
+    bare = Principal("acct-a", "key_0SXg9cFh1a4Zb0qR7mWu", "pro")
+    items = [store._PRINCIPAL.item(p, store._digest_key(c * 64), created_at="x") for p, c in ((full, "a"), (bare, "b"))]
+
+    class NoCodec:
+        def read(self, item: Any) -> None:
+            raise AssertionError("fell back to the codec")
+
+    monkeypatch.setattr(store, "_PRINCIPAL", NoCodec())
+    assert [store._read_principal(item) for item in items] == [full, bare]
+
+
 def _lines(handler: Any, contexts: list[LambdaContext]) -> list[dict[str, Any]]:
     out, real = io.StringIO(), sys.stdout
     sys.stdout = out
@@ -203,3 +221,68 @@ def test_a_scoped_keys_remembered_policy_follows_a_swapped_catalogue(monkeypatch
     assert resources() == resources() == [f"{stage}/GET/v1/whoami"]
     monkeypatch.setattr(authorizer, "CATALOGUE", parse_scope_catalogue('{"whoami": ["GET /v2/me", "GET /v2/you"]}'))
     assert resources() == [f"{stage}/GET/v2/me", f"{stage}/GET/v2/you"]
+
+
+def _scoped_authorizer(monkeypatch: pytest.MonkeyPatch, catalogue: str) -> tuple[Any, list[Principal]]:
+    """The authorizer with `catalogue`, every token the scoped key below (no read), and the
+    grants `usage` was asked to count."""
+    from apikeys import usage
+
+    authorizer = load_function("authorizer")
+    monkeypatch.setattr(authorizer, "CATALOGUE", parse_scope_catalogue(catalogue))
+    principal = Principal("acct-a", "key_0SXg9cFh1a4Zb0qR7mWt", "pro", None, ("orders",))
+    monkeypatch.setattr(authorizer, "authorize", lambda token: principal)
+    counted: list[Principal] = []
+    monkeypatch.setattr(usage, "record", counted.append)
+    return authorizer, counted
+
+
+def test_a_scoped_key_is_counted_on_each_of_its_routes_a_wildcards_included_and_no_other(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """API Gateway lets a scoped key through only on its policy's routes, reading `*` as any
+    characters; the authorizer reads them the same way to count the grants that get through."""
+    authorizer, counted = _scoped_authorizer(monkeypatch, '{"orders": ["GET /v1/orders/*", "POST /v1/orders"]}')
+    stage = "arn:aws:execute-api:us-east-1:123456789012:abc123/v1"
+    for route, through in (
+        ("GET/v1/orders/7", True),
+        ("GET/v1/orders/7/items", True),
+        ("POST/v1/orders", True),
+        ("GET/v1/orders", False),
+        ("POST/v1/orders/7", False),
+        ("DELETE/v1/orders/7", False),
+    ):
+        counted.clear()
+        event = {"type": "TOKEN", "authorizationToken": "Bearer x", "methodArn": f"{stage}/{route}"}
+        assert (
+            authorizer.authorize_request(event, LambdaContext())["policyDocument"]["Statement"][0]["Effect"] == "Allow"
+        )
+        assert len(counted) == through, route
+
+
+def test_a_scoped_keys_routes_are_built_once_per_key_and_stage(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The policy and the count of every request of a scoped key read the same route ARNs: built
+    on its first request on a stage, remembered for the next (docs/performance.md)."""
+    from apikeys import scopes
+
+    authorizer, counted = _scoped_authorizer(monkeypatch, '{"orders": ["GET /v1/orders/*", "POST /v1/orders"]}')
+    built: list[str] = []
+    real = scopes.resource_arns
+
+    def resource_arns(names: tuple[str, ...], catalogue: Any, stage: str) -> list[str]:
+        built.append(stage)
+        return real(names, catalogue, stage)
+
+    monkeypatch.setattr(scopes, "resource_arns", resource_arns)
+    api = "arn:aws:execute-api:us-east-1:123456789012:abc123"
+    for arn in (
+        f"{api}/v1/GET/v1/orders/7",
+        f"{api}/v1/POST/v1/orders",
+        f"{api}/v1/GET/v1/orders/8",
+        f"{api}/v2/POST/v1/orders",
+    ):
+        authorizer.authorize_request(
+            {"type": "TOKEN", "authorizationToken": "Bearer x", "methodArn": arn}, LambdaContext()
+        )
+    assert built == [f"{api}/v1", f"{api}/v2"]
+    assert len(counted) == 4

@@ -224,3 +224,105 @@ def test_a_usage_item_one_number_per_key_and_its_days_ttl(moto_db: None) -> None
         f"n_{k2}": {"N": "1"},
         "ttl": {"N": str(1_800_057_600 + 91 * 86400)},  # 2027-01-16T00:00:00Z + 91 days
     }
+    assert db.add_usage("acct", date(2027, 1, 17), {k1: 0})  # nothing to count: no write, no item
+    key["sk"] = {"S": "USAGE#2027-01-17"}
+    assert "Item" not in boto3.client("dynamodb").get_item(TableName=table, Key=key, ConsistentRead=True)
+
+
+def test_oauth_items_a_client_a_consent_request_its_code_and_a_refresh_token(
+    moto_db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 21's four item types: secrets as digests, every short-lived one with the `ttl`
+    DynamoDB removes it by, and each read back as written."""
+    import boto3
+
+    from apikeys import clock
+    from apikeys.config import get_settings
+
+    monkeypatch.setattr(clock, "now", lambda: datetime.fromtimestamp(NOW, UTC))
+    table = get_settings().table_name
+    db = store.OAuthStore(table)
+
+    def stored(kind: str, ident: str) -> dict[str, Any]:
+        key = {"pk": {"S": f"OAUTH_{kind}#{ident}"}, "sk": {"S": kind}}
+        return dict(boto3.client("dynamodb").get_item(TableName=table, Key=key, ConsistentRead=True)["Item"])
+
+    db.put_client("c1", {"client_name": "Claude", "redirect_uris": ["https://x.example/cb"]}, "s" * 64)
+    db.put_client("c2", {"client_name": "Public"}, None)
+    assert stored("CLIENT", "c1") == {
+        "pk": {"S": "OAUTH_CLIENT#c1"},
+        "sk": {"S": "CLIENT"},
+        "client": {"S": '{"client_name":"Claude","redirect_uris":["https://x.example/cb"]}'},
+        "created_at": {"S": "2023-11-14T22:13:20.000Z"},
+        "secret_digest": {"S": "s" * 64},
+    }
+    assert db.get_client("c1") == ({"client_name": "Claude", "redirect_uris": ["https://x.example/cb"]}, "s" * 64)
+    assert db.get_client("c2") == ({"client_name": "Public"}, None)
+
+    db.put_consent("r" * 64, {"client_id": "c1"}, NOW + 600)
+    assert db.decide_consent("r" * 64, NOW, "approved", "c" * 64, {"client_id": "c1"}, NOW + 60)
+    assert stored("CONSENT", "r" * 64) == {
+        "pk": {"S": f"OAUTH_CONSENT#{'r' * 64}"},
+        "sk": {"S": "CONSENT"},
+        "request": {"S": '{"client_id":"c1"}'},
+        "expires_at": {"N": str(NOW + 600)},
+        "ttl": {"N": str(NOW + 600)},
+        "decided": {"S": "approved"},
+    }
+    assert stored("CODE", "c" * 64) == {
+        "pk": {"S": f"OAUTH_CODE#{'c' * 64}"},
+        "sk": {"S": "CODE"},
+        "grant": {"S": '{"client_id":"c1"}'},
+        "expires_at": {"N": str(NOW + 60)},
+        "ttl": {"N": str(NOW + 60)},
+    }
+    assert db.get_code("c" * 64) == ({"client_id": "c1"}, NOW + 60)
+
+    refresh = {"account_id": "acct", "key_id": "k1", "client_id": "c1", "grant_id": "g1", "scopes": ["whoami", "mcp"]}
+    assert (
+        db._transact([db._refresh_put("t" * 64, {**refresh, "resource": "https://api.example/mcp"}, NOW + 99)]) is None
+    )
+    assert db._transact([db._refresh_put("u" * 64, refresh, NOW + 99)]) is None
+    assert stored("REFRESH", "t" * 64) == {
+        "pk": {"S": f"OAUTH_REFRESH#{'t' * 64}"},
+        "sk": {"S": "REFRESH"},
+        **{name: {"S": str(refresh[name])} for name in ("account_id", "key_id", "client_id", "grant_id")},
+        "scopes": {"S": "whoami mcp"},
+        "resource": {"S": "https://api.example/mcp"},
+        "ttl": {"N": str(NOW + 99)},
+    }
+    assert db.get_refresh("t" * 64) == {
+        **refresh, "ttl": NOW + 99, "resource": "https://api.example/mcp", "used": False
+    }  # fmt: skip
+    assert "resource" not in stored("REFRESH", "u" * 64)
+    assert db.get_refresh("u" * 64) == {**refresh, "ttl": NOW + 99, "resource": None, "used": False}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Thing:
+    name: str
+    count: int = 7
+    label: str | None = "default"
+    until: int | None = None
+
+
+def test_a_codec_renames_attributes_and_reads_a_missing_or_invalid_one_as_absent_or_the_default() -> None:
+    """Every item type above is one `_Codec`, built once when store.py is imported; this one is
+    built here, so a change to how a codec is built shows: positional attributes under the
+    field's name, keywords as attribute=field; a missing attribute read as `absent` gives, else
+    as the field's default, else None; one failing its `valid` check read as missing."""
+    codec = store._Codec(
+        _Thing,
+        "name",
+        "count",
+        absent={"label": "unset"},
+        valid={"count": lambda v: isinstance(v, int) and v >= 0},
+        tag="label",
+        ttl="until",
+    )
+    key = {"pk": {"S": "THING#a"}, "sk": {"S": "THING"}}
+    item = codec.item(_Thing("a", 3, "x", 99), key)
+    assert item == {**key, "name": {"S": "a"}, "count": {"N": "3"}, "tag": {"S": "x"}, "ttl": {"N": "99"}}
+    assert codec.read(item) == _Thing("a", 3, "x", 99)
+    assert codec.read({"name": {"S": "b"}}) == _Thing("b", 7, "unset", None)
+    assert codec.read({"name": {"S": "c"}, "count": {"N": "-1"}}) == _Thing("c", 7, "unset", None)

@@ -1,7 +1,8 @@
 """What a warm container remembers between invocations stays bounded: the last-used throttle,
 the plan guesses and secret scanning's unknown key identifiers each start over once they hold
-10,000 entries, and usage forgets the accounts it wrote a minute ago or more, so a container that
-sees many keys, accounts or identifiers never grows without limit."""
+10,000 entries, the authorizer's route ARNs of scoped keys once they hold 1,000, and usage
+forgets the accounts it wrote a minute ago or more, so a container that sees many keys,
+accounts or identifiers never grows without limit."""
 
 from __future__ import annotations
 
@@ -83,3 +84,19 @@ def test_unknown_key_identifiers_are_forgotten_once_they_hold_10000_or_once_a_fe
     with pytest.raises(Unauthorized):
         scanning._key("c" * 64)
     assert scanning._unknown == {"c" * 64: now}
+
+
+def test_the_authorizers_route_arns_are_forgotten_once_they_hold_1000_keys_and_stages(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The authorizer remembers a scoped key's route ARNs per key and stage, at most 1,000 pairs."""
+    from tests.helpers.support import load_function
+
+    authorizer = load_function("authorizer")
+    stage = "arn:aws:execute-api:us-east-1:123456789012:abc123/v1"
+    remembered = (authorizer.CATALOGUE, (), None)
+    monkeypatch.setattr(authorizer, "_granted", {(("whoami",), f"{stage}{i}"): remembered for i in range(999)})
+    authorizer._granted_routes(("whoami",), stage)
+    assert len(authorizer._granted) == 1_000  # at 1,000 it still remembers
+    authorizer._granted_routes(("mcp",), stage)
+    assert list(authorizer._granted) == [(("mcp",), stage)]
