@@ -216,3 +216,33 @@ def test_concurrent_rolls_of_one_key_exactly_one_succeeds(local_db: str, grace: 
     listing = api.list("acct-roll").body
     assert listing["key_count"] == 1
     assert len(listing["keys"]) == (1 if grace == 0 else 2)
+
+
+def test_every_read_of_the_table_is_strongly_consistent(api: Api) -> None:
+    """A deleted key is refused on the very next request only if no read can return the table
+    as it was a moment ago. Both engines always answer consistently, so the request itself is
+    checked: every GetItem, table Query and Scan of a key's whole life asks for a strong read."""
+    from apikeys.store import dynamodb_client
+
+    reads: list[tuple[str, object]] = []
+
+    def record(params: dict[str, Any], model: Any, **_: Any) -> None:
+        if model.name in ("GetItem", "Query", "Scan") and "IndexName" not in params:
+            reads.append((model.name, params.get("ConsistentRead")))
+
+    client = dynamodb_client()
+    client.meta.events.register("provide-client-params.dynamodb", record)
+    try:
+        api.set_plan("acct-a", "pro")
+        created = api.create("acct-a", "CI").body
+        api.secrets.append(created["key"])
+        assert api.bearer(created["key"]) is not None
+        assert api.get("acct-a", created["id"]).status == 200 and api.list("acct-a").status == 200
+        rolled = api.roll("acct-a", created["id"]).body
+        api.secrets.append(rolled["key"])
+        assert api.delete("acct-a", rolled["id"]).status == 204
+        assert api.bearer(rolled["key"]) is None
+    finally:
+        client.meta.events.unregister("provide-client-params.dynamodb", record)
+    assert {name for name, _ in reads} >= {"GetItem", "Query"}
+    assert [read for read in reads if read[1] is not True] == []
