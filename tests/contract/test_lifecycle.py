@@ -246,3 +246,27 @@ def test_every_read_of_the_table_is_strongly_consistent(api: Api) -> None:
         client.meta.events.unregister("provide-client-params.dynamodb", record)
     assert {name for name, _ in reads} >= {"GetItem", "Query"}
     assert [read for read in reads if read[1] is not True] == []
+
+
+@pytest.mark.parametrize("same", ["key", "id"])
+def test_a_create_whose_new_key_collides_with_a_stored_one_writes_nothing(
+    api: Api, monkeypatch: pytest.MonkeyPatch, same: str
+) -> None:
+    """As for a roll (tests/contract/test_patch_and_roll.py): a key or key id that collided
+    would fail the create rather than overwrite the other key's items or take its slot twice."""
+    from apikeys import keys
+
+    api.set_plan("acct-a", "pro")
+    other = api.create("acct-a", "other").body
+    api.secrets.append(other["key"])
+    with monkeypatch.context() as patched:
+        if same == "key":
+            patched.setattr(keys, "generate", lambda prefix: other["key"])
+        else:
+            patched.setattr(keys, "new_key_id", lambda: other["id"])
+        refused = api.create("acct-a", "twin")
+    assert refused.status == 500 and refused.body["error"]["code"] == "internal_error"  # loud: it cannot happen
+    answer = api.bearer(other["key"])
+    assert answer is not None and answer["context"]["key_id"] == other["id"]
+    listing = api.list("acct-a").body
+    assert listing["key_count"] == 1 and [k["name"] for k in listing["keys"]] == ["other"]
