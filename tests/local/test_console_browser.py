@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -20,6 +19,7 @@ import pytest
 from apikeys_local.idp import LocalIdentityProvider
 from tests.helpers.github_keys import GitHubKeys
 from tests.helpers.local_server import ROOT, ServerProcess, http, start_server
+from tests.helpers.node_driver import NodeDriver
 from tests.helpers.support import PLAN_LIMITS
 from tests.helpers.usage import seed_usage
 
@@ -28,40 +28,21 @@ SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser") or "chromium"
 
 
-class Browser:
+class Browser(NodeDriver):
     """The module's one headless Chromium: console.mjs reading a scenario per stdin line."""
 
     def __init__(self, server: ServerProcess, github: GitHubKeys) -> None:
-        node = shutil.which("node")
-        assert node, "node is required"
         env = {
-            **os.environ,
             "CONSOLE_URL": server.url,
             "SCREENSHOT_DIR": str(SCREENSHOTS),
             "CHROMIUM": CHROMIUM,
             "GITHUB_KEY_ID": github.identifier("key-1"),
             "GITHUB_KEY_PEM": github.private_pem(),
         }
-        self.process = subprocess.Popen(
-            [node, str(SCRIPT)], cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-        )
+        super().__init__(SCRIPT, env)
 
     def run(self, scenario: str, account: str, env: dict[str, str]) -> dict[str, Any]:
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.write(json.dumps({"scenario": scenario, "account": account, "env": env}) + "\n")
-        self.process.stdin.flush()
-        line = self.process.stdout.readline()
-        assert line, f"the browser process ended (exit {self.process.poll()})"
-        facts: dict[str, Any] = json.loads(line)
-        return facts
-
-    def close(self) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.close()  # console.mjs closes the browser at the end of its input
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        return self.send({"scenario": scenario, "account": account, "env": env})
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,8 @@ One server and one browser for the module (tests/local/browser/oauth.mjs takes c
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
@@ -31,6 +29,7 @@ from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull,
 
 from tests.helpers.https_documents import DocumentServer
 from tests.helpers.local_server import ROOT, ServerProcess, cli, http, start_server
+from tests.helpers.node_driver import NodeDriver
 from tests.helpers.oauth_client import OAuthClient, call, pkce, query_of
 
 SCRIPT = ROOT / "tests" / "local" / "browser" / "oauth.mjs"
@@ -38,35 +37,17 @@ SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser") or "chromium"
 
 
-class Browser:
-    """The module's one headless Chromium (a node process taking JSON commands)."""
+class Browser(NodeDriver):
+    """The module's one headless Chromium: oauth.mjs taking a JSON command per line."""
 
     def __init__(self, console_url: str) -> None:
-        node = shutil.which("node")
-        assert node, "node is required"
-        env = {**os.environ, "CONSOLE_URL": console_url, "SCREENSHOT_DIR": str(SCREENSHOTS), "CHROMIUM": CHROMIUM}
-        self.process = subprocess.Popen(
-            [node, str(SCRIPT)], cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-        )
+        super().__init__(SCRIPT, {"CONSOLE_URL": console_url, "SCREENSHOT_DIR": str(SCREENSHOTS), "CHROMIUM": CHROMIUM})
 
     def __call__(self, **command: Any) -> dict[str, Any]:
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.write(json.dumps(command) + "\n")
-        self.process.stdin.flush()
-        answer: dict[str, Any] = json.loads(self.process.stdout.readline())
+        answer = self.send(command)
         assert answer["ok"], answer.get("error")
         assert answer["page_errors"] == []
         return answer
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            assert self.process.stdin is not None
-            self.process.stdin.write(json.dumps({"cmd": "quit"}) + "\n")
-            self.process.stdin.close()  # an open stdin keeps node's event loop, and the process, alive
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
 
 
 class Callback:
